@@ -1,0 +1,63 @@
+"""The ``proctor`` command: wiring only.
+
+Each service keeps its own click commands in its ``cli.py``; this module lists them and
+imports one only when it is called, so ``proctor --help`` stays fast and a service's
+heavy dependencies load only for its own commands.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from services import __version__
+from services.errors import ProctorError
+
+#: command name -> (module, attribute, one-line help shown by ``proctor --help``)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "stack": ("services.stack.cli", "stack", "Run the local stack: Kafka, registry, PostgreSQL, Trino."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        module_name, attr, short_help = entry
+        if ctx.resilient_parsing or "--help" in sys.argv[1:2]:
+            # `proctor --help` lists commands without importing every service.
+            return click.Command(cmd_name, short_help=short_help, help=short_help)
+        module = importlib.import_module(module_name)
+        command: click.Command = getattr(module, attr)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="proctor")
+def cli() -> None:
+    """proctor grades hands-on data-platform exams live, from events.
+
+    Each command has its own --help. Settings come from flags or PROCTOR_* environment
+    variables; flags win.
+    """
+
+
+def main(argv: list[str] | None = None) -> Any:
+    try:
+        return cli.main(args=argv, prog_name="proctor", standalone_mode=True)
+    except ProctorError as exc:  # pragma: no cover - click handles most; this is the net
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The pure grading core: events, rubric, engine and scoring. No I/O lives here."""

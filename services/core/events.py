@@ -1,0 +1,64 @@
+"""The in-memory form of every contract event, shared by the engine and every driver.
+
+One generic, frozen event type rather than a class per contract type: the contract layer
+(``services.contract``) validates each event against its Avro schema before it gets here,
+so the engine can read ``event.data`` by field name without paying for a second
+validation on the hot path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+#: JSON Lines keys that are envelope fields, not event data.
+ENVELOPE_KEYS: frozenset[str] = frozenset({"type", "platform_id", "event_id", "ts"})
+
+
+@dataclass(frozen=True, slots=True)
+class SourcePosition:
+    """Where a record was read from, kept as evidence next to its event id."""
+
+    topic: str
+    partition: int
+    offset: int
+
+    def __str__(self) -> str:
+        return f"{self.topic}/{self.partition}/{self.offset}"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One contract event: envelope plus the type's own fields.
+
+    ``ts_ms`` is event time in epoch milliseconds (UTC); grading never looks at arrival time.
+    """
+
+    type: str
+    platform_id: str
+    event_id: str
+    ts_ms: int
+    data: Mapping[str, Any] = field(default_factory=dict)
+    source: SourcePosition | None = None
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.data.get(name, default)
+
+
+def ms_to_rfc3339(ts_ms: int) -> str:
+    """Format epoch milliseconds as the contract's RFC 3339 form, e.g. 2026-11-27T09:00:00.000Z."""
+    dt = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts_ms % 1000:03d}Z"
+
+
+def rfc3339_to_ms(text: str) -> int:
+    """Parse an RFC 3339 timestamp (``Z`` or an offset) into epoch milliseconds (UTC)."""
+    s = text.strip()
+    if s.endswith(("Z", "z")):
+        s = s[:-1] + "+00:00"
+    dt = datetime.fromisoformat(s)
+    if dt.tzinfo is None:
+        raise ValueError(f"timestamp {text!r} has no time zone; use UTC with a trailing 'Z'")
+    return int(round(dt.timestamp() * 1000))
