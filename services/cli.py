@@ -18,7 +18,11 @@ from services.errors import ProctorError
 
 #: command name -> (module, attribute, one-line help shown by ``proctor --help``)
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "stack": ("services.stack.cli", "stack", "Run the local stack: Kafka, registry, PostgreSQL, Trino."),
+    "stack": (
+        "services.stack.cli",
+        "stack",
+        "Run the local stack: Kafka, registry, PostgreSQL, Trino.",
+    ),
 }
 
 

@@ -61,4 +61,37 @@ def rfc3339_to_ms(text: str) -> int:
     dt = datetime.fromisoformat(s)
     if dt.tzinfo is None:
         raise ValueError(f"timestamp {text!r} has no time zone; use UTC with a trailing 'Z'")
-    return int(round(dt.timestamp() * 1000))
+    return round(dt.timestamp() * 1000)
+
+
+def event_from_json_obj(obj: Mapping[str, Any]) -> Event:
+    """Build an :class:`Event` from the contract's JSON Lines form (no schema validation).
+
+    Raises ``KeyError``/``ValueError`` naming the envelope field that is missing or bad;
+    ``services.contract`` wraps these with the line number and validates the fields.
+    """
+    for key in ("type", "platform_id", "event_id", "ts"):
+        if key not in obj:
+            raise KeyError(f"missing envelope field {key!r}")
+        if not isinstance(obj[key], str) or not obj[key]:
+            raise ValueError(f"envelope field {key!r} must be a non-empty string")
+    data = {k: v for k, v in obj.items() if k not in ENVELOPE_KEYS}
+    return Event(
+        type=obj["type"],
+        platform_id=obj["platform_id"],
+        event_id=obj["event_id"],
+        ts_ms=rfc3339_to_ms(obj["ts"]),
+        data=data,
+    )
+
+
+def event_to_json_obj(event: Event) -> dict[str, Any]:
+    """The contract's JSON Lines form of an event: envelope first, then its fields."""
+    out: dict[str, Any] = {
+        "type": event.type,
+        "platform_id": event.platform_id,
+        "event_id": event.event_id,
+        "ts": ms_to_rfc3339(event.ts_ms),
+    }
+    out.update(event.data)
+    return out

@@ -8,6 +8,7 @@ one clear line, and ``down`` only ever signals a pid this stack started.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -176,19 +177,15 @@ class Component(ABC):
             self.pid_file.unlink(missing_ok=True)
             return
         progress(f"{self.name}: stopping pid {pid}")
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         deadline = time.monotonic() + self.stop_timeout
         while time.monotonic() < deadline and _pid_alive(pid):
             time.sleep(0.2)
         if _pid_alive(pid):
             progress(f"{self.name}: still running after {self.stop_timeout:.0f}s, killing")
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         self.pid_file.unlink(missing_ok=True)
 
     def tail(self, lines: int = 50) -> str:
