@@ -38,3 +38,27 @@ class JudgeError(ProctorError):
 
 class SinkError(ProctorError):
     """Writing grades to the Iceberg table or the state topic failed."""
+
+
+class RecordDecodeError(ContractError):
+    """A Kafka record could not be decoded into a contract event.
+
+    ``error_class`` is the dead-letter class (e.g. ``corrupt_bytes``, ``unknown_schema_id``)
+    so a consumer can route the record to the DLQ without parsing the message.
+    """
+
+    def __init__(self, message: str, error_class: str) -> None:
+        super().__init__(message)
+        self.error_class = error_class
+
+
+class RegistryError(ProctorError):
+    """The schema registry could not be reached or refused a request.
+
+    Not the record's fault: a consumer retries instead of dead-lettering good records.
+    """
+
+
+class DeliveryError(ProctorError):
+    """The broker did not confirm a record (it may or may not have been written; retry is safe
+    because producers are idempotent and consumers de-duplicate on event_id)."""

@@ -64,6 +64,8 @@ class Component(ABC):
     #: seconds ``start`` waits for ``healthy`` before it gives up
     start_timeout: float = 120.0
     stop_timeout: float = 30.0
+    #: names of components that must be healthy before this one starts
+    requires: tuple[str, ...] = ()
 
     def __init__(self, config: StackConfig) -> None:
         self.config = config
@@ -93,6 +95,10 @@ class Component(ABC):
         """True when the component answers its clients. Must not raise, must be quick."""
 
     # What a component may override -------------------------------------------------------
+    def ports(self) -> Sequence[int]:
+        """Every port the process binds; each is checked for a squatter before start."""
+        return (self.port,)
+
     def prepare(self, progress: Progress) -> None:
         """One-time set-up before the first start (format storage, write configs)."""
 
@@ -130,11 +136,13 @@ class Component(ABC):
                 return
             self.wait_healthy(progress)
             return
-        if port_in_use(self.config.host, self.port):
-            raise StackError(
-                f"{self.name}: port {self.port} on {self.config.host} is taken by another "
-                f"process; stop it or set PROCTOR_{self.name.upper()}_PORT to a free port"
-            )
+        for port in self.ports():
+            if port_in_use(self.config.host, port):
+                raise StackError(
+                    f"{self.name}: port {port} on {self.config.host} is taken by another "
+                    f"process; stop it (`ss -ltnp 'sport = :{port}'` shows which) or set "
+                    f"the matching PROCTOR_{self.name.upper()}_*PORT to a free port"
+                )
         self.dir.mkdir(parents=True, exist_ok=True)
         self.install(progress)
         self.prepare(progress)
@@ -165,7 +173,7 @@ class Component(ABC):
             if self.healthy():
                 progress(f"{self.name}: healthy at {self.address}")
                 return
-            time.sleep(0.5)
+            time.sleep(0.25)
         raise StackError(
             f"{self.name}: not healthy after {self.start_timeout:.0f}s; see {self.log_file}:\n"
             + self.tail(20)
@@ -186,6 +194,10 @@ class Component(ABC):
             progress(f"{self.name}: still running after {self.stop_timeout:.0f}s, killing")
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
+            # SIGKILL is not instant; return only once the process is really gone.
+            deadline = time.monotonic() + 5.0
+            while time.monotonic() < deadline and _pid_alive(pid):
+                time.sleep(0.05)
         self.pid_file.unlink(missing_ok=True)
 
     def tail(self, lines: int = 50) -> str:

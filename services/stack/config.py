@@ -24,6 +24,9 @@ class StackConfig:
     registry_port: int = 18081
     postgres_port: int = 15432
     trino_port: int = 18080
+    #: path of the Confluent-compatible API under the registry's port (Apicurio's
+    #: ccompat API locally; empty for Redpanda's built-in registry in containers)
+    registry_path: str = "/apis/ccompat/v7"
     postgres_user: str = "proctor"
     postgres_db: str = "iceberg"
     java17_home: Path = Path("/usr/lib/jvm/java-17-openjdk-amd64")
@@ -43,6 +46,7 @@ class StackConfig:
             registry_port=int(env.get("PROCTOR_REGISTRY_PORT", base.registry_port)),
             postgres_port=int(env.get("PROCTOR_POSTGRES_PORT", base.postgres_port)),
             trino_port=int(env.get("PROCTOR_TRINO_PORT", base.trino_port)),
+            registry_path=env.get("PROCTOR_REGISTRY_PATH", base.registry_path),
             java17_home=Path(env.get("PROCTOR_JAVA17_HOME", str(base.java17_home))),
             java25_home=Path(env.get("PROCTOR_JAVA25_HOME", str(base.java25_home))),
         )
@@ -55,7 +59,7 @@ class StackConfig:
     @property
     def registry_url(self) -> str:
         """Confluent-compatible base URL (what SchemaRegistryClient takes)."""
-        return f"http://{self.host}:{self.registry_port}/apis/ccompat/v7"
+        return f"http://{self.host}:{self.registry_port}{self.registry_path}"
 
     @property
     def catalog_uri(self) -> str:
