@@ -11,7 +11,7 @@ unit:  ## only the pure tests: no services needed, seconds
 	scripts/bootstrap.sh && .venv/bin/pytest -m unit -q
 
 lint:
-	.venv/bin/ruff check services tests bench && .venv/bin/mypy services
+	.venv/bin/ruff check . && .venv/bin/mypy services
 
 bench:
 	.venv/bin/python bench/engine.py && .venv/bin/python bench/serde.py && .venv/bin/python bench/judge.py

@@ -7,7 +7,7 @@ scripts/bootstrap.sh
 
 say() { printf '\033[1m[test]\033[0m %s\n' "$*"; }
 say "ruff"
-.venv/bin/ruff check services tests bench
+.venv/bin/ruff check .
 say "mypy (strict on services/core)"
 .venv/bin/mypy services
 

@@ -23,6 +23,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "stack",
         "Run the local stack: Kafka, registry, PostgreSQL, Trino.",
     ),
+    "schemas": ("services.contract.cli", "schemas", "Register and check the contract's Avro schemas."),
+    "topics": ("services.contract.cli", "topics", "Create and list the contract's Kafka topics."),
+    "publish": ("services.publisher.cli", "publish", "Publish exam events (one, or a whole recording)."),
 }
 
 

@@ -1,0 +1,113 @@
+"""Contract rules that Avro cannot express: value ranges and fields that must agree.
+
+Kept beside the schemas so every producer (publisher, collectors, the JSON Lines reader)
+and every consumer applies the same checks; a violation names the field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from services.contract.convert import FieldError
+
+#: Fault kinds by layer (rubric.md, Part 2). A fault.injected kind must belong to its layer.
+FAULT_KINDS: Mapping[str, frozenset[str]] = {
+    "cache": frozenset({"stale_cache"}),
+    "trino": frozenset({"dynamic_filtering_off", "wrong_join_order", "stale_statistics"}),
+    "iceberg": frozenset({"stale_snapshot", "unmerged_branch", "compaction_race"}),
+    "dbt": frozenset({"model_regressed", "test_missing"}),
+    "spark_airflow": frozenset({"wrong_backfill_partition"}),
+    "cdc": frozenset({"dropped_events", "lost_messages"}),
+}
+
+#: The part an artifact belongs to when the submitter does not say.
+ARTIFACT_PARTS: Mapping[str, int] = {"readme": 1, "postmortem": 2, "design_review": 3}
+
+PARTS = (1, 2, 3)
+
+Rule = Callable[[Mapping[str, Any]], None]
+
+
+def _part(data: Mapping[str, Any]) -> None:
+    if data.get("part") not in PARTS:
+        raise FieldError("part", f"{data.get('part')!r} is not an exam part (1, 2 or 3)")
+
+
+def _optional_part(data: Mapping[str, Any]) -> None:
+    if data.get("part") is not None:
+        _part(data)
+
+
+def _fault_kind(data: Mapping[str, Any]) -> None:
+    layer, kind = data.get("layer"), data.get("kind")
+    kinds = FAULT_KINDS.get(str(layer), frozenset())
+    if kind not in kinds:
+        raise FieldError(
+            "kind",
+            f"{kind!r} is not a fault of layer {layer!r}; that layer's kinds are "
+            f"{', '.join(sorted(kinds))}",
+        )
+
+
+def _score_pct(data: Mapping[str, Any]) -> None:
+    pct = data.get("score_pct")
+    if not isinstance(pct, int | float) or not 0 <= pct <= 100:
+        raise FieldError("score_pct", f"{pct!r} is not a percentage between 0 and 100")
+
+
+def _scores(data: Mapping[str, Any]) -> None:
+    _optional_part(data)
+    score, max_score = data.get("score", 0), data.get("max_score", 0)
+    if max_score < 0:
+        raise FieldError("max_score", f"{max_score!r} is negative")
+    if not 0 <= score <= max_score:
+        raise FieldError("score", f"{score!r} is not between 0 and max_score {max_score!r}")
+
+
+def _offsets(data: Mapping[str, Any]) -> None:
+    for name in ("partition", "high_watermark", "log_start_offset"):
+        if data.get(name, 0) < 0:
+            raise FieldError(name, f"{data.get(name)!r} is negative")
+    if data.get("log_start_offset", 0) > data.get("high_watermark", 0):
+        raise FieldError("log_start_offset", "is above high_watermark")
+
+
+def _facets(data: Mapping[str, Any]) -> None:
+    """OpenLineage facets travel as JSON text; each must be a JSON object."""
+
+    def check(path: str, facets: Mapping[str, Any]) -> None:
+        for name, text in facets.items():
+            try:
+                value = json.loads(text)
+            except (TypeError, ValueError) as exc:
+                raise FieldError(f"{path}[{name!r}]", f"facet is not JSON text: {exc}") from exc
+            if not isinstance(value, dict):
+                raise FieldError(f"{path}[{name!r}]", "facet must be a JSON object")
+
+    check("run.facets", data.get("run", {}).get("facets", {}))
+    check("job.facets", data.get("job", {}).get("facets", {}))
+    for side, extra in (("inputs", "inputFacets"), ("outputs", "outputFacets")):
+        for i, ds in enumerate(data.get(side, [])):
+            check(f"{side}[{i}].facets", ds.get("facets", {}))
+            check(f"{side}[{i}].{extra}", ds.get(extra, {}))
+
+
+RULES: Mapping[str, tuple[Rule, ...]] = {
+    "part.started": (_part,),
+    "part.ended": (_part,),
+    "artifact.submitted": (_part,),
+    "fault.injected": (_fault_kind,),
+    "self_grade.submitted": (_score_pct,),
+    "cdc.offsets": (_offsets,),
+    "openlineage.run": (_facets,),
+    "grading.criterion_state": (_scores,),
+    "grading.criterion_transition": (_scores,),
+}
+
+
+def check_rules(event_type: str, data: Mapping[str, Any]) -> None:
+    """Apply the rules of ``event_type`` to fields already checked against the schema."""
+    for rule in RULES.get(event_type, ()):
+        rule(data)
