@@ -23,9 +23,27 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "stack",
         "Run the local stack: Kafka, registry, PostgreSQL, Trino.",
     ),
-    "schemas": ("services.contract.cli", "schemas", "Register and check the contract's Avro schemas."),
+    "collect": (
+        "services.collectors.cli",
+        "collect",
+        "Run collectors that watch a platform and publish signals.",
+    ),
+    "schemas": (
+        "services.contract.cli",
+        "schemas",
+        "Register and check the contract's Avro schemas.",
+    ),
     "topics": ("services.contract.cli", "topics", "Create and list the contract's Kafka topics."),
-    "publish": ("services.publisher.cli", "publish", "Publish exam events (one, or a whole recording)."),
+    "publish": (
+        "services.publisher.cli",
+        "publish",
+        "Publish exam events (one, or a whole recording).",
+    ),
+    "worker": (
+        "services.grader.cli",
+        "worker",
+        "Run the grader service: grade live into Kafka and Iceberg.",
+    ),
 }
 
 
@@ -39,13 +57,14 @@ class LazyGroup(click.Group):
         entry = COMMANDS.get(cmd_name)
         if entry is None:
             return None
-        module_name, attr, short_help = entry
-        if ctx.resilient_parsing or "--help" in sys.argv[1:2]:
-            # `proctor --help` lists commands without importing every service.
-            return click.Command(cmd_name, short_help=short_help, help=short_help)
-        module = importlib.import_module(module_name)
-        command: click.Command = getattr(module, attr)
+        command: click.Command = getattr(importlib.import_module(entry[0]), entry[1])
         return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # List commands from the table so `proctor --help` does not import every service.
+        rows = [(name, COMMANDS[name][2]) for name in sorted(COMMANDS)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,0 +1,1 @@
+"""Collectors: watch a candidate's platform and publish the contract's signals."""
