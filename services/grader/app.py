@@ -1,0 +1,429 @@
+"""The Faust worker: grade every input record, publish changes, land them in Iceberg.
+
+One agent reads ``exam.control`` and every ``platform.*`` topic (co-partitioned, keyed by
+platform_id). Per record: decode with the contract's ``safe_decode`` (a bad record goes to
+``grading.dlq`` with its reason, the worker carries on), grade it with the partition's
+:class:`PartitionGrader`, write the touched platform records to the Faust table (RocksDB
+store, changelog-backed), publish each change to the compacted ``grading.criterion-states``
+topic and offer it to the Iceberg sink.
+
+Delivery: Faust's at-least-once processing (it flushes the producer, so table changelog,
+state and DLQ records, before committing consumer offsets), made exact by the platform
+record's outbox and position vector (see ``record.py``) and the sink's offsets in Iceberg
+(see ``sink.py``). Before each Iceberg commit the producer is flushed, so everything a
+committed batch covers is also in the changelog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+from faust.types import TP
+from pyiceberg.catalog import Catalog
+
+from services.contract.dlq import DeadLetter, RawRecord, dead_letter_record, safe_decode
+from services.contract.schemas import (
+    DLQ_TOPIC,
+    INPUT_TOPICS,
+    PLATFORM_PARTITIONS,
+    STATES_TOPIC,
+    topic_name,
+)
+from services.contract.wire import WireCodec
+from services.core.events import Event, SourcePosition
+from services.errors import RegistryError, SinkError
+from services.grader.grading import EngineStore, PartitionGrader, StepResult
+from services.grader.maintenance import MaintenanceConfig, TableMaintenance
+from services.grader.record import PlatformRecord
+from services.grader.rows import TransitionRow
+from services.grader.settings import GraderSettings
+from services.grader.sink import IcebergSink, SinkConfig
+from services.grader.telemetry import CriterionStates, Metrics, record_span
+
+log = logging.getLogger(__name__)
+
+RETRY_S = 2.0
+
+
+@dataclass(slots=True)
+class Health:
+    """What /healthz and /readyz report."""
+
+    sink_open: bool = False
+    last_commit_error: str | None = None
+    last_commit_ok_at: float | None = None
+    restored: set[int] = field(default_factory=set)
+
+
+class GraderWorker:
+    """The worker's state and behaviour; the Faust app is built around it."""
+
+    def __init__(
+        self,
+        settings: GraderSettings,
+        engines: EngineStore,
+        codec: WireCodec,
+        catalog_factory: Callable[[], Catalog],
+        trino_factory: Callable[[], Any],
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engines = engines
+        self.codec = codec
+        self.metrics = metrics or Metrics()
+        self.criteria = CriterionStates(self.metrics.criteria)
+        self.health = Health()
+        self._catalog_factory = catalog_factory
+        self._trino_factory = trino_factory
+        self.sink: IcebergSink | None = None
+        self.graders: dict[int, PartitionGrader] = {}
+        self._commit_lock = asyncio.Lock()
+        self._commit_task: asyncio.Task[None] | None = None
+        self._sink_ready = asyncio.Event()
+        self.input_topics = [topic_name(t, settings.topic_prefix) for t in INPUT_TOPICS]
+        self.app = self._build_app()
+
+    # --- the Faust app -------------------------------------------------------------------
+    def _build_app(self) -> faust.App:
+        s = self.settings
+        app = faust.App(
+            s.app_id,
+            broker=f"kafka://{s.kafka_bootstrap}",
+            store="rocksdb://" if s.store == "rocksdb" else "memory://",
+            datadir=s.data_dir,
+            processing_guarantee="at_least_once",
+            consumer_auto_offset_reset="earliest",
+            producer_acks=-1,
+            topic_partitions=PLATFORM_PARTITIONS,
+            topic_replication_factor=s.replication_factor,
+            topic_allow_declare=True,
+            key_serializer="raw",
+            value_serializer="raw",
+            web_enabled=True,
+            web_bind=s.http_host,
+            web_host=s.http_host,
+            web_port=s.http_port,
+            autodiscover=False,
+            **s.aiokafka_auth(),
+        )
+        source = app.topic(*self.input_topics, key_type=bytes, value_type=bytes)
+        self.table = app.Table(
+            "platforms", partitions=PLATFORM_PARTITIONS, key_type=bytes, value_type=bytes
+        )
+        self.states_topic = app.topic(
+            topic_name(STATES_TOPIC, s.topic_prefix), key_type=bytes, value_type=bytes
+        )
+        self.dlq_topic = app.topic(
+            topic_name(DLQ_TOPIC, s.topic_prefix), key_type=bytes, value_type=bytes
+        )
+
+        @app.agent(source, concurrency=1)
+        async def grade(stream: faust.StreamT[bytes]) -> None:
+            async for event in stream.events():
+                await self.on_record(event)
+
+        app.task(self._open_sink)
+        app.timer(0.5)(self._tick)
+        app.timer(s.maintenance_interval_s, on_leader=True)(self._maintain)
+        app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
+        self._register_pages(app)
+        return app
+
+    def _register_pages(self, app: faust.App) -> None:
+        worker = self
+
+        @app.page("/healthz")
+        async def healthz(web: Any, request: Any) -> Any:
+            return web.json({"status": "ok"})
+
+        @app.page("/readyz")
+        async def readyz(web: Any, request: Any) -> Any:
+            ready, why = worker.readiness()
+            return web.json({"ready": ready, "reason": why}, status=200 if ready else 503)
+
+        @app.page("/metrics")
+        async def metrics(web: Any, request: Any) -> Any:
+            return web.bytes(worker.metrics.exposition(), content_type="text/plain; version=0.0.4")
+
+    def readiness(self) -> tuple[bool, str]:
+        if not self.health.sink_open:
+            return False, "the Iceberg table is not open yet (catalog unreachable?)"
+        if self.app.rebalancing:
+            return False, "partitions are being rebalanced"
+        assigned = {tp.partition for tp in self._assigned()}
+        missing = assigned - set(self.graders)
+        if missing:
+            return False, f"partitions {sorted(missing)} are not restored yet"
+        return True, "grading"
+
+    def _assigned(self) -> set[TP]:
+        try:
+            return {tp for tp in self.app.consumer.assignment() if tp.topic in self.input_topics}
+        except Exception:
+            return set()
+
+    # --- sink lifecycle ------------------------------------------------------------------
+    def _new_sink(self) -> IcebergSink:
+        s = self.settings
+        config = SinkConfig(
+            identifier=s.table,
+            commit_rows=s.commit_rows,
+            commit_interval_s=s.commit_interval_s,
+            writer_id=f"{s.app_id}/{s.worker_id}",
+        )
+        return IcebergSink(self._catalog_factory(), config)
+
+    async def _open_sink(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                sink = await loop.run_in_executor(None, self._new_sink)
+                committed = await loop.run_in_executor(None, sink.open)
+            except Exception as exc:
+                log.warning("cannot open the Iceberg table yet: %s; retrying", exc)
+                await asyncio.sleep(RETRY_S)
+                continue
+            self.sink = sink
+            self.health.sink_open = True
+            self._sink_ready.set()
+            log.info("sink open; offsets in the table: %s", dict(committed.offsets))
+            return
+
+    # --- per record ----------------------------------------------------------------------
+    def _grader(self, partition: int) -> PartitionGrader:
+        grader = self.graders.get(partition)
+        if grader is not None:
+            return grader
+        assert self.sink is not None
+        grader = PartitionGrader(partition, self.engines)
+        records = [
+            PlatformRecord.decode(value) for _key, value in self.table.items() if value is not None
+        ]
+        for row in grader.restore(records):
+            self.sink.offer(row)
+        for topic, offset in grader.positions.items():
+            self.sink.processed((topic, partition), offset)
+        self.graders[partition] = grader
+        self.health.restored.add(partition)
+        log.info(
+            "partition %d restored: %d platforms, positions %s",
+            partition,
+            len(grader.platforms),
+            grader.positions,
+        )
+        return grader
+
+    async def _decode(self, raw: RawRecord) -> Event | DeadLetter:
+        while True:
+            try:
+                return safe_decode(raw, self.codec)
+            except RegistryError as exc:  # not the record's fault: wait, never dead-letter
+                log.warning("schema registry unavailable (%s); retrying", exc)
+                await asyncio.sleep(RETRY_S)
+
+    async def on_record(self, event: faust.EventT[Any]) -> None:
+        await self._sink_ready.wait()
+        assert self.sink is not None
+        msg = event.message
+        headers = _headers(msg.headers)
+        raw = RawRecord(
+            msg.topic,
+            msg.partition,
+            msg.offset,
+            msg.key,
+            msg.value,
+            headers,
+            int(msg.timestamp * 1000) if msg.timestamp else None,
+        )
+        pos = SourcePosition(msg.topic, msg.partition, msg.offset)
+        start = time.perf_counter()
+        span = record_span(self._tracer, msg.topic, msg.partition, msg.offset, headers)
+        try:
+            grader = self._grader(msg.partition)
+            decoded = await self._decode(raw)
+            if isinstance(decoded, DeadLetter):
+                result = await self._dead_letter(grader, decoded, pos)
+                outcome = "dead_letter"
+            else:
+                span.set_attribute("proctor.event_id", decoded.event_id)
+                span.set_attribute("proctor.event_type", decoded.type)
+                result = grader.handle(decoded, pos, self.sink.is_committed)
+                await self._publish(result.rows)
+                outcome = "graded"
+            if result.replayed:
+                outcome = "replayed"
+            for record in result.records:
+                self.table[record.platform_id.encode()] = record.encode()
+            self.sink.processed((msg.topic, msg.partition), msg.offset + 1)
+            span.set_attribute("proctor.transitions", len(result.rows))
+        finally:
+            span.end()
+        self.metrics.records.labels(msg.topic, outcome).inc()
+        self.metrics.grading_seconds.observe(time.perf_counter() - start)
+        self.maybe_commit()
+
+    async def _dead_letter(
+        self, grader: PartitionGrader, dead: DeadLetter, pos: SourcePosition
+    ) -> StepResult:
+        result = grader.mark(pos)
+        if result.replayed:
+            return result
+        _topic, key, value = dead_letter_record(dead, self.codec)
+        # Wait for the broker's ack before the marker is written: a dead letter is never
+        # lost; a crash between the two sends it again (consumers dedupe by source position).
+        await (await self.dlq_topic.send(key=key, value=value))
+        self.metrics.dead_letters.labels(pos.topic, dead.error_class).inc()
+        log.warning("dead letter %s: %s", pos, dead.reason)
+        return result
+
+    async def _publish(self, rows: tuple[TransitionRow, ...]) -> None:
+        assert self.sink is not None
+        for row in rows:
+            state = row.to_state_record()
+            data = {
+                k: v for k, v in state.items() if k not in ("type", "platform_id", "event_id", "ts")
+            }
+            data["event_ts"] = _rfc3339(row.event_ts_ms)
+            data["graded_at"] = _rfc3339(row.graded_at_ms)
+            value = self.codec.encode(
+                Event(
+                    "grading.criterion_state",
+                    row.platform_id,
+                    row.transition_id,
+                    row.event_ts_ms,
+                    data,
+                )
+            )
+            await self.states_topic.send(key=row.state_key.encode(), value=value)
+            self.sink.offer(row)
+            self.metrics.transitions.labels(row.state).inc()
+            self.criteria.update(row.state_key, row.state)
+
+    # --- commits -------------------------------------------------------------------------
+    def maybe_commit(self, force: bool = False) -> None:
+        if self.sink is None or (self._commit_task is not None and not self._commit_task.done()):
+            return
+        self.metrics.buffered_rows.set(self.sink.buffered_rows)
+        if force or self.sink.due():
+            self._commit_task = asyncio.ensure_future(self.commit())
+
+    async def commit(self) -> None:
+        """Take a batch, make its changelog durable, then write it to Iceberg."""
+        sink = self.sink
+        if sink is None:
+            return
+        async with self._commit_lock:
+            batch = sink.take()
+            if batch is None:
+                return
+            loop = asyncio.get_running_loop()
+            try:
+                await self.app.producer.flush()
+                result = await loop.run_in_executor(None, sink.write, batch)
+            except (SinkError, Exception) as exc:
+                sink.restore(batch)
+                self.metrics.commits.labels("failed").inc()
+                self.health.last_commit_error = str(exc)
+                log.warning("Iceberg commit failed, will retry: %s", exc)
+                await asyncio.sleep(RETRY_S)
+                return
+            sink.finish(result)
+            self.health.last_commit_error = None
+            self.health.last_commit_ok_at = time.time()
+            self.metrics.commits.labels("ok").inc()
+            self.metrics.commit_rows.inc(result.rows)
+            self.metrics.commit_seconds.observe(result.duration_s)
+            log.info("committed %d rows in snapshot %d", result.rows, result.snapshot_id)
+
+    async def _tick(self) -> None:
+        self._restore_idle_partitions()
+        self.maybe_commit()
+        for tp in self._assigned():
+            grader = self.graders.get(tp.partition)
+            if grader is None:
+                continue
+            try:
+                high = self.app.consumer.highwater(tp)
+            except Exception:
+                continue
+            if high is not None:
+                lag = max(0, high - grader.positions.get(tp.topic, 0))
+                self.metrics.lag.labels(tp.topic, str(tp.partition)).set(lag)
+
+    def _restore_idle_partitions(self) -> None:
+        """Take over assigned partitions that have no new records: their outbox must still
+        reach Iceberg, and /readyz waits for every assigned partition."""
+        if self.sink is None or self.app.rebalancing:
+            return
+        if not self.app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]
+            return
+        for partition in sorted({tp.partition for tp in self._assigned()} - set(self.graders)):
+            self._grader(partition)
+
+    async def _on_revoked(self, sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+        async with self._commit_lock:
+            gone = {tp for tp in revoked if tp.topic in self.input_topics}
+            if self.sink is not None:
+                dropped = self.sink.revoke((tp.topic, tp.partition) for tp in gone)
+                log.info(
+                    "revoked %d partitions; %d buffered rows left to the new owner",
+                    len(gone),
+                    dropped,
+                )
+            for partition in {tp.partition for tp in gone}:
+                self.graders.pop(partition, None)
+                self.health.restored.discard(partition)
+
+    # --- maintenance ---------------------------------------------------------------------
+    async def _maintain(self) -> None:
+        if self.sink is None:
+            return
+        s = self.settings
+        maint = TableMaintenance(
+            self._trino_factory,
+            lambda: self._catalog_factory().load_table(s.table),
+            s.trino_catalog,
+            s.table,
+            MaintenanceConfig(
+                interval_s=s.maintenance_interval_s,
+                snapshot_retention_s=s.snapshot_retention_s,
+                orphan_retention_s=s.orphan_retention_s,
+            ),
+        )
+        loop = asyncio.get_running_loop()
+        for step in await loop.run_in_executor(None, maint.run):
+            self.metrics.maintenance_seconds.labels(step.action).observe(step.duration_s)
+            self.metrics.maintenance_runs.labels(step.action, "ok" if step.ok else "failed").inc()
+            log.info(
+                "maintenance %s: %s (%s)", step.action, "ok" if step.ok else "failed", step.detail
+            )
+        try:
+            stats = await loop.run_in_executor(None, maint.stats)
+        except Exception as exc:
+            log.warning("table stats unavailable: %s", exc)
+            return
+        self.metrics.table_files.set(stats.data_files)
+        self.metrics.table_snapshots.set(stats.snapshots)
+
+    @property
+    def _tracer(self) -> Any:
+        from opentelemetry import trace
+
+        return trace.get_tracer("proctor.grader")
+
+
+def _headers(raw: Any) -> tuple[tuple[str, bytes | None], ...]:
+    items = raw.items() if isinstance(raw, dict) else (raw or ())
+    return tuple((str(k), v.encode() if isinstance(v, str) else v) for k, v in items)
+
+
+def _rfc3339(ms: int) -> str:
+    from services.contract.convert import format_timestamp
+
+    return format_timestamp(ms)

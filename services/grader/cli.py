@@ -1,0 +1,125 @@
+"""``proctor worker``: run the grader service. Flags override PROCTOR_* variables."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlparse
+
+import click
+from pydantic import ValidationError
+
+from services.errors import ConfigError, ProctorError
+from services.grader.settings import GraderSettings
+
+
+def catalog_factory(settings: GraderSettings) -> Any:
+    """pyiceberg catalog from a URI: ``postgresql+psycopg2://`` (SQL/JDBC) or ``http(s)://`` (REST)."""
+    from pyiceberg.catalog import load_catalog
+
+    props = settings.catalog_properties()
+    if settings.catalog_uri.startswith(("http://", "https://")):
+        props["type"] = "rest"
+        props.pop("pool_pre_ping", None)
+    else:
+        props["type"] = "sql"
+    return lambda: load_catalog(settings.catalog_name, **props)
+
+
+def trino_factory(settings: GraderSettings) -> Any:
+    import trino
+
+    url = urlparse(settings.trino_url)
+    return lambda: trino.dbapi.connect(  # type: ignore[no-untyped-call]
+        host=url.hostname or "127.0.0.1",
+        port=url.port or (443 if url.scheme == "https" else 8080),
+        user=settings.trino_user,
+        catalog=settings.trino_catalog,
+        http_scheme=url.scheme or "http",
+    )
+
+
+def build_worker(settings: GraderSettings, engines: Any = None) -> Any:
+    """The worker with its codec, catalog and Trino connections from ``settings``."""
+    from services.contract.wire import WireCodec, registry_client
+    from services.grader.app import GraderWorker
+    from services.grader.engines import core_engine_store
+
+    user_info = settings.schema_registry_user_info
+    registry = registry_client(
+        settings.schema_registry_url,
+        basic_auth_user_info=user_info.get_secret_value() if user_info else None,
+    )
+    codec = WireCodec(registry, topic_prefix=settings.topic_prefix)
+    return GraderWorker(
+        settings,
+        engines if engines is not None else core_engine_store(),
+        codec,
+        catalog_factory(settings),
+        trino_factory(settings),
+    )
+
+
+def run(settings: GraderSettings, engines: Any = None) -> None:
+    """Run the worker until it is stopped (SIGTERM/SIGINT)."""
+    import faust
+
+    from services.grader.telemetry import logging_config, setup_logging, setup_tracing
+
+    setup_logging(settings.log_level)
+    setup_tracing("proctor-grader", settings.otlp_endpoint)
+    worker = build_worker(settings, engines)
+    # Faust sets logging up again when its worker starts: give it the same JSON lines.
+    worker.app.conf.logging_config = logging_config(settings.log_level)
+    faust.Worker(worker.app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+
+
+@click.command("worker")
+@click.option("--bootstrap", help="Kafka bootstrap servers [PROCTOR_KAFKA_BOOTSTRAP].")
+@click.option("--registry-url", help="Schema registry URL [PROCTOR_SCHEMA_REGISTRY_URL].")
+@click.option("--prefix", help="Topic prefix [PROCTOR_TOPIC_PREFIX].")
+@click.option("--catalog-uri", help="Iceberg catalog: SQL URI or REST URL [PROCTOR_CATALOG_URI].")
+@click.option("--warehouse", help="Iceberg warehouse location [PROCTOR_WAREHOUSE].")
+@click.option("--table", help="namespace.table of the transitions [PROCTOR_TABLE].")
+@click.option("--trino-url", help="Trino URL for maintenance [PROCTOR_TRINO_URL].")
+@click.option("--commit-rows", type=int, help="Rows per Iceberg commit [PROCTOR_COMMIT_ROWS].")
+@click.option(
+    "--commit-interval",
+    "commit_interval_s",
+    type=float,
+    help="Seconds between Iceberg commits [PROCTOR_COMMIT_INTERVAL_S].",
+)
+@click.option("--app-id", help="Faust app id (consumer group) [PROCTOR_APP_ID].")
+@click.option("--data-dir", help="Local table state directory [PROCTOR_DATA_DIR].")
+@click.option(
+    "--store", type=click.Choice(["rocksdb", "memory"]), help="Table store [PROCTOR_STORE]."
+)
+@click.option(
+    "--http-port", type=int, help="Port of /healthz, /readyz, /metrics [PROCTOR_HTTP_PORT]."
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
+    help="[PROCTOR_LOG_LEVEL]",
+)
+def worker(**flags: Any) -> None:
+    """Grade live: consume exam.control and platform.*, write grading.* and Iceberg.
+
+    Secrets (SASL password, registry credentials) come from the environment only.
+    """
+    given = {
+        {
+            "bootstrap": "kafka_bootstrap",
+            "registry_url": "schema_registry_url",
+            "prefix": "topic_prefix",
+        }.get(k, k): v
+        for k, v in flags.items()
+        if v is not None
+    }
+    try:
+        settings = GraderSettings(**given)
+    except ValidationError as exc:
+        raise click.UsageError(f"invalid grader setting: {exc}") from exc
+    try:
+        run(settings)
+    except (ConfigError, ProctorError) as exc:
+        raise click.ClickException(str(exc)) from exc

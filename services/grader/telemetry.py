@@ -1,0 +1,217 @@
+"""Telemetry of the worker: Prometheus metrics, OpenTelemetry spans, JSON logs.
+
+Instruments are created once, in :class:`Metrics`, on a registry of their own (tests make
+as many workers as they like); dimensions go in labels, never in metric names. Each graded
+record gets a span linked to the producer's span when the record carries a W3C
+``traceparent`` header; log lines carry the current trace and span ids.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.propagate import extract
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import Link, Span
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from services.errors import ConfigError
+
+TRACER_NAME = "proctor.grader"
+
+
+class Metrics:
+    """Every metric of the worker, registered once."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.records = Counter(
+            "proctor_grader_records",
+            "Input records by topic and outcome",
+            ["topic", "outcome"],
+            registry=r,
+        )
+        self.grading_seconds = Histogram(
+            "proctor_grader_grading_seconds",
+            "Time to grade one record (decode to rows)",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "proctor_grader_dead_letters",
+            "Records sent to the DLQ",
+            ["topic", "error_class"],
+            registry=r,
+        )
+        self.lag = Gauge(
+            "proctor_grader_consumer_lag",
+            "High watermark minus next offset",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.transitions = Counter(
+            "proctor_grader_transitions", "Criterion changes produced", ["state"], registry=r
+        )
+        self.criteria = Gauge(
+            "proctor_grader_criteria",
+            "Criteria by latest state (seen by this worker)",
+            ["state"],
+            registry=r,
+        )
+        self.commit_seconds = Histogram(
+            "proctor_grader_iceberg_commit_seconds",
+            "Duration of one Iceberg commit",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.commit_rows = Counter(
+            "proctor_grader_iceberg_commit_rows", "Rows committed to Iceberg", registry=r
+        )
+        self.commits = Counter(
+            "proctor_grader_iceberg_commits", "Iceberg commits by outcome", ["outcome"], registry=r
+        )
+        self.buffered_rows = Gauge(
+            "proctor_grader_sink_buffered_rows", "Rows waiting for the next commit", registry=r
+        )
+        self.maintenance_seconds = Histogram(
+            "proctor_grader_maintenance_seconds",
+            "Duration of a maintenance action",
+            ["action"],
+            buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+            registry=r,
+        )
+        self.maintenance_runs = Counter(
+            "proctor_grader_maintenance_runs",
+            "Maintenance actions by outcome",
+            ["action", "outcome"],
+            registry=r,
+        )
+        self.table_files = Gauge(
+            "proctor_grader_table_data_files", "Data files of the transitions table", registry=r
+        )
+        self.table_snapshots = Gauge(
+            "proctor_grader_table_snapshots", "Snapshots of the transitions table", registry=r
+        )
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class CriterionStates:
+    """Latest state per criterion seen by this worker, for the ``criteria`` gauge."""
+
+    def __init__(self, gauge: Gauge) -> None:
+        self._gauge = gauge
+        self._latest: dict[str, str] = {}
+
+    def update(self, key: str, state: str) -> None:
+        previous = self._latest.get(key)
+        if previous == state:
+            return
+        if previous is not None:
+            self._gauge.labels(previous).dec()
+        self._gauge.labels(state).inc()
+        self._latest[key] = state
+
+
+# --- tracing --------------------------------------------------------------------------
+def setup_tracing(service_name: str, otlp_endpoint: str | None) -> trace.Tracer:
+    """A tracer; spans go to an OTLP collector when an endpoint is configured."""
+    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    if otlp_endpoint:
+        try:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+            from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        except ImportError as exc:
+            raise ConfigError(
+                "PROCTOR_OTLP_ENDPOINT is set but the OTLP exporter is missing: "
+                "pip install opentelemetry-exporter-otlp-proto-http"
+            ) from exc
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint)))
+    trace.set_tracer_provider(provider)
+    return provider.get_tracer(TRACER_NAME)
+
+
+def _header_carrier(
+    headers: Iterable[tuple[str, bytes | None]] | Mapping[str, Any] | None,
+) -> dict[str, str]:
+    items = headers.items() if isinstance(headers, Mapping) else (headers or ())
+    out: dict[str, str] = {}
+    for key, value in items:
+        if value is None:
+            continue
+        out[str(key).lower()] = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+    return out
+
+
+def producer_link(headers: Any) -> list[Link]:
+    """A link to the producer's span when the record carries W3C trace context."""
+    ctx: Context = extract(_header_carrier(headers))
+    span_context = trace.get_current_span(ctx).get_span_context()
+    return [Link(span_context)] if span_context.is_valid else []
+
+
+def record_span(
+    tracer: trace.Tracer, topic: str, partition: int, offset: int, headers: Any
+) -> Span:
+    """A span for grading one record (the caller ends it)."""
+    return tracer.start_span(
+        "grade record",
+        kind=trace.SpanKind.CONSUMER,
+        links=producer_link(headers),
+        attributes={
+            "messaging.system": "kafka",
+            "messaging.destination.name": topic,
+            "messaging.kafka.destination.partition": partition,
+            "messaging.kafka.message.offset": offset,
+        },
+    )
+
+
+# --- logs -----------------------------------------------------------------------------
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, with the current trace and span ids when there is a span."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        ctx = trace.get_current_span().get_span_context()
+        if ctx.is_valid:
+            out["trace_id"] = f"{ctx.trace_id:032x}"
+            out["span_id"] = f"{ctx.span_id:016x}"
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str)
+
+
+def setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def logging_config(level: str) -> dict[str, Any]:
+    """``logging.config.dictConfig`` form of :func:`setup_logging` (what Faust's worker takes)."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": f"{__name__}.JsonFormatter"}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json"}},
+        "root": {"level": level, "handlers": ["stderr"]},
+    }
