@@ -85,6 +85,8 @@ class TextVerdict:
     kind: TextKind
     judge: str
     findings: tuple[Finding, ...] = field(default_factory=tuple)
+    #: Why this verdict comes from a fallback judge (the configured one failed); empty otherwise.
+    fallback_reason: str = ""
 
     def points(self) -> frozenset[str]:
         return frozenset(f.point for f in self.findings)

@@ -1,0 +1,154 @@
+"""Benchmark: how well the offline text judge agrees with the labelled corpus, and how fast.
+
+For each split of corpus/judge (dev: tuned on; held_out: fixed before tuning, but looked
+at during development; fresh: written after a first freeze, then read for generic fixes;
+blind: written after the last freeze, never tuned on, the honest figure) it
+prints, per rubric text criterion and per point family, precision and recall (positive =
+the criterion is met / the point is made), and the agreement of the total: the share of
+texts whose text-criteria total (weighted as in rubrics/y3-final/v1.yaml, partial credit
+included) is within 10 points of the labels' total. Beside it, in the same run, a naive keyword judge (a point counts when
+its concept is mentioned anywhere) shows what the claim, negation and list checks buy.
+
+    .venv/bin/python bench/judge.py [--split dev|held_out|fresh|blind|all] [--points] [--errors] [--runs 5]
+
+Speed: median milliseconds per text over --runs passes of the whole corpus, offline vs the
+keyword baseline, and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import time
+from collections.abc import Sequence
+from typing import ClassVar
+
+from rich.console import Console
+from rich.table import Table
+
+from services.core.textjudge import Finding, TextKind, TextVerdict
+from services.judge import lexicon as lx
+from services.judge.corpus import LabelledText, load_corpus, rubric_weights
+from services.judge.evaluate import AGREEMENT_POINTS, Counts, SplitReport, judge_all, score_split
+from services.judge.offline import DESIGN_REVIEW_POINTS, POSTMORTEM_POINTS, OfflineJudge
+
+TARGET = 0.9
+SPLITS = ("dev", "held_out", "fresh", "blind")
+
+
+class KeywordJudge:
+    """The baseline: a point counts when its concept is named anywhere in the text."""
+
+    _EXTRA: ClassVar[dict[str, re.Pattern[str]]] = {
+        "tone.opens_positive": lx.POSITIVE_OPENING,
+        "tone.proposes": lx.PROPOSAL,
+        "tone.gatekeeping": lx.GATEKEEPING,
+        "postmortem.action_items": re.compile(r"\baction|follow ?ups?|next steps\b"),
+        "action.new_test": re.compile(r"\btests?\b|expectations?"),
+        "action.new_alert": lx.ALERT_ACTION,
+        "tone.blameless": lx.BLAMELESS_STATED,
+        "tone.blaming": lx.BLAMING,
+        "issue.slow_not_trino": lx.SLOW_CAUSE,
+    }
+
+    @property
+    def name(self) -> str:
+        return "keyword"
+
+    def judge(self, kind: TextKind, text: str) -> TextVerdict:
+        norm = text.lower().replace("-", " ")
+        allowed = DESIGN_REVIEW_POINTS if kind == "design_review" else POSTMORTEM_POINTS
+        patterns = {**lx.ISSUE_TOPIC, **lx.ALT_TOPIC, **lx.PATTERN_TOPIC, **self._EXTRA}
+        found = tuple(
+            Finding(point, (m.group(0),), "keyword present")
+            for point, q in sorted(patterns.items())
+            if point in allowed and (m := q.search(norm))
+        )
+        return TextVerdict(kind=kind, judge=self.name, findings=found)
+
+
+def _fmt(c: Counts) -> str:
+    """'P / R  (labelled positives / claimed)'; figures under the target in red."""
+
+    def mark(v: float) -> str:
+        return f"{v:.2f}" if v >= TARGET else f"[red]{v:.2f}[/red]"
+
+    return f"{mark(c.precision)} / {mark(c.recall)}  ({c.support}/{c.tp + c.fp})"
+
+
+def _table(title: str, reports: Sequence[tuple[str, SplitReport]], points: bool) -> Table:
+    t = Table(title=title, caption="cells: precision / recall  (labelled positives / claimed positives)")
+    t.add_column("item")
+    for name, rep in reports:
+        t.add_column(f"{name} ({rep.texts} texts)", justify="right")
+    first = reports[0][1]
+    sections: list[tuple[str, list[str]]] = [
+        ("criterion", list(first.criteria)),
+        ("family", list(first.families)),
+    ]
+    if points:
+        sections.append(("point", sorted(first.points)))
+    for kind, names in sections:
+        for name in names:
+            row = [f"{kind}: {name}"]
+            for _, rep in reports:
+                source = {"criterion": rep.criteria, "family": rep.families, "point": rep.points}[kind]
+                row.append(_fmt(source.get(name, Counts())))
+            t.add_row(*row)
+        t.add_section()
+    t.add_row(
+        f"agreement: total within {AGREEMENT_POINTS:.0f} points",
+        *(f"{rep.agreement:.2f}  ({rep.total_within}/{rep.texts})" for _, rep in reports),
+    )
+    cells = []
+    for _, rep in reports:
+        agree, total = sum(rep.state_agree.values()), sum(rep.state_total.values())
+        cells.append(f"{agree / total:.2f}  ({agree}/{total})" if total else "-")
+    t.add_row("criterion state exact (incl. partial)", *cells)
+    return t
+
+
+def _median_ms_per_text(judge: OfflineJudge | KeywordJudge, texts: Sequence[LabelledText], runs: int) -> float:
+    bodies = [(t.kind, t.read()) for t in texts]
+    per_text = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        for kind, body in bodies:
+            judge.judge(kind, body)
+        per_text.append((time.perf_counter() - start) * 1000 / len(bodies))
+    return statistics.median(per_text)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--split", choices=(*SPLITS, "all"), default="all")
+    ap.add_argument("--points", action="store_true", help="also one row per point")
+    ap.add_argument("--errors", action="store_true", help="list each disagreement with the labels")
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args()
+
+    console = Console(width=200)
+    corpus = load_corpus()
+    weights = rubric_weights()
+    splits = SPLITS if args.split == "all" else (args.split,)
+    for judge in (OfflineJudge(), KeywordJudge()):
+        reports = []
+        for split in splits:
+            texts = [t for t in corpus if t.split == split]
+            reports.append((split, score_split(split, texts, judge_all(judge, texts), weights)))
+        console.print(_table(f"judge={judge.name} vs corpus labels (target P and R >= {TARGET})", reports, args.points))
+        if args.errors and judge.name == "offline":
+            for split, rep in reports:
+                for m in rep.misses:
+                    console.print(f"  {split:8} {'FP' if m.predicted else 'FN'} {m.text_id} {m.item}")
+    offline_ms = _median_ms_per_text(OfflineJudge(), corpus, args.runs)
+    keyword_ms = _median_ms_per_text(KeywordJudge(), corpus, args.runs)
+    console.print(
+        f"speed over {len(corpus)} texts, median of {args.runs} runs: offline {offline_ms:.2f} ms/text, "
+        f"keyword baseline {keyword_ms:.2f} ms/text, ratio {offline_ms / keyword_ms:.1f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
