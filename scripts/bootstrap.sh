@@ -14,6 +14,8 @@ command -v mvn >/dev/null || need_apt+=(maven)
 command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
 [ -d /usr/lib/jvm/java-17-openjdk-amd64 ] || need_apt+=(openjdk-17-jre-headless)
 command -v curl >/dev/null || need_apt+=(curl)
+command -v javac >/dev/null || need_apt+=(openjdk-17-jdk-headless)  # the Flink collector test compiles a job
+command -v prometheus >/dev/null || need_apt+=(prometheus)  # observability collector tests
 if [ "${#need_apt[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     say "missing system packages: ${need_apt[*]}; run: sudo apt-get install ${need_apt[*]}"

@@ -10,6 +10,8 @@ say "ruff"
 .venv/bin/ruff check .
 say "mypy (strict on services/core)"
 .venv/bin/mypy services
+say "manifests: kustomize, kubeconform, policy, secrets scan"
+scripts/check-manifests.sh
 
 started=0
 if ! .venv/bin/proctor stack status >/dev/null 2>&1; then
