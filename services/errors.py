@@ -62,3 +62,15 @@ class RegistryError(ProctorError):
 class DeliveryError(ProctorError):
     """The broker did not confirm a record (it may or may not have been written; retry is safe
     because producers are idempotent and consumers de-duplicate on event_id)."""
+
+
+class PayloadError(ContractError):
+    """A payload a collector received (webhook body, bridged record) cannot become events.
+
+    ``error_class`` is the dead-letter class (e.g. ``corrupt_bytes`` for a body that is not
+    JSON, ``missing_required_field``), so the receiver can dead-letter it with the reason.
+    """
+
+    def __init__(self, message: str, error_class: str = "invalid_field") -> None:
+        super().__init__(message)
+        self.error_class = error_class

@@ -11,7 +11,24 @@ import importlib
 import click
 
 #: source name -> (module, one-line help)
-SOURCES: dict[str, tuple[str, str]] = {}
+SOURCES: dict[str, tuple[str, str]] = {
+    "all": ("services.collectors.runner", "Run the polling collectors of a YAML config together."),
+    "cdc-offsets": ("services.collectors.offsets", "Poll CDC topic offsets (Kafka admin API)."),
+    "schemas": ("services.collectors.registry", "Poll schema registry subjects and versions."),
+    "iceberg": ("services.collectors.iceberg", "Poll Iceberg snapshots and table properties."),
+    "flink": ("services.collectors.flink", "Poll Flink jobs, plans and checkpoints (REST)."),
+    "dbt": ("services.collectors.dbt", "Publish dbt runs from run_results.json + manifest.json."),
+    "superset": ("services.collectors.superset", "Poll Superset charts and alerts (REST)."),
+    "trino-rules": ("services.collectors.trino_rules", "Poll Trino access rules for column masks."),
+    "observability": ("services.collectors.observability", "Poll Prometheus, Loki, Tempo for pillars."),
+    "access-logs": ("services.collectors.accesslogs", "Tail tool access logs for tool.used."),
+    "argocd": ("services.collectors.argocd", "Receive Argo CD sync notifications (webhook)."),
+    "k8s-audit": ("services.collectors.k8s_audit", "Receive Kubernetes audit events (webhook)."),
+    "gitops": ("services.collectors.gitops", "Receive Git host webhooks (merges, pushes)."),
+    "openlineage": ("services.collectors.openlineage", "Receive OpenLineage run events (HTTP, Kafka)."),
+    "trino": ("services.collectors.trino_events", "Receive Trino query-completed events (HTTP)."),
+    "webhooks": ("services.collectors.receivers", "Receive every push source on one port."),
+}
 
 
 class _LazySources(click.Group):

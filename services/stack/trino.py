@@ -18,6 +18,7 @@ also runs Kafka, the registry and PostgreSQL.
 from __future__ import annotations
 
 import contextlib
+import secrets
 import shutil
 import tarfile
 import zipfile
@@ -50,6 +51,13 @@ JAVA_MAJOR = 25
 HEAP = "3G"
 QUERY_MEMORY = "1GB"
 HEAP_HEADROOM = "768MB"
+
+#: Trino's HTTP event listener posts every completed query to proctor's receiver
+#: (`proctor collect trino`). Its plugin ships only in the full server archive, from which
+#: `install_event_listener` unpacks it; `prepare` configures it once it is installed.
+FULL_SERVER_ARTIFACT = f"io.trino:trino-server:{TRINO_VERSION}:tar.gz"
+EVENT_LISTENER_PLUGIN = "http-event-listener"
+EVENT_LISTENER_PORT = 18095
 
 
 # Rendered configuration (pure, unit tested) -------------------------------------------------
@@ -143,6 +151,17 @@ def iceberg_catalog_properties(config: StackConfig) -> dict[str, str]:
     }
 
 
+def event_listener_properties(config: StackConfig, token: str) -> dict[str, str]:
+    """etc/http-event-listener.properties: completed queries to the local receiver, with a token."""
+    return {
+        "event-listener.name": "http",
+        "http-event-listener.log-completed": "true",
+        "http-event-listener.connect-ingest-uri": f"http://{config.host}:{EVENT_LISTENER_PORT}/trino",
+        "http-event-listener.connect-http-headers": f"Authorization: Bearer {token}",
+        "http-event-listener.connect-retry-count": "3",
+    }
+
+
 # Installation -------------------------------------------------------------------------------
 def install_dir(version: str = TRINO_VERSION, cache: Path = CACHE_DIR) -> Path:
     return cache / f"trino-server-{version}"
@@ -196,6 +215,41 @@ def unpack(server_archive: Path, plugin_archive: Path, target: Path, progress: P
     return target
 
 
+def install_event_listener(server_archive: Path, home: Path, progress: Progress) -> Path:
+    """Unpack the http-event-listener plugin of the full server archive into ``home/plugin``.
+
+    In the archive its jars are hard links to ``lib/``, so the linked members are read too.
+    """
+    target = home / "plugin" / EVENT_LISTENER_PLUGIN
+    if target.is_dir():
+        return target
+    progress(f"trino: adding the {EVENT_LISTENER_PLUGIN} plugin from {server_archive.name}")
+    work = target.with_name(target.name + ".partial")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        with tarfile.open(server_archive, "r:gz") as tar:
+            members = {m.name: m for m in tar.getmembers()}
+            for member in members.values():
+                parts = PurePosixPath(member.name).parts
+                if len(parts) != 4 or parts[1:3] != ("plugin", EVENT_LISTENER_PLUGIN):
+                    continue
+                source = members.get(member.linkname, member) if member.islnk() else member
+                data = tar.extractfile(source)
+                if data is None:
+                    continue
+                with data, open(work / parts[3], "wb") as dst:
+                    shutil.copyfileobj(data, dst, 1 << 20)
+        if not any(work.glob("io.trino_trino-http-event-listener-*.jar")):
+            raise StackError(f"trino: {server_archive.name} has no {EVENT_LISTENER_PLUGIN} plugin")
+        work.rename(target)
+    except (OSError, tarfile.TarError) as exc:
+        raise StackError(f"trino: could not unpack the event listener plugin: {exc}") from exc
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
 class TrinoComponent(Component):
     """Trino on the stack's HTTP port with the ``iceberg`` catalog."""
 
@@ -236,14 +290,20 @@ class TrinoComponent(Component):
         catalog_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         warehouse_path(self.config).mkdir(parents=True, exist_ok=True)
+        server_props = config_properties(self.config, self.home, self.etc_dir)
+        listener: dict[Path, str] = {}
+        if (self.home / "plugin" / EVENT_LISTENER_PLUGIN).is_dir():
+            path = self.etc_dir / f"{EVENT_LISTENER_PLUGIN}.properties"
+            server_props["event-listener.config-files"] = str(path)
+            props = event_listener_properties(self.config, self.event_listener_token())
+            listener[path] = render_properties(props)
         files = {
             self.etc_dir / "node.properties": render_properties(
                 node_properties(self.config, self.data_dir)
             ),
             self.etc_dir / "jvm.config": "".join(f"{opt}\n" for opt in jvm_options()),
-            self.etc_dir / "config.properties": render_properties(
-                config_properties(self.config, self.home, self.etc_dir)
-            ),
+            self.etc_dir / "config.properties": render_properties(server_props),
+            **listener,
             self.etc_dir / "log.properties": "io.trino=INFO\n",
             catalog_dir / f"{TRINO_CATALOG}.properties": render_properties(
                 iceberg_catalog_properties(self.config)
@@ -255,6 +315,15 @@ class TrinoComponent(Component):
         for stale in catalog_dir.glob("*.properties"):
             if stale not in files:
                 stale.unlink()
+
+    def event_listener_token(self) -> str:
+        """The bearer token Trino's event listener sends, made once and kept in the state dir."""
+        path = self.dir / "event-listener.token"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_hex(32) + "\n")
+        return path.read_text().strip()
 
     def command(self) -> Sequence[str]:
         """What Trino's launcher runs, spelled out so the recorded pid is the JVM's."""

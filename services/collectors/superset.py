@@ -1,0 +1,215 @@
+"""superset.chart and superset.alert from the Superset REST API.
+
+Logs in with ``/api/v1/security/login`` (provider db; the password comes from the
+environment variable the settings name) and lists ``/api/v1/chart/`` (with each chart's
+dataset from ``/api/v1/dataset/{id}`` for schema, table and database) and
+``/api/v1/report/`` filtered to alerts (with ``/api/v1/report/{id}`` for the validator).
+A chart is published when its dataset, database, type or name changed (at its
+``changed_on``); an alert each time it was evaluated again (at ``last_eval_dttm``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+from pydantic import Field
+
+from services.collectors.http import JsonClient, SourceError, expect
+from services.collectors.polling import Collector, PollResult, Position, now_ms
+from services.collectors.runner import common_options, run_one, split_common
+from services.collectors.settings import SourceSettings, env_secret, parse_model
+from services.core.events import ms_to_rfc3339
+
+PAGE_SIZE = 100
+#: Superset's ReportState values -> the contract's
+ALERT_STATES = {
+    "Success": "Success",
+    "Error": "Error",
+    "Working": "Working",
+    "Not triggered": "Noop",
+    "Noop": "Noop",
+    "On Grace": "Grace",
+    "Grace": "Grace",
+}
+
+
+class Settings(SourceSettings):
+    url: str = Field(description="Superset base URL")
+    username: str = Field(description="Superset user that may list charts and alerts")
+    password_env: str = Field(description="env var holding that user's password")
+    provider: str = Field(default="db", description="login provider (db or ldap)")
+
+
+def superset_time(value: Any) -> int | None:
+    """Epoch ms of a Superset timestamp (ISO text, naive = UTC); None when absent."""
+    if not value:
+        return None
+    text = str(value).strip().replace("Z", "+00:00")
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise SourceError(f"unreadable Superset timestamp {value!r}") from exc
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp() * 1000)
+
+
+def chart_data(chart: Mapping[str, Any], dataset: Mapping[str, Any] | None) -> dict[str, Any]:
+    if dataset:
+        schema, table = dataset.get("schema"), dataset.get("table_name")
+        name = f"{schema}.{table}" if schema else str(table)
+        database = str((dataset.get("database") or {}).get("database_name", ""))
+    else:
+        name = str(chart.get("datasource_name_text") or "")
+        database = ""
+    return {
+        "chart_id": int(chart["id"]),
+        "chart_name": str(chart.get("slice_name") or ""),
+        "dataset": name,
+        "database": database,
+        "viz_type": chart.get("viz_type"),
+    }
+
+
+def alert_data(alert: Mapping[str, Any]) -> dict[str, Any]:
+    """Fields of one alert from its /api/v1/report/{id} answer."""
+    raw = alert.get("validator_config_json") or "{}"
+    try:
+        config = json.loads(raw) if isinstance(raw, str) else dict(raw)
+    except ValueError as exc:
+        raise SourceError(f"alert {alert.get('id')}: validator_config_json is not JSON") from exc
+    vtype = str(alert.get("validator_type") or "")
+    condition = str(config.get("op") or vtype or "")
+    if vtype.lower().replace("_", " ") == "not null":
+        condition = "not null"
+    threshold = config.get("threshold")
+    chart = alert.get("chart")
+    chart_id = chart.get("id") if isinstance(chart, Mapping) else None
+    if chart_id is None:
+        chart_id = alert.get("chart_id")
+    state = str(alert.get("last_state") or "Noop")
+    evaluated = superset_time(alert.get("last_eval_dttm"))
+    return {
+        "alert_id": int(alert["id"]),
+        "chart_id": int(chart_id) if chart_id is not None else None,
+        "condition": condition,
+        "threshold": float(threshold) if isinstance(threshold, int | float) else None,
+        "last_state": ALERT_STATES.get(state, "Error"),
+        "last_eval_ts": None if evaluated is None else ms_to_rfc3339(evaluated),
+    }
+
+
+class SupersetCollector(Collector):
+    name = "superset"
+
+    def __init__(self, settings: Settings, platform_id: str) -> None:
+        super().__init__(platform_id)
+        self.settings = settings
+        self.password = env_secret(settings.password_env, "superset password") or ""
+        self.http = JsonClient(settings.url)
+        self.token: str | None = None
+
+    @property
+    def source(self) -> str:
+        return f"superset {self.settings.url}"
+
+    def describe(self, position: Position) -> str:
+        return f"{len(position.get('charts', {}))} charts, {len(position.get('alerts', {}))} alerts"
+
+    def login(self) -> None:
+        _, body = self.http.request(
+            "POST",
+            "/api/v1/security/login",
+            json={
+                "username": self.settings.username,
+                "password": self.password,
+                "provider": self.settings.provider,
+                "refresh": False,
+            },
+        )
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if not token:
+            raise SourceError("superset login answered without an access_token")
+        self.token = str(token)
+        self.http.client.headers["Authorization"] = f"Bearer {self.token}"
+
+    def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        if self.token is None:
+            self.login()
+        status, body = self.http.request("GET", path, params=params, allow=(401,))
+        if status == 401:  # token expired: log in again once
+            self.login()
+            body = self.http.get(path, params=params)
+        return body
+
+    def pages(self, path: str, query: str = "") -> Iterator[Mapping[str, Any]]:
+        page = 0
+        while True:
+            q = f"({query}{',' if query else ''}page:{page},page_size:{PAGE_SIZE})"
+            body = expect(self.get(path, {"q": q}), dict, f"GET {path}")
+            rows = body.get("result", [])
+            yield from (r for r in rows if isinstance(r, Mapping))
+            page += 1
+            if len(rows) < PAGE_SIZE or page * PAGE_SIZE >= int(body.get("count", 0)):
+                return
+
+    def poll(self, position: Position) -> PollResult:
+        events = []
+        charts: dict[str, str] = {}
+        datasets: dict[int, Mapping[str, Any]] = {}
+        old_charts = position.get("charts", {})
+        for chart in self.pages("/api/v1/chart/"):
+            ds_id = chart.get("datasource_id")
+            dataset = None
+            if isinstance(ds_id, int) and chart.get("datasource_type", "table") == "table":
+                if ds_id not in datasets:
+                    answer = expect(self.get(f"/api/v1/dataset/{ds_id}"), dict, "GET dataset")
+                    datasets[ds_id] = answer.get("result", {})
+                dataset = datasets[ds_id]
+            data = chart_data(chart, dataset)
+            sig = json.dumps(data, sort_keys=True)
+            cid = str(data["chart_id"])
+            charts[cid] = sig
+            if old_charts.get(cid) != sig:
+                ts = superset_time(chart.get("changed_on_utc")) or now_ms()
+                events.append(self.signal("superset.chart", [cid, sig], ts, data))
+        alerts: dict[str, str] = {}
+        old_alerts = position.get("alerts", {})
+        for row in self.pages("/api/v1/report/", "filters:!((col:type,opr:eq,value:Alert))"):
+            aid = str(row["id"])
+            stamp = f"{row.get('last_eval_dttm')}|{row.get('last_state')}|{row.get('changed_on')}"
+            alerts[aid] = stamp
+            if old_alerts.get(aid) == stamp:
+                continue
+            detail = expect(self.get(f"/api/v1/report/{aid}"), dict, f"GET report {aid}")
+            data = alert_data({**detail.get("result", {}), **row})
+            ts = (
+                superset_time(row.get("last_eval_dttm"))
+                or superset_time(row.get("changed_on"))
+                or now_ms()
+            )
+            events.append(self.signal("superset.alert", [aid, stamp, data["condition"]], ts, data))
+        return PollResult(tuple(events), {"charts": charts, "alerts": alerts})
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def build(settings: Settings, platform_id: str) -> SupersetCollector:
+    return SupersetCollector(settings, platform_id)
+
+
+@click.command("superset")
+@click.option("--url", required=True, help="Superset base URL")
+@click.option("--username", required=True, help="Superset user")
+@click.option("--password-env", required=True, help="env var holding the password")
+@common_options
+def command(**kwargs: Any) -> None:
+    """Publish superset.chart and superset.alert from the Superset REST API."""
+    common, own = split_common(kwargs)
+    settings = parse_model(Settings, {"interval_s": common["interval_s"], **own}, "flags")
+    run_one(lambda platform: build(settings, platform), common)

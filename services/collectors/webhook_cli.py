@@ -1,0 +1,175 @@
+"""``proctor collect <source>`` for push sources: one click command per receiver, made here.
+
+Every receiver command takes the same options (where to listen, which platform, where the
+broker is, how long to wait for it); secrets come only from the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import click
+from prometheus_client import CollectorRegistry
+
+from services.collectors.webhook import (
+    DEFAULT_ACK_TIMEOUT_S,
+    HEARTBEAT_S,
+    Receiver,
+    ReceiverSettings,
+    WebhookSource,
+)
+from services.collectors.webhook_auth import SHARED_SECRET_ENV, derive_secret, secret_env
+from services.collectors.webhook_run import Companion, build_receiver, serve
+from services.contract.settings import BOOTSTRAP_ENV, PREFIX_ENV, REGISTRY_ENV, ClientSettings
+from services.errors import ProctorError
+
+PLATFORM_ENV = "PROCTOR_PLATFORM_ID"
+HOST_ENV = "PROCTOR_HTTP_HOST"
+PORT_ENV = "PROCTOR_HTTP_PORT"
+
+#: Builds companions (e.g. the OpenLineage Kafka bridge) from the command's options; the
+#: registry is the receiver's, so their metrics are served on the same /metrics.
+CompanionFactory = Callable[[dict[str, Any], ClientSettings, CollectorRegistry], list[Companion]]
+
+
+def _options() -> list[click.Parameter]:
+    return [
+        click.Option(
+            ["--host"],
+            envvar=HOST_ENV,
+            default="127.0.0.1",
+            show_default=True,
+            help=f"Address to listen on [env {HOST_ENV}].",
+        ),
+        click.Option(
+            ["--port"],
+            type=int,
+            envvar=PORT_ENV,
+            help=f"Port to listen on [env {PORT_ENV}; default: the source's own].",
+        ),
+        click.Option(
+            ["--platform", "platforms"],
+            multiple=True,
+            envvar=PLATFORM_ENV,
+            help="platform_id of requests posted without /platforms/<id>/ (the first given), "
+            "and platforms to send heartbeats for from the start (repeatable) "
+            f"[env {PLATFORM_ENV}].",
+        ),
+        click.Option(
+            ["--bootstrap"],
+            envvar=BOOTSTRAP_ENV,
+            help=f"Kafka bootstrap servers [env {BOOTSTRAP_ENV}].",
+        ),
+        click.Option(
+            ["--registry-url"],
+            envvar=REGISTRY_ENV,
+            help=f"Schema registry URL [env {REGISTRY_ENV}].",
+        ),
+        click.Option(
+            ["--prefix"],
+            envvar=PREFIX_ENV,
+            default="",
+            help=f"Topic and subject prefix [env {PREFIX_ENV}].",
+        ),
+        click.Option(
+            ["--ack-timeout"],
+            type=float,
+            default=DEFAULT_ACK_TIMEOUT_S,
+            show_default=True,
+            help="Seconds to wait for the broker before answering 503 (the sender retries).",
+        ),
+        click.Option(
+            ["--heartbeat-interval"],
+            type=float,
+            default=HEARTBEAT_S,
+            show_default=True,
+            help="Seconds between collector.heartbeat events.",
+        ),
+        click.Option(
+            ["--per-platform-secrets"],
+            is_flag=True,
+            help="Treat the environment secret as a master: each platform gets its own derived "
+            "secret (see --print-secret), so one platform cannot post for another.",
+        ),
+        click.Option(
+            ["--print-secret", "print_secret"],
+            metavar="PLATFORM",
+            help="Print the derived secret of PLATFORM for each source and exit.",
+        ),
+        click.Option(["--verbose", "-v"], is_flag=True, help="Log every request decision."),
+    ]
+
+
+def receiver_command(
+    name: str,
+    sources: Sequence[WebhookSource],
+    help_text: str,
+    *,
+    extra: Sequence[click.Parameter] = (),
+    companions: CompanionFactory | None = None,
+    default_port: int | None = None,
+) -> click.Command:
+    """A click command running a receiver for ``sources`` until SIGINT or SIGTERM."""
+    envs = ", ".join(secret_env(s.name) for s in sources)
+
+    def callback(**opts: Any) -> None:
+        logging.basicConfig(
+            level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        if opts["verbose"]:
+            logging.getLogger("proctor").setLevel(logging.INFO)
+        try:
+            if opts["print_secret"]:
+                _print_secrets(sources, opts["print_secret"])
+                return
+            client = ClientSettings.from_env(
+                bootstrap=opts["bootstrap"],
+                registry_url=opts["registry_url"],
+                topic_prefix=opts["prefix"],
+            )
+            settings = ReceiverSettings(
+                host=opts["host"],
+                port=opts["port"]
+                if opts["port"] is not None
+                else (default_port or sources[0].default_port),
+                platforms=tuple(opts["platforms"]),
+                ack_timeout_s=opts["ack_timeout"],
+                heartbeat_s=opts["heartbeat_interval"],
+            )
+            receiver: Receiver = build_receiver(
+                sources, client, settings, per_platform_secrets=opts["per_platform_secrets"]
+            )
+            extra_runners = (
+                companions(opts, client, receiver.metrics.registry)
+                if companions is not None
+                else []
+            )
+            routes = ", ".join(f"POST [/platforms/<id>]{s.path}" for s in sources)
+            click.echo(
+                f"{name}: listening on http://{settings.host}:{settings.port} ({routes})", err=True
+            )
+            serve(receiver, extra_runners)
+        except ProctorError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return click.Command(
+        name,
+        callback=callback,
+        params=[*_options(), *extra],
+        help=f"{help_text}\n\nSecret from the environment: {envs} (or {SHARED_SECRET_ENV}).",
+        short_help=sources[0].summary if len(sources) == 1 else help_text.split(".")[0],
+    )
+
+
+def _print_secrets(sources: Sequence[WebhookSource], platform: str) -> None:
+    import os
+
+    for source in sources:
+        master = os.environ.get(secret_env(source.name)) or os.environ.get(SHARED_SECRET_ENV)
+        if not master:
+            raise click.ClickException(
+                f"set {secret_env(source.name)} (or {SHARED_SECRET_ENV}) first"
+            )
+        click.echo(f"{source.name}\t{derive_secret(master, source.name, platform)}")
