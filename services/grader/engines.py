@@ -6,18 +6,11 @@ is the only module that imports the core's engine.
 
 from __future__ import annotations
 
-from services.errors import ConfigError
+from services.core.engine_store import EngineStore as CoreEngineStore
 from services.grader.grading import EngineStore
 
 
-def core_engine_store() -> EngineStore:
-    """The EngineStore of ``services.core``'s engine."""
-    try:
-        from services.core import engine as core_engine  # type: ignore[attr-defined]
-    except ImportError as exc:
-        raise ConfigError(
-            "the grading core's engine (services.core.engine) is not available in this "
-            f"checkout ({exc}); the worker needs it to grade"
-        ) from exc
-    store: EngineStore = core_engine.EngineStore()  # pragma: no cover - wired when the core lands
+def core_engine_store(rubric_version: str | None = None) -> EngineStore:
+    """The EngineStore of ``services.core``: shipped rubrics, the default text judge."""
+    store: EngineStore = CoreEngineStore(rubric_version=rubric_version)
     return store

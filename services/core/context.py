@@ -1,0 +1,250 @@
+"""An exam's context, derived from its control events: window, parts, assets, fault, answers.
+
+Control events are few (tens per exam), so the engine keeps all of them (keyed by
+event id, so duplicates vanish) and derives the context from the whole set each time
+one arrives. That makes the context a pure function of the *set* of control events:
+the same under any delivery order. Where the contract allows only one of a thing
+(one exam.started, one fault), the earliest by (ts, event id) wins and any disagreeing
+extra is listed in ``conflicts`` so the exam is flagged for review.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from services.core.events import Event
+from services.core.matching import integer, mapping, number, strings, text
+from services.core.textjudge import TextVerdict
+
+if TYPE_CHECKING:
+    from services.core.rubric import PartSpec, Rubric
+
+Point = tuple[int, str]  # (ts_ms, event_id): orders evidence by time, then id
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A part's time box: opened by an anchor event, closed ``minutes`` later or at exam end."""
+
+    part: str
+    anchor_ms: int
+    anchor_event: str
+    box_end_ms: int
+    close_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    fault_id: str
+    layer: str
+    kind: str
+    target: str
+    ts_ms: int
+    event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnosis:
+    fault_id: str
+    layer: str
+    kind: str
+    ts_ms: int
+    event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Artifact:
+    part: int | None
+    kind: str
+    ts_ms: int
+    event_id: str
+    verdict: TextVerdict | None
+
+
+@dataclass(frozen=True, slots=True)
+class SelfGrade:
+    score_pct: float
+    ts_ms: int
+    event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExamContext:
+    exam_id: str
+    platform_id: str
+    candidate_id: str = ""
+    rubric_id: str = ""
+    rubric_version: str = ""
+    start_ms: int | None = None
+    start_event: str = ""
+    end_ms: int | None = None
+    end_event: str = ""
+    windows: Mapping[str, Window] = field(default_factory=dict)
+    #: gate name -> ts of the control event that opens it ("part:1", "part:2", "row.broken")
+    anchors: Mapping[str, int] = field(default_factory=dict)
+    assets: Mapping[str, str] = field(default_factory=dict)
+    namespaces: tuple[str, ...] = ()
+    declared_event: str = ""
+    fault: Fault | None = None
+    row_broken: Point | None = None
+    diagnoses: tuple[Diagnosis, ...] = ()
+    artifacts: tuple[Artifact, ...] = ()
+    self_grades: tuple[SelfGrade, ...] = ()
+    conflicts: tuple[str, ...] = ()
+
+    @property
+    def started(self) -> bool:
+        return self.start_ms is not None
+
+    def contains(self, ts_ms: int) -> bool:
+        """Whether a signal at ``ts_ms`` belongs to this exam's window."""
+        if self.start_ms is None or ts_ms < self.start_ms:
+            return False
+        return self.end_ms is None or ts_ms <= self.end_ms
+
+    def window(self, part: str) -> Window | None:
+        return self.windows.get(part)
+
+    def asset(self, name: str) -> str:
+        return self.assets.get(name, "")
+
+
+def _earliest(events: list[Event]) -> Event | None:
+    return min(events, key=lambda e: (e.ts_ms, e.event_id)) if events else None
+
+
+def _latest(events: list[Event]) -> Event | None:
+    return max(events, key=lambda e: (e.ts_ms, e.event_id)) if events else None
+
+
+def _anchor_event(spec: PartSpec, by_type: Mapping[str, list[Event]]) -> list[Event]:
+    events = by_type.get(spec.opens_on.type, [])
+    if spec.opens_on.part is None:
+        return events
+    return [e for e in events if integer(e.get("part")) == spec.opens_on.part]
+
+
+def derive_context(
+    exam_id: str,
+    platform_id: str,
+    control: Iterable[Event],
+    rubric: Rubric | None,
+    verdicts: Mapping[str, TextVerdict],
+) -> ExamContext:
+    """The context of one exam from the set of its control events.
+
+    ``verdicts`` maps artifact event ids to their text verdicts (judged once, on arrival).
+    """
+    by_type: dict[str, list[Event]] = {}
+    for ev in control:
+        by_type.setdefault(ev.type, []).append(ev)
+    conflicts: list[str] = []
+
+    started = _earliest(by_type.get("exam.started", []))
+    if started is not None:
+        others = {
+            (e.ts_ms, text(e.get("candidate_id")), text(e.get("rubric_version")))
+            for e in by_type["exam.started"]
+        }
+        if len(others) > 1:
+            conflicts.append("exam.started was sent more than once with different content")
+    ended = _earliest(by_type.get("exam.ended", []))
+    end_ms = ended.ts_ms if ended is not None else None
+
+    windows: dict[str, Window] = {}
+    anchors: dict[str, int] = {}
+    if rubric is not None:
+        for spec in rubric.parts:
+            candidates = _anchor_event(spec, by_type)
+            first = _earliest(candidates)
+            if first is None:
+                continue
+            if len({e.ts_ms for e in candidates}) > 1:
+                conflicts.append(
+                    f"{spec.opens_on.describe()} was sent more than once at different times"
+                )
+            box_end = first.ts_ms + spec.minutes * 60_000
+            close = box_end if end_ms is None else min(box_end, end_ms)
+            windows[spec.part_id] = Window(
+                spec.part_id, first.ts_ms, first.event_id, box_end, close
+            )
+            anchors[spec.gate] = first.ts_ms
+
+    declared = _latest(by_type.get("pipeline.declared", []))
+    assets: dict[str, str] = {}
+    namespaces: tuple[str, ...] = ()
+    if declared is not None:
+        raw = mapping(declared.get("assets"))
+        assets = {k: v for k, v in raw.items() if isinstance(v, str)}
+        namespaces = strings(raw.get("namespaces"))
+
+    faults = by_type.get("fault.injected", [])
+    fe = _earliest(faults)
+    fault = None
+    if fe is not None:
+        if len({e.event_id for e in faults}) > 1:
+            conflicts.append("more than one fault.injected: the earliest is graded")
+        fault = Fault(
+            fault_id=text(fe.get("fault_id")),
+            layer=text(fe.get("layer")),
+            kind=text(fe.get("kind")),
+            target=text(fe.get("target")),
+            ts_ms=fe.ts_ms,
+            event_id=fe.event_id,
+        )
+
+    rb = _earliest(by_type.get("row.broken", []))
+    row_broken = (rb.ts_ms, rb.event_id) if rb is not None else None
+    if rb is not None:
+        anchors["row.broken"] = rb.ts_ms
+
+    diagnoses = tuple(
+        Diagnosis(
+            fault_id=text(e.get("fault_id")),
+            layer=text(e.get("layer")),
+            kind=text(e.get("kind")),
+            ts_ms=e.ts_ms,
+            event_id=e.event_id,
+        )
+        for e in sorted(by_type.get("diagnosis.submitted", []), key=lambda e: (e.ts_ms, e.event_id))
+    )
+    artifacts = tuple(
+        Artifact(
+            part=integer(e.get("part")),
+            kind=text(e.get("kind")),
+            ts_ms=e.ts_ms,
+            event_id=e.event_id,
+            verdict=verdicts.get(e.event_id),
+        )
+        for e in sorted(by_type.get("artifact.submitted", []), key=lambda e: (e.ts_ms, e.event_id))
+    )
+    grades = []
+    for e in sorted(by_type.get("self_grade.submitted", []), key=lambda e: (e.ts_ms, e.event_id)):
+        pct = number(e.get("score_pct"))
+        if pct is not None:
+            grades.append(SelfGrade(pct, e.ts_ms, e.event_id))
+
+    return ExamContext(
+        exam_id=exam_id,
+        platform_id=platform_id,
+        candidate_id=text(started.get("candidate_id")) if started else "",
+        rubric_id=text(started.get("rubric_id")) if started else "",
+        rubric_version=text(started.get("rubric_version")) if started else "",
+        start_ms=started.ts_ms if started else None,
+        start_event=started.event_id if started else "",
+        end_ms=end_ms,
+        end_event=ended.event_id if ended else "",
+        windows=windows,
+        anchors=anchors,
+        assets=assets,
+        namespaces=namespaces,
+        declared_event=declared.event_id if declared else "",
+        fault=fault,
+        row_broken=row_broken,
+        diagnoses=diagnoses,
+        artifacts=artifacts,
+        self_grades=tuple(grades),
+        conflicts=tuple(conflicts),
+    )

@@ -1,0 +1,342 @@
+"""The grading state of one exam: its control ledger, its facts, and its criterion results.
+
+Control events are kept whole (a few dozen; artifacts without their text, which is
+judged once on arrival) and the context is derived from their set. Signals are folded
+into facts; a signal that a gated fact needs before the fact's anchor is known waits
+in a small per-gate buffer and is folded when the anchor arrives, so the result does
+not depend on whether the part start or the signal came first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from services.core.context import ExamContext, derive_context
+from services.core.contract_fields import HEARTBEAT
+from services.core.events import Event
+from services.core.facts.base import Fact, FactSpec
+from services.core.heartbeats import Coverage
+from services.core.model import CriterionResult, ExamResult, Outcome, State, Transition
+from services.core.rubric import Rubric
+from services.core.rules.base import NEVER, Query, evaluate
+from services.core.scoring import exam_result, score, unusable_result, with_overall
+from services.core.textjudge import Finding, TextJudge, TextVerdict
+from services.errors import RubricError
+
+RubricResolver = Callable[[str, str], Rubric]
+
+#: keep judged sentences short in state: reasons quote at most 100 characters
+_SENTENCE_CHARS = 160
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on what the engine holds back; exceeding one drops the oldest and flags review."""
+
+    #: signals of a platform waiting for an exam.started that covers them
+    unbound_per_platform: int = 20_000
+    #: signals of an exam waiting for a gate's anchor (part start, fault, row.broken)
+    pending_per_gate: int = 20_000
+
+
+def compact_verdict(v: TextVerdict) -> TextVerdict:
+    """The verdict as state keeps it: every point, its first two sentences, trimmed."""
+    return TextVerdict(
+        kind=v.kind,
+        judge=v.judge,
+        findings=tuple(
+            Finding(
+                f.point,
+                tuple(s[:_SENTENCE_CHARS] for s in f.sentences[:2]),
+                f.why[:_SENTENCE_CHARS],
+            )
+            for f in v.findings
+        ),
+    )
+
+
+def judge_artifact(judge: TextJudge, ev: Event) -> TextVerdict | None:
+    """Ask the judge about an artifact; None for kinds no criterion judges or a failing judge.
+
+    The judge is pluggable code (later possibly a remote model); whatever it raises must
+    not stop grading, so any exception becomes "no verdict" and the criterion stays
+    pending with that reason.
+    """
+    kind = ev.get("kind")
+    content = ev.get("content")
+    if kind not in ("postmortem", "design_review") or not isinstance(content, str):
+        return None
+    try:
+        return compact_verdict(judge.judge(kind, content))
+    except Exception:
+        return None
+
+
+def strip_content(ev: Event) -> Event:
+    if ev.type != "artifact.submitted" or not ev.get("content"):
+        return ev
+    data = dict(ev.data)
+    data["content"] = ""
+    return Event(ev.type, ev.platform_id, ev.event_id, ev.ts_ms, data, ev.source)
+
+
+class ExamState:
+    """Everything the engine knows about one exam (one exam_id on one platform)."""
+
+    def __init__(self, platform_id: str, exam_id: str) -> None:
+        self.platform_id = platform_id
+        self.exam_id = exam_id
+        self.ledger: dict[str, Event] = {}
+        self.verdicts: dict[str, TextVerdict] = {}
+        self.ctx = ExamContext(exam_id=exam_id, platform_id=platform_id)
+        self.rubric: Rubric | None = None
+        self.error: str | None = None
+        self.specs: list[FactSpec] = []
+        self.facts: dict[FactSpec, Fact] = {}
+        #: event type -> (fact, gate, indices of criteria that read it)
+        self.routes: dict[str, list[tuple[Fact, str | None, tuple[int, ...]]]] = {}
+        self.by_collector: dict[str, tuple[int, ...]] = {}
+        self.coverage: Coverage | None = None
+        self.pending: dict[str, dict[str, Event]] = {}
+        #: gate -> anchor ts at which its held-back signals were folded
+        self.opened: dict[str, int] = {}
+        self.results: list[CriterionResult] = []
+        self.flags: list[str] = []
+        self.query: Query | None = None
+
+    # ------------------------------------------------------------------ building
+    def _build(self, rubric: Rubric) -> None:
+        self.rubric = rubric
+        self.coverage = Coverage(rubric.heartbeat_grace_ms)
+        index: dict[FactSpec, list[int]] = {}
+        for i, rule in enumerate(rubric.rules):
+            for spec in rule.facts():
+                if spec not in index:
+                    index[spec] = []
+                    self.specs.append(spec)
+                index[spec].append(i)
+        self.facts = {spec: spec.make() for spec in self.specs}
+        for spec in self.specs:
+            entry = (self.facts[spec], spec.gate, tuple(index[spec]))
+            for t in spec.event_types:
+                self.routes.setdefault(t, []).append(entry)
+        cols: dict[str, list[int]] = {}
+        for i, c in enumerate(rubric.criteria):
+            for name in c.collectors:
+                cols.setdefault(name, []).append(i)
+        self.by_collector = {k: tuple(v) for k, v in cols.items()}
+        self.query = Query(self.facts, self.ctx, None, NEVER, rubric.rules)
+        self.results = [score(c, Outcome("pending", "Not evaluated yet.")) for c in rubric.criteria]
+
+    def ensure_rubric(
+        self, resolve: RubricResolver, override: str | None, ref: tuple[str, str] | None = None
+    ) -> None:
+        """Pick the exam's rubric once, from the first exam.started (or ``ref`` on restore).
+
+        A second exam.started naming another version does not switch rubrics mid-exam:
+        the context lists it as a conflict and the exam is flagged for review.
+        """
+        if self.rubric is not None or self.error is not None:
+            return
+        if ref is None:
+            started = [e for e in self.ledger.values() if e.type == "exam.started"]
+            if not started:
+                return
+            first = min(started, key=lambda e: (e.ts_ms, e.event_id))
+            rid = str(first.get("rubric_id") or "")
+            version = override if override is not None else str(first.get("rubric_version") or "")
+        else:
+            rid, version = ref
+        try:
+            self._build(resolve(rid, version))
+        except RubricError as exc:
+            self.error = f"cannot grade: {exc}"
+
+    # ------------------------------------------------------------------ time
+    def now(self, clock: int) -> int:
+        end = self.ctx.end_ms
+        return clock if end is None or clock >= end else end
+
+    def time_marks(self) -> list[int]:
+        """When something depends on the passing of time: each box's close, the exam's end."""
+        marks = [w.close_ms for w in self.ctx.windows.values()]
+        if self.ctx.end_ms is not None:
+            marks.append(self.ctx.end_ms)
+        return marks
+
+    def closes_between(self, old: int, new: int) -> bool:
+        """Whether a time box closes, or the exam ends, in (old, new]."""
+        return any(old < m <= new for m in self.time_marks())
+
+    # ------------------------------------------------------------------ control
+    def add_control(self, ev: Event, judge: TextJudge) -> bool:
+        """Add a control event to the ledger; False when it was already there."""
+        if ev.event_id in self.ledger:
+            return False
+        if ev.type == "artifact.submitted":
+            verdict = judge_artifact(judge, ev)
+            if verdict is not None:
+                self.verdicts[ev.event_id] = verdict
+            ev = strip_content(ev)
+        self.ledger[ev.event_id] = ev
+        return True
+
+    def refresh_context(self) -> None:
+        self.ctx = derive_context(
+            self.exam_id, self.platform_id, self.ledger.values(), self.rubric, self.verdicts
+        )
+        if self.query is not None:
+            self.query.ctx = self.ctx
+        for gate, at in self.opened.items():
+            now_at = self.ctx.anchors.get(gate)
+            if now_at is not None and now_at != at:
+                flag = f"the anchor of {gate} moved after grading started"
+                if flag not in self.flags:
+                    self.flags.append(flag)
+        for gate, at in self.ctx.anchors.items():
+            if gate not in self.opened:
+                self.opened[gate] = at
+                held = self.pending.pop(gate, {})
+                for ev in sorted(held.values(), key=lambda e: (e.ts_ms, e.event_id)):
+                    for fact, g, _ in self.routes.get(ev.type, ()):
+                        if g == gate:
+                            fact.fold(ev, self.ctx)
+
+    # ------------------------------------------------------------------ signals
+    def fold_signal(self, ev: Event, dirty: set[int], limits: Limits, clock: int) -> None:
+        """Fold a bound signal; adds the indices of criteria that may have changed to ``dirty``."""
+        route = self.routes.get(ev.type)
+        if route is None:
+            if ev.type == HEARTBEAT and self.coverage is not None:
+                name = self.coverage.fold(ev)
+                if name is not None:
+                    now = self.now(clock)
+                    for i in self.by_collector.get(name, ()):
+                        w = self.ctx.windows.get(self.results[i].part)
+                        if w is not None and now >= w.close_ms:
+                            dirty.add(i)
+            return
+        opened = self.opened
+        for fact, gate, deps in route:
+            if gate is not None and gate not in opened:
+                if fact.accepts(ev):
+                    self._hold(gate, ev, limits)
+                continue
+            if fact.fold(ev, self.ctx):
+                dirty.update(deps)
+
+    def _hold(self, gate: str, ev: Event, limits: Limits) -> None:
+        held = self.pending.setdefault(gate, {})
+        held[ev.event_id] = ev
+        if len(held) > limits.pending_per_gate:
+            drop = sorted(held.values(), key=lambda e: (e.ts_ms, e.event_id))
+            for old in drop[: max(1, len(drop) // 10)]:
+                del held[old.event_id]
+            flag = f"signals held for {gate} exceeded {limits.pending_per_gate}; the oldest were dropped"
+            if flag not in self.flags:
+                self.flags.append(flag)
+
+    # ------------------------------------------------------------------ deciding
+    def decide(self, i: int, now: int) -> CriterionResult:
+        assert self.rubric is not None and self.query is not None
+        spec = self.rubric.criteria[i]
+        q = self.query
+        q.window = self.ctx.windows.get(spec.part)
+        q.now = now
+        return score(spec, evaluate(self.rubric.rules[i], q, self.rubric, self.coverage))
+
+    def redecide(
+        self, indices: Iterable[int], clock: int, trigger_ms: int, *, overall_too: bool = False
+    ) -> list[Transition]:
+        """Decide the given criteria again and report the state changes.
+
+        The overall verdicts are decided again when a criterion changed state or when
+        ``overall_too`` (time passed, or the context changed: self grade, exam end).
+        """
+        rubric = self.rubric
+        if rubric is None:
+            return []
+        now = self.now(clock)
+        out: list[Transition] = []
+        changed = False
+        results = self.results
+        overall = rubric.rules
+        q = self.query
+        assert q is not None
+        windows = self.ctx.windows
+        for i in sorted(indices):
+            rule = overall[i]
+            if rule.overall:
+                continue
+            window = windows.get(results[i].part)
+            if window is not None:
+                q.window = window
+                q.now = now
+                hint = rule.quick(q)
+                if hint is not None and hint == results[i].state:
+                    continue
+            new = self.decide(i, now)
+            old = results[i]
+            results[i] = new
+            if new.state != old.state:
+                changed = True
+                out.append(self._transition(new, old.state, trigger_ms))
+        if changed or overall_too:
+            base: list[CriterionResult | None] = [
+                None if rule.overall else r for rule, r in zip(overall, results, strict=True)
+            ]
+            full, _, _ = with_overall(rubric, self.ctx, base, now)
+            for i, rule in enumerate(overall):
+                if rule.overall:
+                    old_state: State = results[i].state
+                    results[i] = full[i]
+                    if full[i].state != old_state:
+                        out.append(self._transition(full[i], old_state, trigger_ms))
+        return out
+
+    def redecide_all(self, clock: int, trigger_ms: int) -> list[Transition]:
+        if self.rubric is None:
+            return []
+        return self.redecide(range(len(self.rubric.criteria)), clock, trigger_ms, overall_too=True)
+
+    def _transition(self, r: CriterionResult, previous: State, trigger_ms: int) -> Transition:
+        rubric = self.rubric
+        assert rubric is not None
+        return Transition(
+            exam_id=self.exam_id,
+            candidate_id=self.ctx.candidate_id,
+            platform_id=self.platform_id,
+            rubric_id=rubric.rubric_id,
+            rubric_version=rubric.version,
+            part=r.part,
+            criterion_id=r.criterion_id,
+            state=r.state,
+            previous_state=previous,
+            score=r.score,
+            max_score=r.max_score,
+            reason=r.reason,
+            evidence=r.evidence,
+            event_ts_ms=r.decided_ms if r.decided_ms is not None else trigger_ms,
+        )
+
+    def result(self, clock: int, extra_review: Iterable[str] = ()) -> ExamResult:
+        """A fresh, complete evaluation of every criterion at ``clock`` (no transitions)."""
+        if self.rubric is None:
+            return unusable_result(self.ctx, self.error or "exam.started has not arrived")
+        now = self.now(clock)
+        base: list[CriterionResult | None] = [
+            None if rule.overall else self.decide(i, now)
+            for i, rule in enumerate(self.rubric.rules)
+        ]
+        full, parts, pct = with_overall(self.rubric, self.ctx, base, now)
+        return exam_result(self.rubric, self.ctx, full, parts, pct, [*self.flags, *extra_review])
+
+    # ------------------------------------------------------------------ state codec
+    def dump_facts(self) -> list[Any]:
+        return [self.facts[s].dump() for s in self.specs]
+
+    def load_facts(self, dumps: list[Any]) -> None:
+        for spec, obj in zip(self.specs, dumps, strict=True):
+            self.facts[spec].load(obj)

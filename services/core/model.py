@@ -1,0 +1,99 @@
+"""What grading produces: criterion outcomes, transitions and exam results.
+
+Plain frozen dataclasses so the engine, the replay and the service share one vocabulary
+and a result can be compared field by field (the property tests do exactly that).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+State = Literal["pending", "met", "partial", "failed", "expired", "unknown"]
+
+STATES: tuple[State, ...] = ("pending", "met", "partial", "failed", "expired", "unknown")
+
+#: The keys of ``parts`` in a result; the overall verdicts are not a scored part.
+OVERALL_PART = "overall"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a rule decided about one criterion, before scoring.
+
+    ``reason`` is one sentence a person can read; ``evidence`` holds the ids of the
+    events that decided it; ``decided_ms`` is the event time the state was reached
+    (for example the time of the third checkpoint), or None while nothing decided it.
+    """
+
+    state: State
+    reason: str
+    evidence: tuple[str, ...] = ()
+    decided_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CriterionResult:
+    """A scored outcome of one criterion."""
+
+    criterion_id: str
+    part: str
+    state: State
+    score: float
+    max_score: float
+    reason: str
+    evidence: tuple[str, ...] = ()
+    decided_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One change of a criterion's state, as the service publishes it."""
+
+    exam_id: str
+    candidate_id: str
+    platform_id: str
+    rubric_id: str
+    rubric_version: str
+    part: str
+    criterion_id: str
+    state: State
+    previous_state: State | None
+    score: float
+    max_score: float
+    reason: str
+    evidence: tuple[str, ...]
+    event_ts_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class PartScore:
+    score: float
+    max_score: float
+
+
+@dataclass(frozen=True, slots=True)
+class ExamResult:
+    """The grade of one exam at one evaluation time."""
+
+    exam_id: str
+    candidate_id: str
+    platform_id: str
+    rubric_id: str
+    rubric_version: str
+    started_ms: int
+    ended_ms: int | None
+    criteria: tuple[CriterionResult, ...]
+    parts: dict[str, PartScore]
+    total_pct: float
+    passed: bool
+    #: why a person should look at this exam (unknown criteria, conflicting control events...)
+    review: tuple[str, ...] = field(default_factory=tuple)
+    #: set when the exam could not be graded at all (e.g. its rubric is unknown)
+    error: str | None = None
+
+    def criterion(self, criterion_id: str) -> CriterionResult:
+        for c in self.criteria:
+            if c.criterion_id == criterion_id:
+                return c
+        raise KeyError(criterion_id)

@@ -1,0 +1,1 @@
+"""Offline drivers of the grading core: replay and regrade of recorded exams."""

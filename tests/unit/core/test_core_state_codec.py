@@ -1,0 +1,65 @@
+"""State bytes: small, restorable, and corrupt bytes are a clear error."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.core.engine import Engine
+from services.core.state_codec import (
+    engine_from_bytes,
+    engine_to_bytes,
+    platform_to_bytes,
+    restore_platform,
+)
+from services.errors import GradingError
+from services.offline.scenarios import ExamBuilder, load_exam
+
+pytestmark = pytest.mark.unit
+
+
+def test_a_large_exam_keeps_a_small_state_that_does_not_grow_with_its_signals(
+    rubrics, judge
+) -> None:
+    sizes = []
+    for n in (100_000, 200_000):
+        engine = Engine(rubrics, judge)
+        engine.apply_many(load_exam(n))
+        sizes.append(len(platform_to_bytes(engine, "basecamp-load")))
+    assert sizes[1] < 32_000, sizes  # bench/engine.py prints the size for a 1,000,000-signal exam
+    assert sizes[1] < sizes[0] * 1.2, sizes
+
+
+def test_platform_state_restores_into_a_fresh_engine(rubrics, judge) -> None:
+    b = ExamBuilder("basecamp-alice").full()
+    half = len(b.events) // 2
+    a = Engine(rubrics, judge)
+    for ev in b.events[:half]:
+        a.apply(ev)
+    fresh = Engine(rubrics, judge)
+    restore_platform(fresh, platform_to_bytes(a, "basecamp-alice"))
+    for ev in b.events[half:]:
+        a.apply(ev)
+        fresh.apply(ev)
+    a.evaluate(b.at(430))
+    fresh.evaluate(b.at(430))
+    assert fresh.results() == a.results()
+    assert fresh.results()[0].passed
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"{not json", b'{"v": 99, "p": "x"}', b'{"v": 1, "p": "x", "u": [["t"]], "d": null, "x": []}'],
+)
+def test_corrupt_state_is_a_grading_error(rubrics, judge, data: bytes) -> None:
+    with pytest.raises(GradingError):
+        restore_platform(Engine(rubrics, judge), data)
+    with pytest.raises(GradingError):
+        engine_from_bytes(b"\x00", Engine(rubrics, judge))
+
+
+def test_whole_engine_round_trip(rubrics, judge) -> None:
+    e = Engine(rubrics, judge)
+    for ev in ExamBuilder("basecamp-alice").full().events:
+        e.apply(ev)
+    again = engine_from_bytes(engine_to_bytes(e), e)
+    assert engine_to_bytes(again) == engine_to_bytes(e)

@@ -1,0 +1,106 @@
+"""The replay's JSON Lines reader: envelope checks, line numbers, folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.core.events import event_from_json_obj, event_to_json_obj
+from services.errors import ContractError
+from services.offline.reader import BadLine, iter_events, recordings
+from services.offline.scenarios import SCENARIOS, render_jsonl
+
+pytestmark = pytest.mark.unit
+
+
+def test_reads_what_render_wrote(tmp_path: Path) -> None:
+    events = list(SCENARIOS["clean_pass"]().events)
+    f = tmp_path / "x.jsonl"
+    f.write_text(render_jsonl(events))
+    got = list(iter_events(f))
+    assert [(e.type, e.event_id, e.ts_ms, dict(e.data)) for e in got] == [
+        (e.type, e.event_id, e.ts_ms, dict(e.data)) for e in events
+    ]
+    assert all(event_from_json_obj(event_to_json_obj(e)) == e for e in got)
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("[1, 2]", "a line must be a JSON object"),
+        ('{"type": "x", "platform_id": "p", "event_id": "e"}', "missing envelope field 'ts'"),
+        (
+            '{"type": "x", "platform_id": "p", "event_id": 7, "ts": "2026-11-27T09:00:00.000Z"}',
+            "'event_id' must be a non-empty string",
+        ),
+        (
+            '{"type": "x", "platform_id": "p", "event_id": "e", "ts": "tuesday"}',
+            "Invalid isoformat string",
+        ),
+        (
+            '{"type": "x", "platform_id": "p", "event_id": "e", "ts": "2026-11-27T09:00:00"}',
+            "has no time zone",
+        ),
+        ("{oops", "unexpected character"),
+    ],
+)
+def test_bad_lines_are_named(tmp_path: Path, line: str, reason: str) -> None:
+    f = tmp_path / "bad.jsonl"
+    f.write_text(
+        '{"type": "x", "platform_id": "p", "event_id": "e1", "ts": "2026-11-27T09:00:00.000Z"}\n\n'
+        + line
+        + "\n"
+    )
+    with pytest.raises(ContractError, match=rf"bad.jsonl:3: .*{reason}"):
+        list(iter_events(f))
+    bad: list[BadLine] = []
+    assert [e.event_id for e in iter_events(f, bad)] == ["e1"]
+    assert [b.line for b in bad] == [3] and reason in str(bad[0])
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ContractError, match="cannot read"):
+        list(iter_events(tmp_path / "nope.jsonl"))
+
+
+def test_folders_expand_to_their_recordings(tmp_path: Path) -> None:
+    (tmp_path / "b.jsonl").write_text("")
+    (tmp_path / "a.jsonl").write_text("")
+    (tmp_path / "notes.txt").write_text("")
+    single = tmp_path / "single.json"
+    single.write_text("")
+    assert recordings([tmp_path, single]) == [tmp_path / "a.jsonl", tmp_path / "b.jsonl", single]
+
+
+def test_streamed_replay_equals_the_in_memory_replay_for_any_line_order(tmp_path: Path) -> None:
+    import random
+
+    from services.core.simple_judge import KeywordJudge
+    from services.offline.replay import replay_events, replay_file
+    from services.rubrics import resolver
+
+    events = list(SCENARIOS["two_platforms"]().events)
+    # a signal that mentions "exam_id" in a field is still a signal
+    q = next(e for e in events if e.type == "trino.query")
+    events.append(
+        type(q)(
+            q.type,
+            q.platform_id,
+            "q-exam-id",
+            q.ts_ms + 1,
+            {**q.data, "query": 'SELECT "exam_id" FROM x'},
+        )
+    )
+    random.Random(3).shuffle(events)
+    f = tmp_path / "shuffled.jsonl"
+    f.write_text(render_jsonl(events))
+    streamed = replay_file(f, resolver(), KeywordJudge())
+    in_memory = replay_events(events, resolver(), KeywordJudge())
+    assert streamed.results == in_memory.results
+    assert (
+        (streamed.events, streamed.at_ms)
+        == (in_memory.events, in_memory.at_ms)
+        == (len(events), max(e.ts_ms for e in events))
+    )
+    assert streamed.audit.as_dict() == in_memory.audit.as_dict()
