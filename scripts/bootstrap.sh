@@ -14,6 +14,7 @@ command -v mvn >/dev/null || need_apt+=(maven)
 command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
 [ -d /usr/lib/jvm/java-17-openjdk-amd64 ] || need_apt+=(openjdk-17-jre-headless)
 command -v curl >/dev/null || need_apt+=(curl)
+[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || need_apt+=(chromium chromium-driver)  # scoreboard browser test
 command -v javac >/dev/null || need_apt+=(openjdk-17-jdk-headless)  # the Flink collector test compiles a job
 command -v prometheus >/dev/null || need_apt+=(prometheus)  # observability collector tests
 if [ "${#need_apt[@]}" -gt 0 ]; then

@@ -57,7 +57,7 @@ CASES = {
     "an api key in a test": ("tests/test_y.py", lambda: f'api_key = "{token(24)}"\n', True),
     "a key beside a dead letter": (
         "schemas/examples.jsonl",
-        lambda: '{"type": "grading.dead_letter", "raw_key": "YmFzZWNhbXA="}\n'
+        lambda: '{"type": "grading.dead_letter", "raw_key": "YmFzZWNhbXA="}\n'  # gitleaks:allow
         f'{{"type": "tool.used", "api_key": "{token(24)}"}}\n',
         True,
     ),
