@@ -26,16 +26,26 @@ COMPONENTS: tuple[tuple[str, str, str], ...] = (
     ("trino", "services.stack.trino", "TrinoComponent"),
 )
 
+#: processes that run on top of the stack, started by their own commands (`proctor
+#: scoreboard up`), and stopped by `proctor stack down` before the stack they need.
+COMPANIONS: tuple[tuple[str, str, str], ...] = (
+    ("scoreboard-health", "services.scoreboard.sampler", "HealthSamplerComponent"),
+    ("superset", "services.scoreboard.superset", "SupersetComponent"),
+)
+
 
 def _quiet(_message: str) -> None:
     pass
 
 
-def load_components(config: StackConfig) -> tuple[list[Component], dict[str, str]]:
+def load_components(
+    config: StackConfig, table: Sequence[tuple[str, str, str]] | None = None
+) -> tuple[list[Component], dict[str, str]]:
     """Instances of every component whose module is present, and why the others are not."""
+    table = COMPONENTS if table is None else table
     found: list[Component] = []
     missing: dict[str, str] = {}
-    for name, module_name, class_name in COMPONENTS:
+    for name, module_name, class_name in table:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -109,8 +119,10 @@ class StackManager:
     def down(self, settle_seconds: float = 5.0) -> None:
         """Stop every component (reverse order), then make sure none of ours is left."""
         errors: list[str] = []
-        sessions = {pid for pid in (c.pid() for c in self.components) if pid is not None}
-        for component in reversed(self.components):
+        companions = [c for c in load_components(self.config, COMPANIONS)[0] if c.pid() is not None]
+        running = [*self.components, *companions]
+        sessions = {pid for pid in (c.pid() for c in running) if pid is not None}
+        for component in [*companions, *reversed(self.components)]:
             try:
                 component.stop(self.progress)
             except StackError as exc:
