@@ -14,7 +14,7 @@ lint:
 	.venv/bin/ruff check . && .venv/bin/mypy services
 
 bench:
-	.venv/bin/python bench/engine.py && .venv/bin/python bench/serde.py && .venv/bin/python bench/judge.py
+	for b in engine serde judge webhooks service; do .venv/bin/python bench/$$b.py || exit 1; done
 
 stack-up:
 	.venv/bin/proctor stack up
