@@ -104,6 +104,12 @@ def classpath(coords: Sequence[str], workdir: Path, progress: Progress) -> list[
     return [Path(p) for p in cp_file.read_text().strip().split(":") if p]
 
 
+def _repo_flag() -> str:
+    # mvn takes its home from the password database, not $HOME; name the local repository
+    # so the paths computed here and the ones mvn writes to can never differ.
+    return f"-Dmaven.repo.local={M2_REPO}"
+
+
 def _run(argv: list[str], what: str) -> None:
     proc = subprocess.run(argv, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
