@@ -279,11 +279,14 @@ class TrinoComponent(Component):
 
     def install(self, progress: Progress) -> None:
         jvm.java(self.config.java25_home, JAVA_MAJOR)
-        if (self.home / _COMPLETE).is_file():
-            return
-        server = maven.fetch(SERVER_ARTIFACT, progress)
-        plugin = maven.fetch(ICEBERG_ARTIFACT, progress)
-        unpack(server, plugin, self.home, progress)
+        if not (self.home / _COMPLETE).is_file():
+            server = maven.fetch(SERVER_ARTIFACT, progress)
+            plugin = maven.fetch(ICEBERG_ARTIFACT, progress)
+            unpack(server, plugin, self.home, progress)
+        if not (self.home / "plugin" / EVENT_LISTENER_PLUGIN).is_dir():
+            # Trino publishes this plugin only inside the full server archive; its query
+            # events feed the Trino collector (`proctor collect trino`).
+            install_event_listener(maven.fetch(FULL_SERVER_ARTIFACT, progress), self.home, progress)
 
     def prepare(self, progress: Progress) -> None:
         catalog_dir = self.etc_dir / "catalog"

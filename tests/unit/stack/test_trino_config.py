@@ -162,6 +162,22 @@ def _server_archive(path: Path, top: str = "trino-server-core-476") -> Path:
     return path
 
 
+def _full_server_archive(path: Path) -> Path:
+    """A full server archive whose event listener jar is a hard link into lib/, as Trino ships it."""
+    with tarfile.open(path, "w:gz") as tar:
+        jar = "trino-server-476/lib/io.trino_trino-http-event-listener-476.jar"
+        info = tarfile.TarInfo(jar)
+        info.size = len(b"listener")
+        tar.addfile(info, io.BytesIO(b"listener"))
+        link = tarfile.TarInfo(
+            "trino-server-476/plugin/http-event-listener/io.trino_trino-http-event-listener-476.jar"
+        )
+        link.type = tarfile.LNKTYPE
+        link.linkname = jar
+        tar.addfile(link)
+    return path
+
+
 def _plugin_archive(path: Path, jar: str = "io.trino_trino-iceberg-476.jar") -> Path:
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("trino-iceberg-476/", "")
@@ -228,6 +244,9 @@ def test_install_from_a_warm_cache_downloads_nothing(
         component.home,
         print,
     )
+    trino.install_event_listener(
+        _full_server_archive(tmp_path / "full.tar.gz"), component.home, print
+    )
 
     def no_download(coords: str, progress: object) -> Path:
         raise AssertionError(f"downloaded {coords} although the cache is complete")
@@ -245,6 +264,7 @@ def test_install_from_a_cold_cache_fetches_both_artifacts(
     archives = {
         trino.SERVER_ARTIFACT: _server_archive(tmp_path / "s.tar.gz"),
         trino.ICEBERG_ARTIFACT: _plugin_archive(tmp_path / "p.zip"),
+        trino.FULL_SERVER_ARTIFACT: _full_server_archive(tmp_path / "full.tar.gz"),
     }
     fetched: list[str] = []
 
@@ -254,5 +274,7 @@ def test_install_from_a_cold_cache_fetches_both_artifacts(
 
     monkeypatch.setattr(maven, "fetch", fake_fetch)
     component.install(print)
-    assert fetched == [trino.SERVER_ARTIFACT, trino.ICEBERG_ARTIFACT]
+    assert fetched == [trino.SERVER_ARTIFACT, trino.ICEBERG_ARTIFACT, trino.FULL_SERVER_ARTIFACT]
     assert (component.home / "plugin" / "iceberg" / "io.trino_trino-iceberg-476.jar").is_file()
+    listener = component.home / "plugin" / trino.EVENT_LISTENER_PLUGIN
+    assert (listener / "io.trino_trino-http-event-listener-476.jar").read_bytes() == b"listener"
