@@ -45,10 +45,17 @@ from services.grader.rows import TransitionRow
 from services.grader.settings import GraderSettings
 from services.grader.sink import IcebergSink, SinkConfig
 from services.grader.telemetry import CriterionStates, Metrics, record_span
+from services.grader.views import exam_scores_sql
 
 log = logging.getLogger(__name__)
 
 RETRY_S = 2.0
+#: longest wait for the changelog topic in the consumer's metadata (see the app's
+#: consumer_metadata_max_age_ms)
+CHANGELOG_WAIT_S = 30.0
+#: metadata refresh of the worker's consumer: Faust's 5 min default leaves a new
+#: changelog topic at "0 partitions" that long
+METADATA_MAX_AGE_MS = 5000
 
 
 @dataclass(slots=True)
@@ -100,6 +107,7 @@ class GraderWorker:
             processing_guarantee="at_least_once",
             consumer_auto_offset_reset="earliest",
             producer_acks=-1,
+            consumer_metadata_max_age_ms=METADATA_MAX_AGE_MS,
             topic_partitions=PLATFORM_PARTITIONS,
             topic_replication_factor=s.replication_factor,
             topic_allow_declare=True,
@@ -191,8 +199,60 @@ class GraderWorker:
                 continue
             self.sink = sink
             self.health.sink_open = True
+            await self._await_changelog_metadata()
             self._sink_ready.set()
             log.info("sink open; offsets in the table: %s", dict(committed.offsets))
+            break
+        await self._create_view()
+
+    async def _await_changelog_metadata(self) -> None:
+        """Hold grading until the consumer's metadata knows the table's changelog topic.
+
+        On a first start Faust creates the changelog topic after subscribing to it, so the
+        consumer's metadata says "0 partitions" until its next refresh; a table write before
+        then fails Faust's partition check (PartitionsMismatch) and crashes the agent in
+        the middle of a record, again and again until the refresh. The refresh comes every
+        ``consumer_metadata_max_age_ms`` (set short in the app); wait for it here.
+        """
+        topic = self.table.changelog_topic.get_topic_name()
+        deadline = time.monotonic() + CHANGELOG_WAIT_S
+        while time.monotonic() < deadline:
+            if self.app.consumer.topic_partitions(topic) == PLATFORM_PARTITIONS:
+                return
+            await asyncio.sleep(0.25)
+        log.warning(
+            "the consumer's metadata still has no %d partitions for %s after %.0f s; grading",
+            PLATFORM_PARTITIONS,
+            topic,
+            CHANGELOG_WAIT_S,
+        )
+
+    async def _create_view(self) -> None:
+        """Create (or replace) the ``exam_scores`` view beside the table: the scoreboard and
+        the end-to-end checks read it. Trino may start after the worker: retry, while
+        grading goes on."""
+        s = self.settings
+        namespace, table = s.table.split(".", 1)
+        sql = exam_scores_sql(s.trino_catalog, namespace, table)
+        loop = asyncio.get_running_loop()
+
+        def create() -> None:
+            conn = self._trino_factory()
+            try:
+                cur = conn.cursor()
+                cur.execute(sql)
+                cur.fetchall()
+            finally:
+                conn.close()
+
+        while True:
+            try:
+                await loop.run_in_executor(None, create)
+            except Exception as exc:
+                log.warning("cannot create the exam_scores view yet: %s; retrying", exc)
+                await asyncio.sleep(RETRY_S)
+                continue
+            log.info("view %s.%s.exam_scores is in place", s.trino_catalog, namespace)
             return
 
     # --- per record ----------------------------------------------------------------------
@@ -254,6 +314,12 @@ class GraderWorker:
                 span.set_attribute("proctor.event_id", decoded.event_id)
                 span.set_attribute("proctor.event_type", decoded.type)
                 result = grader.handle(decoded, pos, self.sink.is_committed)
+                # Rows and the record's offset enter the sink buffer in one step (no await
+                # in between): a batch taken by the commit task while the sends below
+                # wait must never hold a record's rows without its offset, or a restart
+                # would grade the record again and commit its rows twice.
+                self._offer(result.rows)
+                self.sink.processed((msg.topic, msg.partition), msg.offset + 1)
                 await self._publish(result.rows)
                 outcome = "graded"
             if result.replayed:
@@ -301,6 +367,11 @@ class GraderWorker:
                 )
             )
             await self.states_topic.send(key=row.state_key.encode(), value=value)
+
+    def _offer(self, rows: tuple[TransitionRow, ...]) -> None:
+        """Buffer the rows for Iceberg (synchronous: see ``on_record``)."""
+        assert self.sink is not None
+        for row in rows:
             self.sink.offer(row)
             self.metrics.transitions.labels(row.state).inc()
             self.criteria.update(row.state_key, row.state)

@@ -184,13 +184,16 @@ class PartitionGrader:
         # Close time boxes at the watermark: every platform when it moved, else the
         # record's own (new platforms included), so each engine has been evaluated at
         # the current watermark whatever the order the records came in.
+        # An evaluated engine is written back even when nothing changed: evaluate moves
+        # its clock, which later decisions read; a restart from the older clock would
+        # grade the following records differently from an uninterrupted run.
         for pid in self.platforms if advanced else [event.platform_id]:
             live = self._platforms[pid]
             if not _due(live.engine, self.watermark_ms):
                 continue
+            touched.add(pid)
             for t in live.engine.evaluate(self.watermark_ms):
                 produced.append((pid, t))
-                touched.add(pid)
         now = self._clock_ms()
         rows: list[TransitionRow] = []
         for pid, t in produced:

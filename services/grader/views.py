@@ -3,8 +3,9 @@
 A view rather than a second table: it is always exactly what the transitions say (no
 second writer to keep in step), and Trino computes it in milliseconds for an exam's few
 hundred rows. The latest state of a criterion is its change with the highest per-platform
-sequence number; part and total scores sum the latest scores; ``passed`` is the latest
-state of ``overall.pass``.
+sequence number; part and total scores sum the latest scores, and their max scores leave
+``unknown`` criteria out (the grader was blind: as the core's ``part_scores`` does);
+``passed`` is the latest state of ``overall.pass``.
 """
 
 from __future__ import annotations
@@ -50,10 +51,11 @@ latest AS (SELECT * FROM ranked WHERE rn = 1),
 scored AS (
     SELECT latest.*,
            sum(score) OVER (PARTITION BY exam_id, part) AS part_score,
-           sum(max_score) OVER (PARTITION BY exam_id, part) AS part_max_score,
+           sum(CASE WHEN state <> 'unknown' THEN max_score ELSE 0 END)
+               OVER (PARTITION BY exam_id, part) AS part_max_score,
            sum(CASE WHEN part IS NOT NULL THEN score ELSE 0 END)
                OVER (PARTITION BY exam_id) AS total_score,
-           sum(CASE WHEN part IS NOT NULL THEN max_score ELSE 0 END)
+           sum(CASE WHEN part IS NOT NULL AND state <> 'unknown' THEN max_score ELSE 0 END)
                OVER (PARTITION BY exam_id) AS total_max_score,
            coalesce(
                max(CASE WHEN criterion_id = '{PASS_CRITERION}' THEN state = 'met' END)

@@ -64,8 +64,8 @@ def test_password_source_names_where_the_password_is(tmp_path: Path, monkeypatch
     assert component.password_source() == str(tmp_path / "superset" / "admin-password")
     first = component.password()
     assert component.password() == first
-    monkeypatch.setenv(PASSWORD_ENV, "s3cret-from-env")
-    assert component.password() == "s3cret-from-env"
+    monkeypatch.setenv(PASSWORD_ENV, "test-password-from-env")
+    assert component.password() == "test-password-from-env"
     assert component.password_source() == f"env {PASSWORD_ENV}"
 
 
