@@ -49,7 +49,16 @@ def fetch(coords: str, progress: Progress) -> Path:
         return path
     progress(f"mvn: fetching {coords}")
     _run(
-        [_mvn(), "-B", "-q", "dependency:get", f"-Dartifact={coords}", "-Dtransitive=false"], coords
+        [
+            _mvn(),
+            "-B",
+            "-q",
+            _repo_flag(),
+            "dependency:get",
+            f"-Dartifact={coords}",
+            "-Dtransitive=false",
+        ],
+        coords,
     )
     if not path.is_file():
         raise StackError(f"mvn reported success but {path} is missing; check {coords!r}")
