@@ -102,6 +102,7 @@ def classpath(coords: Sequence[str], workdir: Path, progress: Progress) -> list[
             _mvn(),
             "-B",
             "-q",
+            _repo_flag(),
             "-f",
             str(pom_file),
             "dependency:build-classpath",
