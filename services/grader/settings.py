@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.stack.config import StackConfig
 
-_STACK = StackConfig()
+_STACK = StackConfig.from_env()
 
 
 class GraderSettings(BaseSettings):

@@ -13,13 +13,14 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import fastavro
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
@@ -359,10 +360,22 @@ def _end_offsets(kafka_bootstrap: str, topic: str, partitions: int) -> int:
     )
     total = 0
     for p in range(partitions):
-        _low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-        total += high
+        total += _high_watermark(consumer, TopicPartition(topic, p))
     consumer.close()
     return total
+
+
+def _high_watermark(consumer: Consumer, tp: TopicPartition, attempts: int = 20) -> int:
+    # A partition created moments ago may still be electing its leader on a loaded broker;
+    # that answer (NOT_LEADER_FOR_PARTITION) is retriable, anything else is not.
+    for attempt in range(attempts):
+        try:
+            return int(consumer.get_watermark_offsets(tp, timeout=10)[1])
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.NOT_LEADER_FOR_PARTITION or attempt == attempts - 1:
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
 
 
 def test_publisher_cli_publishes_a_recording(
