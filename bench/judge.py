@@ -1,18 +1,19 @@
 """Benchmark: how well the offline text judge agrees with the labelled corpus, and how fast.
 
 For each split of corpus/judge (dev: tuned on; held_out: fixed before tuning, but looked
-at during development; fresh: written after a first freeze, then read for generic fixes;
-blind: written after the last freeze, never tuned on, the honest figure) it
-prints, per rubric text criterion and per point family, precision and recall (positive =
-the criterion is met / the point is made), and the agreement of the total: the share of
-texts whose text-criteria total (weighted as in rubrics/y3-final/v1.yaml, partial credit
-included) is within 10 points of the labels' total. Beside it, in the same run, a naive keyword judge (a point counts when
-its concept is mentioned anywhere) shows what the claim, negation and list checks buy.
+at during development; fresh and blind: written after a freeze, measured once, then read
+for generic fixes; sealed: written after the last freeze, never read nor run while the
+judge was changed, the honest figure) it prints, per rubric text criterion and per point
+family, precision and recall (positive = the criterion is met / the point is made), and
+the agreement of the total: the share of texts whose text-criteria total (weighted as in
+rubrics/y3-final/v1.yaml, partial credit included) is within 10 points of the labels'
+total. Beside it, in the same run, a naive keyword judge (a point counts when its concept
+is mentioned anywhere) shows what the claim, negation and list checks buy.
 
-    .venv/bin/python bench/judge.py [--split dev|held_out|fresh|blind|all] [--points] [--errors] [--runs 5]
+    .venv/bin/python bench/judge.py [--split dev|held_out|fresh|blind|sealed|all] [--points] [--errors] [--runs 5]
 
-Speed: median milliseconds per text over --runs passes of the whole corpus, offline vs the
-keyword baseline, and the ratio.
+Speed: median milliseconds per text over --runs passes of the chosen splits' texts, offline
+vs the keyword baseline, and the ratio.
 """
 
 from __future__ import annotations
@@ -29,12 +30,11 @@ from rich.table import Table
 
 from services.core.textjudge import Finding, TextKind, TextVerdict
 from services.judge import lexicon as lx
-from services.judge.corpus import LabelledText, load_corpus, rubric_weights
+from services.judge.corpus import SPLITS, LabelledText, load_corpus, rubric_weights
 from services.judge.evaluate import AGREEMENT_POINTS, Counts, SplitReport, judge_all, score_split
 from services.judge.offline import DESIGN_REVIEW_POINTS, POSTMORTEM_POINTS, OfflineJudge
 
 TARGET = 0.9
-SPLITS = ("dev", "held_out", "fresh", "blind")
 
 
 class KeywordJudge:
@@ -131,7 +131,13 @@ def main() -> None:
     console = Console(width=200)
     corpus = load_corpus()
     weights = rubric_weights()
-    splits = SPLITS if args.split == "all" else (args.split,)
+    wanted = SPLITS if args.split == "all" else (args.split,)
+    splits = tuple(split for split in wanted if any(t.split == split for t in corpus))
+    for split in sorted(set(wanted) - set(splits), key=wanted.index):
+        console.print(f"split {split!r} has no labelled texts yet; left out")
+    if not splits:
+        return
+    chosen = [t for t in corpus if t.split in splits]
     for judge in (OfflineJudge(), KeywordJudge()):
         reports = []
         for split in splits:
@@ -142,10 +148,10 @@ def main() -> None:
             for split, rep in reports:
                 for m in rep.misses:
                     console.print(f"  {split:8} {'FP' if m.predicted else 'FN'} {m.text_id} {m.item}")
-    offline_ms = _median_ms_per_text(OfflineJudge(), corpus, args.runs)
-    keyword_ms = _median_ms_per_text(KeywordJudge(), corpus, args.runs)
+    offline_ms = _median_ms_per_text(OfflineJudge(), chosen, args.runs)
+    keyword_ms = _median_ms_per_text(KeywordJudge(), chosen, args.runs)
     console.print(
-        f"speed over {len(corpus)} texts, median of {args.runs} runs: offline {offline_ms:.2f} ms/text, "
+        f"speed over {len(chosen)} texts, median of {args.runs} runs: offline {offline_ms:.2f} ms/text, "
         f"keyword baseline {keyword_ms:.2f} ms/text, ratio {offline_ms / keyword_ms:.1f}x"
     )
 

@@ -19,7 +19,7 @@ from services.core.textjudge import POINTS, TextKind
 from services.errors import JudgeError
 from services.judge.criteria import CRITERIA, EXPECTED_PATTERNS, FAULT_LAYERS, Weights
 
-Split = Literal["dev", "held_out", "fresh", "blind"]
+Split = Literal["dev", "held_out", "fresh", "blind", "sealed"]
 
 #: The repository's corpus directory (services/judge/corpus.py -> repo root).
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "corpus" / "judge"
@@ -44,13 +44,19 @@ class LabelledText:
 
 
 #: Texts numbered from here on were written after a freeze of the judge: "fresh" after the
-#: first (then read and used for generic fixes), "blind" after the second (never tuned on).
+#: first, "blind" after the second (both then read and used for generic fixes), "sealed"
+#: after the third: never read while the judge was changed, measured once after a freeze.
 FRESH_FROM: dict[str, int] = {"dr": 45, "pm": 34}
 BLIND_FROM: dict[str, int] = {"dr": 57, "pm": 43}
+SEALED_FROM: dict[str, int] = {"dr": 67, "pm": 51}
+#: The splits in the order they were written; only ``sealed`` was never looked at.
+SPLITS: tuple[Split, ...] = ("dev", "held_out", "fresh", "blind", "sealed")
 
 
 def _split_for(text_id: str) -> Split:
     number = int(re.sub(r"\D", "", text_id))
+    if number >= SEALED_FROM.get(text_id[:2], 10**9):
+        return "sealed"
     if number >= BLIND_FROM.get(text_id[:2], 10**9):
         return "blind"
     if number >= FRESH_FROM.get(text_id[:2], 10**9):
@@ -84,7 +90,8 @@ def _entry(root: Path, text_id: str, entry: Any) -> LabelledText:
     split = entry.get("split")
     if split != _split_for(text_id):
         raise JudgeError(
-            f"{where}: split {split!r} breaks the rule (blind from dr57/pm43, fresh from dr45/pm34, "
+            f"{where}: split {split!r} breaks the rule (sealed from dr67/pm51, blind from dr57/pm43, "
+            "fresh from dr45/pm34, "
             "else held_out iff the number is a multiple of 3)"
         )
     path = root / str(entry.get("file", ""))

@@ -181,7 +181,7 @@ def negated_before(norm: str, start: int, window: int = 4) -> bool:
     left = 0
     for m in _CLAUSE_BREAK.finditer(norm, 0, start):
         left = m.end()
-    before = tokens(norm[left:start])[-window:]
+    before = tokens(re.sub(r"\bwhy not\b", "why", norm[left:start]))[-window:]  # "why not move ..." proposes
     if any(t in NEGATORS for t in before):
         return True
     tail = " ".join(before)

@@ -29,10 +29,12 @@ ISSUE_TOPIC: Final[dict[str, re.Pattern[str]]] = {
     "issue.no_exit_plan": rx(
         r"exit", r"way (?:back|out)", r"path back", r"door back", r"the door", r"way to leave", r"get(?:ting)? out",
         r"get (?:our data|the data|the marts|the tables|it|them) (?:back|out)", r"(?:move|migrat\w*|go|going) back",
+        r"(?:mov|migrat|switch|walk|get|com)\w* (?:off|away from|out of)(?= [^.;]{0,20}(?:vendor|warehouse|platform|service|contract|it\b))",
         r"return to (?:the )?(?:lakehouse|lake|iceberg)", r"leav(?:e|ing)", r"lock ?in", r"one way door",
         r"reversib\w*", r"rollback", r"roll back", r"undo", r"disaster recovery", r"dr", r"recovery",
         r"(?:vendor|service) (?:outage|fails|failure|has an outage)", r"outage", r"back out", r"price (?:doubles|rises|changes)",
         r"prices? change", r"(?:up for )?renewal", r"proprietary (?:format|store)", r"vendor relationship",
+        r"(?:vendor|service|warehouse|provider) (?:goes|is|went|were|was) down", r"(?:want|need|get|take) (?:our |the )?(?:data|tables|marts) back",
     ),
     "issue.no_ml_story": rx(
         r"ml", r"machine learning", r"(?:model )?training", r"train\w* (?:jobs?|pipelines?|runs?|models?|workloads?|code)",
@@ -53,7 +55,7 @@ COST_CUE = rx(
     r"no (?:cost |budget )?(?:projection|estimate|model|forecast|figure|number|budget|section|ceiling)",
     r"(?:not|never) (?:even )?(?:been )?(?:estimated|projected|modell?ed|mentioned|addressed|an estimate)",
     r"nobody has estimated", r"unestimated", r"unmodell?ed", r"missing", r"is missing",
-    r"(?:does not|did not|never) (?:estimates?|projects?|says?|mentions?|includes?|gives?|contains?|shows?)",
+    r"(?:does not|did not|do not|never) (?:even )?(?:estimates?|projects?|says?|mentions?|includes?|gives?|contains?|shows?|tells?|compares?)",
     r"what (?:the warehouse|it|this|that) (?:will|would) cost",
     r"needs? (?:a|one) (?:figure|estimate|number|projection|forecast)", r"need a (?:forecast|projection|figure)",
     r"(?:would like|want) to see", r"what (?:will|would|does) (?:this|it|the bill|the invoice|the monthly bill)",
@@ -72,7 +74,7 @@ COST_CUE = rx(
 DEFICIENCY = rx(
     r"no", r"not", r"never", r"without", r"nothing", r"nobody", r"none", r"missing", r"lacks?", r"lacking",
     r"absent", r"silent", r"ignor\w*", r"overlook\w*", r"omit\w*", r"unclear", r"unaddressed", r"undocumented",
-    r"leaves (?:them|it) out", r"leave (?:them|it) out", r"leaves out", r"one way door", r"hollow out",
+    r"leaves? (?:them|it|that|this|those|these) out", r"leaves out", r"left out", r"one way door", r"hollow out",
     r"(?:needs?|need to|should|must|please) (?:an?|one|to|writing|say|describe|explain|add|include|state|show|cover|address|attach)",
     r"needs writing down", r"(?:would|will) (?:like|want|expect) to see", r"i would expect", r"expect(?:ed)? (?:a|an|to see)",
     r"what (?:is|does|happens|do|would|will|about|then)", r"how (?:would|do|will|can|does|did|much)",
@@ -98,6 +100,11 @@ ISSUE_DISMISSED = rx(
     r"(?:do|does|did) not see [^.;]{0,25} as (?:relevant|a problem|an issue|necessary|needed|a concern)",
     r"(?:is|are) not (?:necessary|needed|required) for",
 )
+#: Concepts named only to be waved away ("Cost, exit, ML - none of those worry me"): no issue, no pattern.
+CONCEPTS_DISMISSED = rx(
+    r"none of (?:those|these|them|that|this) (?:\w+ )?(?:worr\w*|matters?|concerns?|bothers?|appl\w*)",
+    r"(?:do|does|did) not (?:worry|concern|bother) (?:me|us)",
+)
 
 SLOW_TOPIC = rx(
     r"slow\w*", r"latenc\w*", r"performance", r"speed", r"time ?outs?", r"timing out", r"bottleneck", r"crawls?",
@@ -109,7 +116,7 @@ SLOW_CAUSE = rx(
     r"(?:number|count|thousands|tens of thousands) of (?:small )?files", r"merg\w* (?:small )?files", r"file merging",
     r"dynamic filter\w*", r"join (?:order|distribution|reordering)", r"distribution choice", r"broadcast\w*",
     r"query plan", r"the plan", r"explain analy[sz]e", r"(?:an|the) explain", r"profil\w*", r"planner", r"optimi[sz]\w*",
-    r"data layout", r"file layout", r"laid out", r"shuffl\w*", r"reading files", r"small ones", r"little files",
+    r"(?:data|file|table|storage|physical) layout", r"laid out", r"shuffl\w*", r"reading files", r"small ones", r"little files",
     r"(?:told|knows|know) (?:about )?(?:the )?(?:table )?sizes",
 )
 SLOW_DIAG = rx(
@@ -126,7 +133,8 @@ SLOW_DIAG = rx(
     r"where the time goes", r"where (?:does|did) the time go", r"where the \d+ seconds go", r"dominated by", r"would explain",
     r"depends on", r"(?:that )?alone can explain", r"nothing to do with which", r"your tables are", r"fix (?:the table|is on our side)",
     r"will crawl", r"the join crawls", r"bad guess", r"attach the plan", r"see the explain", r"pull the query plan",
-    r"either way", r"plausible", r"(?:have|has) not (?:been )?(?:looked|refreshed|diagnosed)", r"not diagnosed",
+    r"either way", r"plausible", r"(?:may|might|could) (?:well |just as well |also |equally )?(?:come|stem|result) from",
+    r"rather than (?:from )?(?:the engine|trino)", r"do (?:we|you|they) (?:actually |really )?know", r"(?:comes?|came) from trino", r"(?:have|has) not (?:been )?(?:looked|refreshed|diagnosed)", r"not diagnosed",
     r"nothing (?:in the (?:rfc|doc|design|proposal) )?shows", r"any engine", r"(?:is|was) (?:the engine|trino|it) really",
     r"really the (?:bottleneck|problem|culprit)", r"before changing vendors", r"re ?measure",
 )
@@ -137,6 +145,7 @@ SLOW_DIAG_STRONG = rx(
     r"not an? (?:engine|trino) problem", r"is not slow", r"do not know", r"can not tell", r"at fault", r"not diagnosed",
     r"(?:have|has) (?:we|anyone) established", r"where (?:does|did) the time go", r"where the \d+ seconds go",
     r"why (?:the join|it|this join) is slow", r"the engine is the", r"inference", r"any engine",
+    r"do (?:we|you) (?:actually |really )?know (?:that |whether |if )?(?:the )?(?:slowness|latency|time)",
     r"(?:is|was) (?:the engine|trino|it) really", r"really the (?:bottleneck|problem|culprit)", r"nothing (?:in the (?:rfc|doc) )?shows",
 )
 
@@ -146,13 +155,14 @@ ALT_TOPIC: Final[dict[str, re.Pattern[str]]] = {
         r"tun(?:e|es|ed|ing)(?: trino| the engine| it)?", r"trino tuning", r"(?<!explain )analy[sz]e",
         r"(?:collect|refresh|recollect|update|gather)\w* (?:table |column )?(?:statistics|stats)", r"statistics", r"stats",
         r"dynamic filter\w*", r"join (?:distribution|reordering|order)", r"worker (?:sizing|memory|count)s?",
+        r"(?:partitioned|broadcast|distributed) (?:hash )?joins?", r"(?:more|bigger|larger) (?:workers|worker nodes|memory)",
     ),
     "alternative.caching": rx(
         r"cach(?:e|es|ed|ing)", r"(?:remember|keep|hold|store|save)\w*(?: on to)? (?:\w+ ){0,2}(?:answers|results)",
         r"in memory for",
     ),
     "alternative.partitioning": rx(
-        r"partition\w*", r"bucket\w*", r"sort(?:ed|ing)? by", r"compact\w*", r"file layout", r"rewrit\w* (?:the )?(?:table|files)",
+        r"partition\w*(?! (?:hash )?joins?)", r"bucket\w*", r"sort(?:ed|ing)? by", r"compact\w*", r"file layout", r"rewrit\w* (?:the )?(?:table|files)",
         r"merg\w* small files", r"cluster\w* by", r"z ?order\w*",
     ),
     "alternative.materialized_views": rx(
@@ -170,6 +180,11 @@ GENERIC_TRADE = rx(
     r"but", r"though", r"although", r"however", r"at the (?:cost|price|expense) of",
     r"the (?:price|catch|downside|cost|trade off|tradeoff) (?:is|being|here)", r"in exchange", r"trad\w* (?:off )?(?:some |a little )?\w+ (?:and \w+ )?for",
     r"downside", r"drawback", r"caveat", r"risk", r"the catch", r"we would lose", r"we would pay", r"you give up", r"give up",
+)
+#: A trade-off stated outright (a price paid), which needs no further words to be one.
+STATED_TRADE = rx(
+    r"costs? (?:a bit |a little |slightly |somewhat |some )?more", r"(?:more|extra) (?:hardware|nodes|machines|storage|compute|work)",
+    r"accept\w* that", r"(?:can|could|would have to) live with", r"(?:as long as|provided|if) we (?:accept|tolerate|can live with)",
 )
 ALT_TRADE: Final[dict[str, re.Pattern[str]]] = {
     "alternative.tune_trino": rx(
@@ -209,7 +224,12 @@ PROPOSAL = rx(
     r"go ahead", r"time ?box", r"pilot", r"spike", r"for (?:instance|example)", r"(?:cheapest|first|an?) experiment",
     r"(?:another|an|one|the other|a second|a third|other) (?:alternative|option) (?:is|would be|could be|worth)",
     r"as an alternative", r"(?:i|we) would (?!not\b)(?:also |rather |first )?(?:keep|add|use|give|put|go|build|move|fix|start|try|run|send|let|pilot|cache|partition|compact)",
-    r"(?:cheaper|smaller) experiments?",
+    r"(?:cheaper|smaller) experiments?", r"(?:one|an|another|my|a (?:cheaper|simpler|smaller)) (?:idea|route|approach|path)",
+    r"compare against", r"worth (?:exploring|testing|considering|measuring)", r"(?:would|could|might) (?:help|be enough|do the trick|go a long way)",
+    r"(?:first|next|good|cheap|obvious) step (?:would be|is|could be|might be)", r"would be to (?!blame)",
+    r"(?:should|must|has to|have to|needs? to) (?:be (?:\w+ed|moved|kept|run|done|made|set)|use|live|move|run|go)\b",
+    r"why not (?:just |first |simply )?(?:try|move|use|add|put|cache|build|start|pilot|tune|keep|run|refresh|partition|compact|precompute|materiali[sz]e)",
+    r"(?:i|we) would (?:also |rather |first |instead )?(?:precompute|materiali[sz]e|aggregate|refresh|collect|tune|bucket|sort|enable|measure|profile|switch|introduce|create)",
 )
 DEFICIENCY_SECTION = re.compile(
     r"(?:what is |what s |what are )?missing|\bgaps?\b|\bholes\b|not covered|blind spots|"
@@ -278,6 +298,8 @@ PATTERN_TOPIC: Final[dict[str, re.Pattern[str]]] = {
         r"cost based", r"optimi[sz](?:er|ers|ser|sers|ation|sation)", r"planner", r"statistic(?:s)?", r"stats",
         r"(?<!explain )analy[sz]e", r"row (?:counts?|estimates?)", r"estimat\w* (?:how big|rows|sizes|each input)",
         r"value (?:ranges|distributions)", r"old row estimate", r"(?:told|knows|know) (?:about )?(?:the )?(?:table )?sizes",
+        r"how many rows", r"(?:choos|pick|decid)\w* (?:its own |the |a )?(?:join order|build side|order of the joins)",
+        r"(?:small|smaller) (?:one|table|side) on the build side",
     ),
     "pattern.backfill_idempotent_partitions": rx(
         r"idempoten\w*(?! producers?)", r"overwrit\w*", r"logical date", r"replace exactly", r"same (?:result|state) (?:however|no matter|every)",
@@ -323,6 +345,8 @@ POSITIVE_OPENING = rx(
     r"reasonable", r"sensible", r"concrete", r"specific", r"what works", r"gets? right", r"lgtm", r"best part", r"thorough",
     r"valid", r"fair", r"impressive", r"helpful", r"love", r"glad", r"deserves", r"careful", r"correct to", r"initiative",
     r"looks? (?:fine|good|great|solid|reasonable|sensible)", r"well organi[sz]ed", r"sensible", r"ambitio\w*", r"compelling",
+    r"lovely", r"excellent", r"real (?:pain\w*|need|bottleneck|issue)", r"pain point", r"backs? (?:it|this) up", r"neat", r"well put", r"strong (?:doc|rfc|proposal|write ?up|case)", r"ship it", r"good to go",
+    r"makes? the (?:problem|case|need|pain|motivation) (?:obvious|clear|plain|concrete|vivid)", r"(?:i|we) (?:approve|support this)",
 )
 SARCASM = rx(r"(?:oh )?great,? another", r"nice try", r"(?:not|hardly) (?:a )?(?:good|great|clear|nice)", r"good luck with")
 
@@ -340,6 +364,8 @@ GATEKEEPING = rx(
     r"makes me worry about", r"not reopening", r"close (?:the|this) (?:rfc|proposal|doc|ticket)", r"for a junior",
     r"junior\w* (?:mistake|slide|benchmark|pitch|idea)", r"not (?:up|open) for (?:debate|discussion)",
     r"i am not (?:going to )?(?:reopen|revisit|entertain)\w*", r"expected better", r"surprised it was (?:circulated|sent|written)",
+    r"you (?:have not|do not|did not|never) (?:even )?(?:understood|understand|grasp\w*|bother\w*|read)",
+    r"(?:should|ought to) know (?:by now|this by now|better)", r"not (?:going|getting|moving) [^.;]{0,30}\bin (?:this|its current) state",
 )
 
 # ------------------------------------------------------------------------- postmortem
@@ -368,7 +394,8 @@ TEST_ACTION = rx(
 TEST_NOUN = rx(r"tests?", r"checks?", r"expectations?", r"suites?", r"assertions?", r"contracts?", r"reconciliations?")
 NOT_DATA_TEST = rx(r"config (?:test|check)", r"ci check", r"synthetic", r"lint\w*", r"login", r"test count")
 ALERT_ACTION = rx(
-    r"alert\w*", r"page (?:the )?on ?call", r"paging", r"pager\w*", r"notif\w*", r"alertmanager", r"alarm\w*",
+    r"alert\w*", r"page (?:the )?(?:\w+ ){0,2}on ?call", r"paging", r"pager\w*", r"notif\w*", r"alertmanager", r"alarm\w*",
+    r"page (?:the |a |whoever |someone )?(?:owner|team|engineer|person|rota|duty)",
 )
 
 BLAMELESS_STATED = rx(
@@ -378,6 +405,7 @@ BLAMELESS_STATED = rx(
     r"everyone (?:involved )?followed", r"no individual (?:decision|person)", r"nobody did anything (?:wrong|unreasonable)",
     r"no one did anything", r"not a person", r"not an individual", r"(?:nobody|no one|not anyone|not somebody) fault",
     r"everyone (?:involved )?(?:acted|did|behaved|worked) (?:reasonably|correctly|as expected|sensibly)",
+    r"(?:everyone|everybody) (?:involved )?did (?:their|his or her) (?:best|job)", r"(?:everyone|everybody) (?:involved )?did what (?:they|the process)",
 )
 SYSTEM_GAP = rx(
     r"(?:the|our|a|this|that)(?: [\w()=]+){0,2} (?:process|runbook|template|review|config(?:uration)?|setup|system|pipeline|design|checklist|defaults?|module|stack|project|monitoring|tooling|settings?|property|properties|option|guard|scheduling|schedule|automation|alerting|platform|workflow|dag|cron|permissions|architecture|boundary)\b[^.;]{0,50}\b(?:gap|allowed|let|made (?:it|the mistake|that)|had no|has no|did not|never|depended on memory|easy|the default|leaves|flaw|had a step|simply had)",
@@ -387,6 +415,8 @@ SYSTEM_GAP = rx(
     r"missing (?:test|check|step|review)", r"(?:never|were never) revisited", r"inherited from", r"depended on memory",
     r"no (?:review|check|guard) step", r"made the mistake easy", r"let two writers", r"designed to notice", r"had no (?:way|notion|signal)",
     r"(?:defaults?|settings?) (?:were|was) never", r"the gap is",
+    r"depend\w* on (?:someone|somebody|a person|people|humans?|a human|memory|remembering)", r"reli\w* on (?:someone|somebody|people|memory|a human|humans)",
+    r"(?:nobody|no one) (?:was|were) (?:asked|required|prompted|expected) to", r"(?:was|is) a manual (?:\w+ )?step",
 )
 BLAMING = rx(
     r"should have known", r"careless\w*", r"sloppiness", r"sloppy", r"incompeten\w*", r"any competent", r"amateur",

@@ -157,7 +157,7 @@ def _slow_hit(doc: _Doc, s: Sentence) -> _Hit | None:
 
 def _issues(doc: _Doc) -> Iterator[_Hit]:
     for s in doc.prose():
-        if lx.ISSUE_DISMISSED.search(s.norm) or _keyword_dense(s):
+        if lx.ISSUE_DISMISSED.search(s.norm) or lx.CONCEPTS_DISMISSED.search(s.norm) or _keyword_dense(s):
             continue
         if lx.PROPOSAL_SECTION.search(s.section) and not s.is_question:
             continue
@@ -191,7 +191,7 @@ def _is_imperative(s: Sentence) -> bool:
     return _first_word(s) in lx.IMPERATIVES and len(s.words) >= 4 and not _is_list(s.body)
 
 
-_PROPOSAL_LABEL = re.compile(r"alternativ|option|suggest|instead|\btry\b|proposal|recommend")
+_PROPOSAL_LABEL = re.compile(r"alternativ|option|suggest|instead|\btry\b|proposal|recommend|\bidea\b|\broute\b|\bapproach\b")
 
 
 def _proposal_context(s: Sentence) -> re.Match[str] | str | None:
@@ -206,7 +206,7 @@ def _proposal_context(s: Sentence) -> re.Match[str] | str | None:
 
 
 def _trade_off(point: str, s: Sentence, topic_end: int) -> re.Match[str] | None:
-    specific = lx.ALT_TRADE[point].search(s.norm)
+    specific = lx.ALT_TRADE[point].search(s.norm) or lx.STATED_TRADE.search(s.norm)
     if specific:
         return specific
     for m in lx.GENERIC_TRADE.finditer(s.norm):
@@ -374,7 +374,7 @@ def _patterns(doc: _Doc, kind: TextKind) -> Iterator[_Hit]:
     for s in doc.prose():
         if kind == "postmortem" and _looks_like_action(s):
             continue
-        if _keyword_dense(s):
+        if _keyword_dense(s) or lx.CONCEPTS_DISMISSED.search(s.norm):
             continue
         full = s.norm  # holds the sentence's own lead-in label, not one inherited from its block
         own_label_end = len(full) - len(s.body) if s.body and full.endswith(s.body) else 0
@@ -402,9 +402,16 @@ def _patterns(doc: _Doc, kind: TextKind) -> Iterator[_Hit]:
 
 
 # ------------------------------------------------------------------------------- tone
+_SENTENCE_IN_HEADING = re.compile(r"\w[.!?]\s+\S")
+
+
 def _opens_positive(doc: _Doc) -> Iterator[_Hit]:
     opening: list[Sentence] = []
     for s in doc.sentences:
+        if s.is_heading and not opening and _SENTENCE_IN_HEADING.search(s.text):
+            # "Solid RFC, thanks. Notes:" - a lead-in line that opens with a sentence of its own.
+            opening.append(s)
+            continue
         if s.is_heading:
             if not opening and re.search(r"gets? right|what works|strengths?|what is good|credit", s.norm):
                 nxt = next((x for x in doc.sentences if x.index > s.index and not x.is_heading), None)
@@ -417,9 +424,9 @@ def _opens_positive(doc: _Doc) -> Iterator[_Hit]:
         opening.append(s)
         if len(opening) == 2:
             break
+    if any(lx.SARCASM.search(s.norm) or lx.GATEKEEPING.search(s.norm) for s in opening):
+        return  # "Ship it? Absolutely not." credits nothing
     for s in opening:
-        if lx.SARCASM.search(s.norm) or lx.GATEKEEPING.search(s.norm):
-            return
         for m in lx.POSITIVE_OPENING.finditer(s.norm):
             if m.group(0) == "like" and not re.search(r"\b(?:i|we) (?:\w+ )?like\b(?! to)", s.norm):
                 continue
@@ -435,18 +442,18 @@ def _proposes(doc: _Doc) -> Iterator[_Hit]:
             continue
         unquoted = re.sub(r'"[^"]*"', " ", s.norm)
         m = lx.PROPOSAL.search(unquoted)
-        if m and not negated_before(unquoted, m.start(), 2):
+        if m and not negated_before(unquoted, m.start(), 2) and not _is_list(unquoted):
             yield _Hit("tone.proposes", (s.index,), f"proposes a way forward: {_quote(m)}")
         elif _is_imperative(s) and not lx.GATEKEEPING.search(s.norm):
             yield _Hit("tone.proposes", (s.index,), f"suggests a next step ('{_first_word(s)} ...')")
         elif (
-            s.label
-            and _PROPOSAL_LABEL.search(s.label)
+            ((s.label and _PROPOSAL_LABEL.search(s.label)) or lx.PROPOSAL_SECTION.search(s.section))
             and has_predicate(tokens(s.body))
             and not _is_list(s.body)
             and len(explanatory(tokens(s.body))) >= 2
+            and not lx.GATEKEEPING.search(s.norm)
         ):
-            yield _Hit("tone.proposes", (s.index,), f"proposes under '{s.label}'")
+            yield _Hit("tone.proposes", (s.index,), f"proposes under '{s.label or s.section}'")
 
 
 def _gatekeeping(doc: _Doc) -> Iterator[_Hit]:

@@ -137,7 +137,7 @@ def _is_pseudo_heading(block: _Block, next_kind: str) -> bool:
 
 _NOT_TITLE = re.compile(r"\b(is|are|was|were|it|this|that|me|you|we|i)\b", re.IGNORECASE)
 _SECTION_WORDS = frozenset(
-    ["fix", "resolution", "impact", "summary", "timeline", "diagnosis", "detection", "triage", "investigation", "cause", "root", "follow", "action", "actions", "patterns", "issues", "issue", "alternatives", "lessons", "background", "context", "status", "concerns", "gaps", "problems", "proposal", "recommendation", "suggestions", "analysis", "outcome", "symptoms"]
+    ["fix", "next", "resolution", "impact", "summary", "timeline", "diagnosis", "detection", "triage", "investigation", "cause", "root", "follow", "action", "actions", "patterns", "issues", "issue", "alternatives", "lessons", "background", "context", "status", "concerns", "gaps", "problems", "proposal", "recommendation", "suggestions", "analysis", "outcome", "symptoms"]
 )
 
 

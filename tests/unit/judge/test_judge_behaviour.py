@@ -167,7 +167,8 @@ def test_points_stay_within_the_kind_vocabulary() -> None:
 
 def test_every_finding_carries_sentences_from_the_text() -> None:
     seen = 0
-    for labelled in load_corpus():
+    # The sealed split is run once, by whoever measures it after a freeze, never while tuning.
+    for labelled in (t for t in load_corpus() if t.split != "sealed"):
         text = labelled.read()
         verdict = JUDGE.judge(labelled.kind, text)
         assert verdict.judge == "offline" and verdict.kind == labelled.kind
