@@ -22,11 +22,14 @@ from prometheus_client import start_http_server
 
 from services.collectors.polling import Collector, Poller, PositionStore
 from services.collectors.settings import (
+    DEFAULT_HTTP_HOST,
+    HTTP_HOST_ENV,
     PLATFORM_ENV,
     STATE_DIR_ENV,
     KafkaSettings,
     SourceSettings,
     default_state_dir,
+    http_host,
     load_config,
     parse_model,
 )
@@ -75,8 +78,9 @@ def run_pollers(
     """Run until SIGINT/SIGTERM or ``stop`` (one round with ``once``); returns an exit code."""
     server = None
     if opts.metrics_port is not None:
-        server, _ = start_http_server(opts.metrics_port, addr="127.0.0.1")
-        log.info("metrics on http://127.0.0.1:%d/metrics", opts.metrics_port)
+        host = http_host()
+        server, _ = start_http_server(opts.metrics_port, addr=host)
+        log.info("metrics on http://%s:%d/metrics", host, opts.metrics_port)
     try:
         return _once(pollers) if opts.once else _forever(pollers, stop or threading.Event())
     finally:
@@ -169,7 +173,8 @@ def common_options(fn: F) -> F:
             "--metrics-port",
             type=int,
             default=None,
-            help="serve Prometheus metrics on 127.0.0.1:PORT",
+            help=f"serve Prometheus metrics on this port of {HTTP_HOST_ENV} "
+            f"(default {DEFAULT_HTTP_HOST})",
         ),
         click.option("--once", is_flag=True, help="poll once, send a heartbeat and exit"),
         click.option(

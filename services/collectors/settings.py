@@ -3,7 +3,7 @@
 ```yaml
 platform_id: basecamp-alice          # or PROCTOR_PLATFORM_ID
 state_dir: /var/lib/proctor/collectors  # position files (default .stack/collectors)
-metrics_port: 9464                   # Prometheus /metrics on 127.0.0.1 (omit: off)
+metrics_port: 9464                   # Prometheus /metrics on PROCTOR_HTTP_HOST (omit: off)
 kafka: {bootstrap: 127.0.0.1:19092, registry_url: ..., topic_prefix: ""}  # default: PROCTOR_*
 sources:
   cdc-offsets: {bootstrap: "kafka.basecamp:9092", topics: [cdc.public.orders]}
@@ -30,6 +30,10 @@ from services.stack.config import StackConfig
 
 PLATFORM_ENV = "PROCTOR_PLATFORM_ID"
 STATE_DIR_ENV = "PROCTOR_COLLECTOR_STATE_DIR"
+#: address every collector HTTP server binds (receivers, the runner's /metrics); loopback
+#: unless set, e.g. to 0.0.0.0 inside a pod
+HTTP_HOST_ENV = "PROCTOR_HTTP_HOST"
+DEFAULT_HTTP_HOST = "127.0.0.1"
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -37,6 +41,11 @@ M = TypeVar("M", bound=BaseModel)
 def default_state_dir() -> Path:
     env = os.environ.get(STATE_DIR_ENV)
     return Path(env) if env else StackConfig.from_env().state_dir / "collectors"
+
+
+def http_host() -> str:
+    """``PROCTOR_HTTP_HOST``, or loopback when unset or empty (as the receivers' ``--host``)."""
+    return os.environ.get(HTTP_HOST_ENV) or DEFAULT_HTTP_HOST
 
 
 def env_secret(var: str | None, what: str) -> str | None:

@@ -13,6 +13,7 @@ from typing import Any
 import click
 from prometheus_client import CollectorRegistry
 
+from services.collectors.settings import DEFAULT_HTTP_HOST, HTTP_HOST_ENV
 from services.collectors.webhook import (
     DEFAULT_ACK_TIMEOUT_S,
     HEARTBEAT_S,
@@ -22,11 +23,10 @@ from services.collectors.webhook import (
 )
 from services.collectors.webhook_auth import SHARED_SECRET_ENV, derive_secret, secret_env
 from services.collectors.webhook_run import Companion, build_receiver, serve
-from services.contract.settings import BOOTSTRAP_ENV, PREFIX_ENV, REGISTRY_ENV, ClientSettings
+from services.contract.settings import ClientSettings, connection_params
 from services.errors import ProctorError
 
 PLATFORM_ENV = "PROCTOR_PLATFORM_ID"
-HOST_ENV = "PROCTOR_HTTP_HOST"
 PORT_ENV = "PROCTOR_HTTP_PORT"
 
 #: Builds companions (e.g. the OpenLineage Kafka bridge) from the command's options; the
@@ -38,10 +38,10 @@ def _options() -> list[click.Parameter]:
     return [
         click.Option(
             ["--host"],
-            envvar=HOST_ENV,
-            default="127.0.0.1",
+            envvar=HTTP_HOST_ENV,
+            default=DEFAULT_HTTP_HOST,
             show_default=True,
-            help=f"Address to listen on [env {HOST_ENV}].",
+            help=f"Address to listen on [env {HTTP_HOST_ENV}].",
         ),
         click.Option(
             ["--port"],
@@ -57,21 +57,9 @@ def _options() -> list[click.Parameter]:
             "and platforms to send heartbeats for from the start (repeatable) "
             f"[env {PLATFORM_ENV}].",
         ),
-        click.Option(
-            ["--bootstrap"],
-            envvar=BOOTSTRAP_ENV,
-            help=f"Kafka bootstrap servers [env {BOOTSTRAP_ENV}].",
-        ),
-        click.Option(
-            ["--registry-url"],
-            envvar=REGISTRY_ENV,
-            help=f"Schema registry URL [env {REGISTRY_ENV}].",
-        ),
-        click.Option(
-            ["--prefix"],
-            envvar=PREFIX_ENV,
-            default="",
-            help=f"Topic and subject prefix [env {PREFIX_ENV}].",
+        *connection_params(
+            bootstrap="Kafka bootstrap servers [env {env}].",
+            registry="Schema registry URL [env {env}].",
         ),
         click.Option(
             ["--ack-timeout"],

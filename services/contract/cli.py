@@ -11,12 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from services.contract.schemas import TOPICS_BY_NAME, Contract, load_contract, logical_topic
-from services.contract.settings import (
-    BOOTSTRAP_ENV,
-    PREFIX_ENV,
-    REGISTRY_ENV,
-    ClientSettings,
-)
+from services.contract.settings import ClientSettings, connection_options
 from services.errors import ProctorError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -25,23 +20,16 @@ console = Console()
 
 def registry_options(func: F) -> F:
     func = click.option(
-        "--registry-url",
-        envvar=REGISTRY_ENV,
-        help=f"Confluent-compatible registry base URL [env {REGISTRY_ENV}; default: the local stack's].",
-    )(func)
-    func = click.option(
-        "--prefix",
-        envvar=PREFIX_ENV,
-        default="",
-        help=f"Prefix of every topic and subject, to isolate tenants or tests [env {PREFIX_ENV}].",
-    )(func)
-    func = click.option(
         "--schemas-dir",
         type=click.Path(file_okay=False, path_type=Path),
         envvar="PROCTOR_SCHEMAS_DIR",
         help="Directory of <type>.avsc files [env PROCTOR_SCHEMAS_DIR; default: schemas/].",
     )(func)
-    return func
+    return connection_options(
+        bootstrap=None,
+        registry="Confluent-compatible registry base URL [env {env}; default: the local stack's].",
+        prefix="Prefix of every topic and subject, to isolate tenants or tests [env {env}].",
+    )(func)
 
 
 def _contract(schemas_dir: Path | None) -> Contract:
@@ -154,19 +142,11 @@ def list_schemas(
 # ---- topics ----------------------------------------------------------------------------
 
 
-def kafka_options(func: F) -> F:
-    func = click.option(
-        "--bootstrap",
-        envvar=BOOTSTRAP_ENV,
-        help=f"Kafka bootstrap servers [env {BOOTSTRAP_ENV}; default: the local stack's].",
-    )(func)
-    func = click.option(
-        "--prefix",
-        envvar=PREFIX_ENV,
-        default="",
-        help=f"Prefix of every topic [env {PREFIX_ENV}].",
-    )(func)
-    return func
+kafka_options = connection_options(
+    bootstrap="Kafka bootstrap servers [env {env}; default: the local stack's].",
+    registry=None,
+    prefix="Prefix of every topic [env {env}].",
+)
 
 
 def _admin(bootstrap: str | None, prefix: str) -> tuple[Any, ClientSettings]:

@@ -8,6 +8,7 @@ from urllib.parse import urlparse
 import click
 from pydantic import ValidationError
 
+from services.contract.settings import connection_options
 from services.errors import ConfigError, ProctorError
 from services.grader.settings import GraderSettings
 
@@ -74,9 +75,12 @@ def run(settings: GraderSettings, engines: Any = None) -> None:
 
 
 @click.command("worker")
-@click.option("--bootstrap", help="Kafka bootstrap servers [PROCTOR_KAFKA_BOOTSTRAP].")
-@click.option("--registry-url", help="Schema registry URL [PROCTOR_SCHEMA_REGISTRY_URL].")
-@click.option("--prefix", help="Topic prefix [PROCTOR_TOPIC_PREFIX].")
+@connection_options(
+    bootstrap="Kafka bootstrap servers [{env}].",
+    registry="Schema registry URL [{env}].",
+    prefix="Topic prefix [{env}].",
+    prefix_default=None,
+)
 @click.option("--catalog-uri", help="Iceberg catalog: SQL URI or REST URL [PROCTOR_CATALOG_URI].")
 @click.option("--warehouse", help="Iceberg warehouse location [PROCTOR_WAREHOUSE].")
 @click.option("--table", help="namespace.table of the transitions [PROCTOR_TABLE].")

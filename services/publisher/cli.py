@@ -28,7 +28,7 @@ from services.contract.convert import FieldError, parse_timestamp
 from services.contract.jsonl import event_to_line, read_jsonl
 from services.contract.rules import ARTIFACT_PARTS
 from services.contract.schemas import CONTROL_TYPES, EventSchema, load_contract
-from services.contract.settings import BOOTSTRAP_ENV, PREFIX_ENV, REGISTRY_ENV, ClientSettings
+from services.contract.settings import ClientSettings, connection_params
 from services.core.events import Event
 from services.errors import ProctorError
 from services.publisher.publisher import Delivery, Publisher, new_event
@@ -48,22 +48,7 @@ err = Console(stderr=True)
 def _connection_params() -> list[click.Parameter]:
     """Fresh copies of the options every publish command shares."""
     return [
-        click.Option(
-            ["--bootstrap"],
-            envvar=BOOTSTRAP_ENV,
-            help=f"Kafka bootstrap servers [env {BOOTSTRAP_ENV}; default: local stack].",
-        ),
-        click.Option(
-            ["--registry-url"],
-            envvar=REGISTRY_ENV,
-            help=f"Schema registry URL [env {REGISTRY_ENV}; default: local stack].",
-        ),
-        click.Option(
-            ["--prefix"],
-            envvar=PREFIX_ENV,
-            default="",
-            help=f"Topic and subject prefix [env {PREFIX_ENV}].",
-        ),
+        *connection_params(),
         click.Option(
             ["--auto-register"],
             is_flag=True,

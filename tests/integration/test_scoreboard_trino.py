@@ -36,7 +36,9 @@ def _run(conn: Any, sql: str) -> tuple[list[str], list[Any]]:
     return [d[0] for d in cur.description], rows
 
 
-def test_every_dataset_runs_on_trino_with_its_declared_columns(stack: Any, trino_connection: Any) -> None:
+def test_every_dataset_runs_on_trino_with_its_declared_columns(
+    stack: Any, trino_connection: Any
+) -> None:
     config = stack.require("postgres", "trino")
     ensure_scoreboard_tables(config)
     ensure_scoreboard_tables(config)  # idempotent
@@ -46,10 +48,34 @@ def test_every_dataset_runs_on_trino_with_its_declared_columns(stack: Any, trino
         assert names == [c["column_name"] for c in ds["columns"]], path
 
 
-def _row(exam: str, cand: str, part: int | None, cid: str, state: str, score: float, mx: float, seq: int, reason: str = "r") -> TransitionRow:
+def _row(
+    exam: str,
+    cand: str,
+    part: int | None,
+    cid: str,
+    state: str,
+    score: float,
+    mx: float,
+    seq: int,
+    reason: str = "r",
+) -> TransitionRow:
     return TransitionRow(
-        exam, cand, f"basecamp-{cand}", "y3-final", "1", part, cid, state, "pending", score, mx,
-        reason, 1_795_770_000_000 + seq * 60_000, 1_795_770_000_000, SourcePosition("t", 0, seq), seq,
+        exam,
+        cand,
+        f"basecamp-{cand}",
+        "y3-final",
+        "1",
+        part,
+        cid,
+        state,
+        "pending",
+        score,
+        mx,
+        reason,
+        1_795_770_000_000 + seq * 60_000,
+        1_795_770_000_000,
+        SourcePosition("t", 0, seq),
+        seq,
     )
 
 
@@ -62,7 +88,17 @@ def test_the_summary_sql_turns_transitions_into_a_scoreboard(
         _row("e-a", "alice", 1, "p1.cdc_source", "met", 2, 2, 1),
         _row("e-a", "alice", 1, "p1.e2e_100k", "met", 4, 4, 2),
         _row("e-a", "alice", 2, "p2.root_cause", "met", 8, 8, 3),
-        _row("e-a", "alice", 2, "p2.root_cause_90min", "met", 4, 4, 4, "Root cause found 42 minutes after the fault."),
+        _row(
+            "e-a",
+            "alice",
+            2,
+            "p2.root_cause_90min",
+            "met",
+            4,
+            4,
+            4,
+            "Root cause found 42 minutes after the fault.",
+        ),
         _row("e-a", "alice", None, "overall.pass", "met", 0, 0, 5),
         _row("e-b", "bob", 1, "p1.cdc_source", "met", 2, 2, 1),
         _row("e-b", "bob", 1, "p1.zero_manual_apply", "failed", 0, 4, 2),
@@ -97,7 +133,13 @@ def test_the_summary_sql_turns_transitions_into_a_scoreboard(
     a, b = got["alice"], got["bob"]
     assert (a.part_1, a.part_2, a.part_3, a.total_score, a.total_pct) == (6, 12, 0, 18, 100.0)
     assert (a.verdict, a.passed, a.root_cause, a.root_cause_minutes) == ("pass", True, "met", 42)
-    assert (b.part_1, b.part_2, b.total_score, b.total_pct, b.verdict) == (2, 0, 2, 14.29, "fail")  # 2 of 2 + 4 + 8
+    assert (b.part_1, b.part_2, b.total_score, b.total_pct, b.verdict) == (
+        2,
+        0,
+        2,
+        14.29,
+        "fail",
+    )  # 2 of 2 + 4 + 8
     assert (b.met, b.failed, b.root_cause_minutes) == (1, 3, None)  # overall.pass counts too
     only_bob = fetch_rows(Renamed(), ["e-b"])
     assert [r.exam_id for r in only_bob] == ["e-b"]
@@ -115,7 +157,11 @@ def prefixed_topics(kafka_bootstrap: str) -> Iterator[str]:
 
 
 def test_the_sampler_measures_lag_and_dead_letters(
-    kafka_bootstrap: str, prefixed_topics: str, iceberg_catalog: Any, iceberg_namespace: str, trino_connection: Any
+    kafka_bootstrap: str,
+    prefixed_topics: str,
+    iceberg_catalog: Any,
+    iceberg_namespace: str,
+    trino_connection: Any,
 ) -> None:
     prefix = prefixed_topics
     control = topic_name("exam.control", prefix)
@@ -124,7 +170,9 @@ def test_the_sampler_measures_lag_and_dead_letters(
     landed: set[int] = set()
     for i in range(7):
         producer.produce(
-            control, key=b"basecamp-x", value=f"v{i}".encode(),
+            control,
+            key=b"basecamp-x",
+            value=f"v{i}".encode(),
             on_delivery=lambda err, msg: landed.add(msg.partition()) if err is None else None,
         )
     for i in range(3):
@@ -132,7 +180,9 @@ def test_the_sampler_measures_lag_and_dead_letters(
     assert producer.flush(30) == 0
     group = f"grader-{uuid.uuid4().hex[:8]}"
     # the "grader" has consumed 5 of the 7 control records (all on one partition)
-    reader = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": group, "enable.auto.commit": False})
+    reader = Consumer(
+        {"bootstrap.servers": kafka_bootstrap, "group.id": group, "enable.auto.commit": False}
+    )
     assert len(landed) == 1  # one key, one partition
     partition = landed.pop()
     reader.commit(offsets=[TopicPartition(control, partition, 5)], asynchronous=False)
@@ -157,7 +207,13 @@ def test_the_sampler_measures_lag_and_dead_letters(
         f"SELECT topic, kind, records, committed, lag FROM iceberg.{iceberg_namespace}.pipeline_health",
     )
     got = {r[0]: dict(zip(names, r, strict=True)) for r in rows}
-    assert got[control] == {"topic": control, "kind": "input", "records": 7, "committed": 5, "lag": 2}
+    assert got[control] == {
+        "topic": control,
+        "kind": "input",
+        "records": 7,
+        "committed": 5,
+        "lag": 2,
+    }
     assert got[dlq] == {"topic": dlq, "kind": "dlq", "records": 3, "committed": None, "lag": None}
     others = [r for t, r in got.items() if t not in (control, dlq)]
     assert len(others) == 13 and all(r["records"] == 0 and r["lag"] == 0 for r in others)

@@ -43,10 +43,23 @@ def test_simulated_platforms_publish_like_collectors_and_proctors(
     result = CliRunner(env={"PROCTOR_STACK_DIR": str(state)}).invoke(
         cli,
         [
-            "simulate", "--speed", "0", "--record", str(record), "--prefix", prefix,
-            "--bootstrap", kafka_bootstrap, "--registry-url", registry_url,
-            "-c", "hana=clean_pass", "-c", "ivan=late_diagnosis:fault=cache/stale_cache",
-            "--poll-seconds", "60",
+            "simulate",
+            "--speed",
+            "0",
+            "--record",
+            str(record),
+            "--prefix",
+            prefix,
+            "--bootstrap",
+            kafka_bootstrap,
+            "--registry-url",
+            registry_url,
+            "-c",
+            "hana=clean_pass",
+            "-c",
+            "ivan=late_diagnosis:fault=cache/stale_cache",
+            "--poll-seconds",
+            "60",
         ],
     )
     assert result.exit_code == 0, result.output
@@ -64,7 +77,9 @@ def test_simulated_platforms_publish_like_collectors_and_proctors(
             "enable.auto.commit": False,
         }
     )
-    topics = sorted({topic_name(t, prefix) for t in TYPE_TOPICS.values() if t and not t.startswith("grading.")})
+    topics = sorted(
+        {topic_name(t, prefix) for t in TYPE_TOPICS.values() if t and not t.startswith("grading.")}
+    )
     consumer.subscribe(topics)
     seen: Counter[str] = Counter()
     partitions: dict[str, set[tuple[str, int]]] = {}
@@ -76,11 +91,17 @@ def test_simulated_platforms_publish_like_collectors_and_proctors(
             idle = idle + 1 if not batch else 0
             for msg in batch:
                 assert msg.error() is None
-                event = codec.decode(msg.value(), msg.topic() or "", msg.partition() or 0, msg.offset() or 0)
+                event = codec.decode(
+                    msg.value(), msg.topic() or "", msg.partition() or 0, msg.offset() or 0
+                )
                 original = by_id[event.event_id]
                 assert msg.key() == original.platform_id.encode()
                 assert msg.topic() == topic_name(TYPE_TOPICS[event.type] or "", prefix)
-                assert (event.type, event.ts_ms, event.platform_id) == (original.type, original.ts_ms, original.platform_id)
+                assert (event.type, event.ts_ms, event.platform_id) == (
+                    original.type,
+                    original.ts_ms,
+                    original.platform_id,
+                )
                 seen[event.event_id] += 1
                 partitions.setdefault(event.platform_id, set()).add((msg.topic(), msg.partition()))
                 got += 1

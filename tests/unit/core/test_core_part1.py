@@ -6,41 +6,17 @@ of evidence the criterion reads, so a test fails only for its own criterion's re
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 
 from services.core.events import Event
 from services.offline.scenarios import ASSETS, MODEL_UID, ExamBuilder
+from tests.unit.core.helpers import edited, moved, of_type, without
 
 pytestmark = pytest.mark.unit
-
-Pred = Callable[[Event], bool]
 
 
 def clean(**part1: object) -> ExamBuilder:
     return ExamBuilder("basecamp-alice").full(part1=part1 or None)
-
-
-def without(b: ExamBuilder, pred: Pred) -> list[Event]:
-    out = [e for e in b.events if not pred(e)]
-    assert len(out) < len(b.events), "the predicate removed nothing: the test would prove nothing"
-    return out
-
-
-def edited(
-    events: list[Event], which: Callable[[Event], bool], changes: dict[str, object]
-) -> list[Event]:
-    """The events with ``changes`` applied to the fields of those ``which`` selects."""
-    out = [
-        Event(e.type, e.platform_id, e.event_id, e.ts_ms, {**e.data, **changes}) if which(e) else e
-        for e in events
-    ]
-    return out
-
-
-def of_type(t: str) -> Pred:
-    return lambda e: e.type == t
 
 
 def test_clean_exam_meets_every_part1_criterion(grade) -> None:
@@ -102,18 +78,7 @@ def test_cdc_source_unknown_when_the_offsets_collector_is_silent_at_the_close(gr
 # ------------------------------------------------------------------ p1.schema_registered
 def test_schema_registered_needs_the_value_subject_of_the_topic(grade) -> None:
     b = clean()
-    events = [
-        Event(
-            e.type,
-            e.platform_id,
-            e.event_id,
-            e.ts_ms,
-            {**e.data, "subject": "cdc.public.orders-key"},
-        )
-        if e.type == "schema.registered"
-        else e
-        for e in b.events
-    ]
+    events = edited(b.events, of_type("schema.registered"), {"subject": "cdc.public.orders-key"})
     assert grade(events).criterion("p1.schema_registered").state == "expired"
     assert grade(b.events).criterion("p1.schema_registered").state == "met"
 
@@ -159,31 +124,11 @@ def test_exactly_once_does_not_count_savepoints_or_failed_checkpoints(grade) -> 
 
 def test_exactly_once_needs_the_mode_and_the_sink_checkpoint_summary(grade) -> None:
     b = clean()
-    at_least = [
-        Event(
-            e.type,
-            e.platform_id,
-            e.event_id,
-            e.ts_ms,
-            {**e.data, "checkpointing_mode": "at_least_once"},
-        )
-        if e.type == "flink.job"
-        else e
-        for e in b.events
-    ]
+    at_least = edited(b.events, of_type("flink.job"), {"checkpointing_mode": "at_least_once"})
     assert grade(at_least).criterion("p1.exactly_once").state == "expired"
-    no_summary = [
-        Event(
-            e.type,
-            e.platform_id,
-            e.event_id,
-            e.ts_ms,
-            {**e.data, "summary": {"added-records": "40000"}},
-        )
-        if e.type == "iceberg.commit"
-        else e
-        for e in b.events
-    ]
+    no_summary = edited(
+        b.events, of_type("iceberg.commit"), {"summary": {"added-records": "40000"}}
+    )
     c = grade(no_summary).criterion("p1.exactly_once")
     assert c.state == "expired"
     assert "flink.max-committed-checkpoint-id" in c.reason
@@ -191,18 +136,7 @@ def test_exactly_once_needs_the_mode_and_the_sink_checkpoint_summary(grade) -> N
 
 def test_exactly_once_accepts_the_mode_in_any_case(grade) -> None:
     b = clean()
-    upper = [
-        Event(
-            e.type,
-            e.platform_id,
-            e.event_id,
-            e.ts_ms,
-            {**e.data, "checkpointing_mode": "EXACTLY_ONCE"},
-        )
-        if e.type == "flink.job"
-        else e
-        for e in b.events
-    ]
+    upper = edited(b.events, of_type("flink.job"), {"checkpointing_mode": "EXACTLY_ONCE"})
     assert grade(upper).criterion("p1.exactly_once").state == "met"
 
 
@@ -550,12 +484,7 @@ def test_failing_test_on_an_unrelated_model_does_not_count(grade) -> None:
 # ------------------------------------------------------------------ time boxes
 def test_evidence_after_the_part1_box_does_not_count(grade) -> None:
     b = clean()
-    late = [
-        Event(e.type, e.platform_id, e.event_id, b.at(185), e.data)
-        if e.type == "schema.registered"
-        else e
-        for e in b.events
-    ]
+    late = moved(b, of_type("schema.registered"), 185)
     c = grade(late).criterion("p1.schema_registered")
     assert c.state == "expired"
     assert "closed at 12:01:00Z" in c.reason

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 
 from services.core.events import Event
 from services.offline.scenarios import FAULT_KINDS, ExamBuilder
+from tests.unit.core.helpers import edited, moved
 
 pytestmark = pytest.mark.unit
 
@@ -16,24 +15,17 @@ def exam(layer: str = "trino", kind: str = "stale_statistics", **part2: object) 
     return ExamBuilder("basecamp-alice").full(layer, kind, part2=part2 or None)
 
 
-def edited(
-    events: list[Event], which: Callable[[Event], bool], changes: dict[str, object]
-) -> list[Event]:
-    """The events with ``changes`` applied to the fields of those ``which`` selects."""
-    out = [
-        Event(e.type, e.platform_id, e.event_id, e.ts_ms, {**e.data, **changes}) if which(e) else e
-        for e in events
-    ]
-    return out
-
-
-def moved(b: ExamBuilder, pred, minutes: float) -> list[Event]:  # type: ignore[no-untyped-def]
-    out = [
-        Event(e.type, e.platform_id, e.event_id, b.at(minutes), e.data) if pred(e) else e
-        for e in b.events
-    ]
-    assert out != b.events
-    return out
+def diagnose(
+    b: ExamBuilder,
+    minutes: float,
+    fault_id: str = "fault-1",
+    layer: str = "trino",
+    kind: str = "stale_statistics",
+) -> None:
+    """Add a diagnosis.submitted at ``minutes`` (the standard fault unless told otherwise)."""
+    b.control(
+        "diagnosis.submitted", minutes, fault_id=fault_id, layer=layer, kind=kind, summary="x"
+    )
 
 
 def test_triage_needs_an_observability_tool_after_the_fault(grade) -> None:
@@ -50,24 +42,13 @@ def test_triage_needs_an_observability_tool_after_the_fault(grade) -> None:
 
 def test_lineage_walk_on_a_neighbour_counts_and_on_an_unrelated_asset_does_not(grade) -> None:
     b = exam()
-    neighbour = [
-        Event(
-            e.type,
-            e.platform_id,
-            e.event_id,
-            e.ts_ms,
-            {**e.data, "target": "analytics.orders_hourly"},
-        )
-        if e.type == "tool.used" and e.data["tool"] == "datahub"
-        else e
-        for e in b.events
-    ]
+
+    def datahub(e: Event) -> bool:
+        return e.type == "tool.used" and e.data["tool"] == "datahub"
+
+    neighbour = edited(b.events, datahub, {"target": "analytics.orders_hourly"})
     assert grade(neighbour).criterion("p2.lineage_walked").state == "met"
-    unrelated = edited(
-        b.events,
-        lambda e: e.type == "tool.used" and e.data["tool"] == "datahub",
-        {"target": "finance.invoices"},
-    )
+    unrelated = edited(b.events, datahub, {"target": "finance.invoices"})
     c = grade(unrelated).criterion("p2.lineage_walked")
     assert c.state == "expired"
     assert "lineage neighbour" in c.reason
@@ -107,47 +88,19 @@ def test_a_later_right_answer_recovers_a_wrong_one_to_partial_but_not_a_partial_
     grade,
 ) -> None:
     b = exam(diagnosis="wrong", diagnosis_at=20)
-    b.control(
-        "diagnosis.submitted",
-        180 + 30,
-        fault_id="fault-1",
-        layer="trino",
-        kind="stale_statistics",
-        summary="x",
-    )
+    diagnose(b, 180 + 30)
     r = grade(b.events)
     assert r.criterion("p2.root_cause").state == "partial"
     assert r.criterion("p2.root_cause_90min").state == "met"
     b2 = exam(diagnosis="partial", diagnosis_at=20)
-    b2.control(
-        "diagnosis.submitted",
-        180 + 30,
-        fault_id="fault-1",
-        layer="trino",
-        kind="stale_statistics",
-        summary="x",
-    )
+    diagnose(b2, 180 + 30)
     assert grade(b2.events).criterion("p2.root_cause").state == "partial"
 
 
 def test_diagnoses_before_the_fault_or_of_another_fault_are_not_graded(grade) -> None:
     b = exam(diagnosis="none")
-    b.control(
-        "diagnosis.submitted",
-        170,
-        fault_id="fault-1",
-        layer="trino",
-        kind="stale_statistics",
-        summary="x",
-    )
-    b.control(
-        "diagnosis.submitted",
-        200,
-        fault_id="fault-9",
-        layer="cdc",
-        kind="lost_messages",
-        summary="x",
-    )
+    diagnose(b, 170)
+    diagnose(b, 200, fault_id="fault-9", layer="cdc", kind="lost_messages")
     r = grade(b.events)
     assert r.criterion("p2.root_cause").state == "expired"
     assert grade(b.events, at_ms=b.at(250)).criterion("p2.root_cause").state == "pending"
