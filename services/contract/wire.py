@@ -166,6 +166,18 @@ class WireCodec:
         return buf.getvalue()
 
     # -- decode ------------------------------------------------------------------------
+    def needs_registry(self, value: bytes | None) -> bool:
+        """Whether decoding ``value`` would ask the registry (its schema id is not cached):
+        a caller on an event loop decodes those in a thread, so a slow registry does not
+        stall it."""
+        if value is None or len(value) < HEADER.size or value[0] != 0:
+            return False
+        sid = HEADER.unpack_from(value)[1]
+        if sid in self._readers:
+            return False
+        seen = self._unknown.get(sid)
+        return seen is None or time.monotonic() - seen >= NEGATIVE_TTL_S
+
     def decode(self, value: bytes | None, topic: str, partition: int, offset: int) -> Event:
         """Decode one record read from ``topic`` into an Event that knows where it came from.
 

@@ -3,12 +3,17 @@
 JSON (orjson) rather than a binary format: the state is small (see bench/engine.py for a
 whole exam's size), readable when debugging, and portable. Facts are written in the
 order the rubric declares them and restored into a runtime rebuilt from the same rubric,
-so the rubric itself is never serialised. Criterion results are not stored either: they
-are a pure function of facts, context and clock, and are recomputed on restore.
+so the rubric itself is never serialised. Of the criterion results only the last decided
+state and score are stored: later decisions are compared with them (a transition is a
+change from the last emitted state), and a result recomputed at restore time can differ
+from the one last emitted (a criterion is decided again only when its inputs or time box
+change), which would make a restarted worker grade differently from an uninterrupted one.
+Reasons and evidence are recomputed.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -53,6 +58,7 @@ def _exam(ex: ExamState) -> dict[str, Any]:
         "q": {g: [_ev(e) for e in held.values()] for g, held in ex.pending.items()},
         "o": ex.opened,
         "g": ex.flags,
+        "s": [[r.state, r.score, r.max_score, r.decided_ms] for r in ex.results],
     }
 
 
@@ -108,17 +114,27 @@ def restore_platform(engine: Engine, data: bytes | dict[str, Any]) -> None:
         p = PlatformState(pid)
         p.unbound = {e[1]: _unev(pid, e) for e in obj["u"]}
         p.dropped_max_ts = obj["d"]
+        decided: list[list[Any] | None] = []
         for x in obj["x"]:
             ex = _unexam(engine, pid, x)
             p.exams[ex.exam_id] = ex
+            decided.append(x.get("s"))
     except (KeyError, TypeError, ValueError, IndexError, orjson.JSONDecodeError) as exc:
         raise GradingError(f"corrupt engine state: {exc}") from exc
     engine.platforms[pid] = p
     engine.clock = max(engine.clock, int(obj.get("c", NEVER)))
     p.reindex()
-    for ex in p.exams.values():
+    for ex, saved in zip(p.exams.values(), decided, strict=True):
         if ex.rubric is not None:
-            ex.results = list(ex.result(engine.clock).criteria)
+            fresh = list(ex.result(engine.clock).criteria)
+            if saved is not None and len(saved) == len(fresh):
+                fresh = [
+                    replace(
+                        r, state=d[0], score=float(d[1]), max_score=float(d[2]), decided_ms=d[3]
+                    )
+                    for r, d in zip(fresh, saved, strict=True)
+                ]
+            ex.results = fresh
 
 
 def engine_to_bytes(engine: Engine) -> bytes:

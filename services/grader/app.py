@@ -3,15 +3,21 @@
 One agent reads ``exam.control`` and every ``platform.*`` topic (co-partitioned, keyed by
 platform_id). Per record: decode with the contract's ``safe_decode`` (a bad record goes to
 ``grading.dlq`` with its reason, the worker carries on), grade it with the partition's
-:class:`PartitionGrader`, write the touched platform records to the Faust table (RocksDB
-store, changelog-backed), publish each change to the compacted ``grading.criterion-states``
+:class:`PartitionGrader`, publish each change to the compacted ``grading.criterion-states``
 topic and offer it to the Iceberg sink.
 
-Delivery: Faust's at-least-once processing (it flushes the producer, so table changelog,
-state and DLQ records, before committing consumer offsets), made exact by the platform
-record's outbox and position vector (see ``record.py``) and the sink's offsets in Iceberg
-(see ``sink.py``). Before each Iceberg commit the producer is flushed, so everything a
-committed batch covers is also in the changelog.
+Delivery, exactly once into Iceberg: the grader state is the source of truth for where
+each partition resumes. At every Iceberg commit, in one step with taking the batch, the
+state the batch covers is flushed (touched platform records, then each partition's
+marker with its positions) to the table's changelog; the commit waits for the broker's
+acks of those records, then commits the consumer group's offsets to the markers'
+positions, then writes the batch with its source offsets in the snapshot. So neither the
+group's offsets nor Iceberg's run ahead of durable state. Faust's own offset commits are
+off for the input topics (its at-least-once commit flushes the producer with a timeout
+and can run ahead of a changelog still in its buffer). A restart reads again from the
+group's offsets; records already in the restored state are skipped, rows of records
+graded again are dropped by the sink's offsets, and the outbox in the state re-offers
+rows the table did not get (see ``grading.py``, ``record.py`` and ``sink.py``).
 """
 
 from __future__ import annotations
@@ -53,6 +59,8 @@ RETRY_S = 2.0
 #: longest wait for the changelog topic in the consumer's metadata (see the app's
 #: consumer_metadata_max_age_ms)
 CHANGELOG_WAIT_S = 30.0
+#: how long after records past a state position arrived the worker seeks back (again)
+GAP_SEEK_S = 1.0
 #: metadata refresh of the worker's consumer: Faust's 5 min default leaves a new
 #: changelog topic at "0 partitions" that long
 METADATA_MAX_AGE_MS = 5000
@@ -93,6 +101,17 @@ class GraderWorker:
         self._commit_lock = asyncio.Lock()
         self._commit_task: asyncio.Task[None] | None = None
         self._sink_ready = asyncio.Event()
+        #: partitions whose last state flush failed: the next flush writes all platforms
+        self._unsure: set[int] = set()
+        #: set when the table holds every assigned partition's state (Faust's own
+        #: ``recovery.completed`` stays set from the first recovery on, so it cannot tell)
+        self._recovered = asyncio.Event()
+        #: partition numbers assigned to this worker now (records of others are ignored)
+        self._owned: set[int] = set()
+        #: since when a partition has delivered records past its state's position
+        self._gaps: dict[tuple[str, int], tuple[float, int]] = {}
+        #: input partitions that delivered a record since they were assigned
+        self._started: set[tuple[str, int]] = set()
         self.input_topics = [topic_name(t, settings.topic_prefix) for t in INPUT_TOPICS]
         self.app = self._build_app()
 
@@ -120,7 +139,9 @@ class GraderWorker:
             autodiscover=False,
             **s.aiokafka_auth(),
         )
-        source = app.topic(*self.input_topics, key_type=bytes, value_type=bytes)
+        # acks off: Faust never commits the input offsets; the worker commits them itself,
+        # and only positions its durable state has reached (see ``commit``).
+        source = app.topic(*self.input_topics, key_type=bytes, value_type=bytes, acks=False)
         self.table = app.Table(
             "platforms", partitions=PLATFORM_PARTITIONS, key_type=bytes, value_type=bytes
         )
@@ -136,10 +157,15 @@ class GraderWorker:
             async for event in stream.events():
                 await self.on_record(event)
 
+        # See _seek_uncommitted: wrap the consumer's seek-to-committed.
+        self._faust_perform_seek = app.consumer.perform_seek
+        app.consumer.perform_seek = self._seek_uncommitted  # type: ignore[method-assign]
         app.task(self._open_sink)
         app.timer(0.5)(self._tick)
         app.timer(s.maintenance_interval_s, on_leader=True)(self._maintain)
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
+        app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
+        app.on_rebalance_complete.connect(self._on_recovered)  # type: ignore[arg-type]
         self._register_pages(app)
         return app
 
@@ -153,7 +179,13 @@ class GraderWorker:
         @app.page("/readyz")
         async def readyz(web: Any, request: Any) -> Any:
             ready, why = worker.readiness()
-            return web.json({"ready": ready, "reason": why}, status=200 if ready else 503)
+            body = {
+                "ready": ready,
+                "reason": why,
+                "partitions": sorted({tp.partition for tp in worker._assigned()}),
+                "last_commit_error": worker.health.last_commit_error,
+            }
+            return web.json(body, status=200 if ready else 503)
 
         @app.page("/metrics")
         async def metrics(web: Any, request: Any) -> Any:
@@ -262,26 +294,31 @@ class GraderWorker:
             return grader
         assert self.sink is not None
         grader = PartitionGrader(partition, self.engines)
-        records = [
-            PlatformRecord.decode(value) for _key, value in self.table.items() if value is not None
-        ]
-        for row in grader.restore(records):
+        for row in grader.restore(self._table_records()):
             self.sink.offer(row)
         for topic, offset in grader.positions.items():
             self.sink.processed((topic, partition), offset)
         self.graders[partition] = grader
         self.health.restored.add(partition)
         log.info(
-            "partition %d restored: %d platforms, positions %s",
+            "partition %d restored: %d platforms, positions %s, %d outbox rows held for "
+            "records to grade again",
             partition,
             len(grader.platforms),
             grader.positions,
+            grader.held_rows,
         )
         return grader
 
+    def _table_records(self) -> list[PlatformRecord]:
+        return [PlatformRecord.decode(v) for _k, v in self.table.items() if v is not None]
+
     async def _decode(self, raw: RawRecord) -> Event | DeadLetter:
+        loop = asyncio.get_running_loop()
         while True:
             try:
+                if self.codec.needs_registry(raw.value_bytes):  # a lookup may block: not here
+                    return await loop.run_in_executor(None, safe_decode, raw, self.codec)
                 return safe_decode(raw, self.codec)
             except RegistryError as exc:  # not the record's fault: wait, never dead-letter
                 log.warning("schema registry unavailable (%s); retrying", exc)
@@ -289,6 +326,7 @@ class GraderWorker:
 
     async def on_record(self, event: faust.EventT[Any]) -> None:
         await self._sink_ready.wait()
+        await self._recovered.wait()
         assert self.sink is not None
         msg = event.message
         headers = _headers(msg.headers)
@@ -304,8 +342,28 @@ class GraderWorker:
         pos = SourcePosition(msg.topic, msg.partition, msg.offset)
         start = time.perf_counter()
         span = record_span(self._tracer, msg.topic, msg.partition, msg.offset, headers)
+        if msg.partition not in self._owned:
+            # A record fetched before its partition was revoked: its new owner grades it.
+            self.metrics.records.labels(msg.topic, "not_owned").inc()
+            span.end()
+            return
         try:
             grader = self._grader(msg.partition)
+            resume = grader.resume_at(msg.topic)
+            if (msg.topic, msg.partition) not in self._started:
+                self._started.add((msg.topic, msg.partition))
+                log.info(
+                    "%s[%d]: first record at offset %d (state resumes at %s)",
+                    msg.topic,
+                    msg.partition,
+                    msg.offset,
+                    resume,
+                )
+            if resume is not None and msg.offset > resume:
+                await self._out_of_order(TP(msg.topic, msg.partition), msg.offset, resume)
+                return
+            if resume is not None and msg.offset == resume:
+                self._gaps.pop((msg.topic, msg.partition), None)
             decoded = await self._decode(raw)
             if isinstance(decoded, DeadLetter):
                 result = await self._dead_letter(grader, decoded, pos)
@@ -313,7 +371,7 @@ class GraderWorker:
             else:
                 span.set_attribute("proctor.event_id", decoded.event_id)
                 span.set_attribute("proctor.event_type", decoded.type)
-                result = grader.handle(decoded, pos, self.sink.is_committed)
+                result = grader.handle(decoded, pos)
                 # Rows and the record's offset enter the sink buffer in one step (no await
                 # in between): a batch taken by the commit task while the sends below
                 # wait must never hold a record's rows without its offset, or a restart
@@ -324,8 +382,6 @@ class GraderWorker:
                 outcome = "graded"
             if result.replayed:
                 outcome = "replayed"
-            for record in result.records:
-                self.table[record.platform_id.encode()] = record.encode()
             self.sink.processed((msg.topic, msg.partition), msg.offset + 1)
             span.set_attribute("proctor.transitions", len(result.rows))
         finally:
@@ -334,6 +390,57 @@ class GraderWorker:
         self.metrics.grading_seconds.observe(time.perf_counter() - start)
         self.maybe_commit()
 
+    async def _out_of_order(self, tp: TP, offset: int, resume: int) -> None:
+        """A record past the state's position is not graded.
+
+        The records before it were dropped by the consumer: Faust drops a fetched batch
+        when its flow stops for a rebalance and seeks back to the committed offsets, but
+        a batch already in flight may still be delivered and move its read offset past
+        them. ``_tick`` seeks back to the state's position until they come.
+        """
+        self.metrics.position_gaps.labels(tp.topic).inc()
+        key = (tp.topic, tp.partition)
+        if key not in self._gaps:
+            self._gaps[key] = (time.monotonic(), resume)
+            log.warning(
+                "%s[%d] offset %d arrived before %d, where the grader state resumes; "
+                "reading from %d again",
+                tp.topic,
+                tp.partition,
+                offset,
+                resume,
+                resume,
+            )
+
+    async def _seek_gaps(self) -> None:
+        now = time.monotonic()
+        for (topic, partition), (since, resume) in list(self._gaps.items()):
+            if now - since < GAP_SEEK_S:
+                continue
+            self._gaps[(topic, partition)] = (now, resume)
+            log.info("%s[%d]: seeking back to %d", topic, partition, resume)
+            await self.app.consumer.seek(TP(topic, partition), resume)
+
+    async def _seek_uncommitted(self) -> None:
+        """Faust's ``perform_seek``, then an explicit seek to the first record for every
+        input partition the group has not committed past offset 0.
+
+        Faust drops a fetched batch when its flow stops (a rebalance) and relies on
+        seeking back to the committed offsets; the client skips that seek for a
+        partition with nothing (or 0) committed, so the dropped records would never
+        come back. This closes that hole.
+        """
+        consumer = self.app.consumer
+        await self._faust_perform_seek()
+        tps = [tp for tp in self._assigned()]
+        if not tps:
+            return
+        committed = await consumer.seek_to_committed()  # type: ignore[attr-defined]
+        unset = [tp for tp in tps if not committed.get(tp)]
+        if unset:
+            earliest = await consumer.earliest_offsets(*unset)
+            await consumer.seek_wait({tp: earliest.get(tp, 0) for tp in unset})
+
     async def _dead_letter(
         self, grader: PartitionGrader, dead: DeadLetter, pos: SourcePosition
     ) -> StepResult:
@@ -341,8 +448,9 @@ class GraderWorker:
         if result.replayed:
             return result
         _topic, key, value = dead_letter_record(dead, self.codec)
-        # Wait for the broker's ack before the marker is written: a dead letter is never
-        # lost; a crash between the two sends it again (consumers dedupe by source position).
+        # Wait for the broker's ack before the position moves: a dead letter is never lost;
+        # a crash before the next state flush sends it again (consumers dedupe by source
+        # position).
         await (await self.dlq_topic.send(key=key, value=value))
         self.metrics.dead_letters.labels(pos.topic, dead.error_class).inc()
         log.warning("dead letter %s: %s", pos, dead.reason)
@@ -390,15 +498,20 @@ class GraderWorker:
         if sink is None:
             return
         async with self._commit_lock:
+            # One step, no await in between: the state written is the state the batch
+            # covers, so Iceberg's offsets never pass the durable positions.
+            flushed = self._flush_state(sink)
             batch = sink.take()
-            if batch is None:
-                return
             loop = asyncio.get_running_loop()
             try:
-                await self.app.producer.flush()
+                await self._await_state(flushed)
+                await self._commit_positions(flushed)
+                if batch is None:
+                    return
                 result = await loop.run_in_executor(None, sink.write, batch)
             except (SinkError, Exception) as exc:
-                sink.restore(batch)
+                if batch is not None:
+                    sink.restore(batch)
                 self.metrics.commits.labels("failed").inc()
                 self.health.last_commit_error = str(exc)
                 log.warning("Iceberg commit failed, will retry: %s", exc)
@@ -412,8 +525,51 @@ class GraderWorker:
             self.metrics.commit_seconds.observe(result.duration_s)
             log.info("committed %d rows in snapshot %d", result.rows, result.snapshot_id)
 
+    async def _commit_positions(self, sends: list[tuple[int, Any]]) -> None:
+        """Commit the consumer group's offsets to the positions of the markers just made
+        durable (a partition no longer assigned is left to its new owner)."""
+        offsets: dict[TP, int] = {}
+        for partition in {p for p, _f in sends}:
+            grader = self.graders.get(partition)
+            if grader is None or grader.flushed_positions is None:
+                continue
+            for topic, offset in grader.flushed_positions.items():
+                offsets[TP(topic, partition)] = offset
+        if offsets:
+            await self.app.consumer._commit(offsets)  # type: ignore[attr-defined]
+
+    def _flush_state(self, sink: IcebergSink) -> list[tuple[int, Any]]:
+        """Write the state of every partition graded since the last flush: platform
+        records first, each partition's marker last; returns the sends to wait for."""
+        sends: list[tuple[int, Any]] = []
+        for partition, grader in self.graders.items():
+            if partition in self._unsure:
+                grader.touch_all()
+            elif grader.unflushed == 0:
+                continue
+            records = grader.flush(sink.is_committed)
+            for record in records:
+                key, value = record.platform_id.encode(), record.encode()
+                self.table.data[key] = value
+                sends.append((partition, self.table.send_changelog(partition, key, value)))
+            self.metrics.state_records.inc(len(records))
+        return sends
+
+    async def _await_state(self, sends: list[tuple[int, Any]]) -> None:
+        """Wait for the broker's acks of a flush; a partition whose send failed writes
+        all its platforms at the next flush (its marker must not vouch for lost ones)."""
+        results = await asyncio.gather(*(fut for _p, fut in sends), return_exceptions=True)
+        failed = {
+            p for (p, _f), r in zip(sends, results, strict=True) if isinstance(r, BaseException)
+        }
+        self._unsure -= {p for p, _f in sends} - failed
+        if failed:
+            self._unsure |= failed
+            raise SinkError(f"the grader state of partitions {sorted(failed)} was not written")
+
     async def _tick(self) -> None:
         self._restore_idle_partitions()
+        await self._seek_gaps()
         self.maybe_commit()
         for tp in self._assigned():
             grader = self.graders.get(tp.partition)
@@ -432,14 +588,25 @@ class GraderWorker:
         reach Iceberg, and /readyz waits for every assigned partition."""
         if self.sink is None or self.app.rebalancing:
             return
-        if not self.app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]
+        if not self._recovered.is_set():
             return
         for partition in sorted({tp.partition for tp in self._assigned()} - set(self.graders)):
             self._grader(partition)
 
+    async def _on_assigned(self, sender: Any, assigned: set[TP], **kwargs: Any) -> None:
+        self._recovered.clear()
+        self._owned = {tp.partition for tp in assigned if tp.topic in self.input_topics}
+
+    async def _on_recovered(self, sender: Any = None, **kwargs: Any) -> None:
+        """Faust sends this once the assigned partitions' tables are read back, before
+        the input partitions resume: from here a grader may be built from the table."""
+        self._recovered.set()
+
     async def _on_revoked(self, sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+        gone = {tp for tp in revoked if tp.topic in self.input_topics}
+        self._recovered.clear()
+        self._owned -= {tp.partition for tp in gone}
         async with self._commit_lock:
-            gone = {tp for tp in revoked if tp.topic in self.input_topics}
             if self.sink is not None:
                 dropped = self.sink.revoke((tp.topic, tp.partition) for tp in gone)
                 log.info(
@@ -450,6 +617,10 @@ class GraderWorker:
             for partition in {tp.partition for tp in gone}:
                 self.graders.pop(partition, None)
                 self.health.restored.discard(partition)
+                self._unsure.discard(partition)
+            self._started -= {(tp.topic, tp.partition) for tp in gone}
+            for tp in gone:
+                self._gaps.pop((tp.topic, tp.partition), None)
 
     # --- maintenance ---------------------------------------------------------------------
     async def _maintain(self) -> None:

@@ -6,7 +6,7 @@ All input topics share the partition count and are keyed by platform_id, so part
 engine, advances the partition's event-time watermark (the highest event time seen) and,
 when it moves, asks every engine of the partition to close time boxes at that watermark:
 an event-time timer, never the wall clock.
-The result of each record is the rows to sink and the platform records to write back.
+The result of each record is the rows to sink; the state goes to the table in flushes.
 
 Determinism is what makes restarts exact: everything here is a function of the records
 of the partition in order (wall clock only stamps ``graded_at``), so re-grading a record
@@ -22,7 +22,7 @@ from typing import Protocol
 
 from services.core.events import Event, SourcePosition
 from services.core.model import Transition
-from services.grader.record import PlatformRecord, partition_positions
+from services.grader.record import PlatformRecord
 from services.grader.rows import Evidence, TransitionRow
 
 
@@ -46,10 +46,9 @@ class EngineStore(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class StepResult:
-    """Rows to sink and records to write back after one input record."""
+    """Rows to sink after one input record."""
 
     rows: tuple[TransitionRow, ...] = ()
-    records: tuple[PlatformRecord, ...] = ()
     #: the record was already in the restored state and was not graded again
     replayed: bool = False
 
@@ -120,7 +119,17 @@ def to_row(
 
 
 class PartitionGrader:
-    """The platforms of one partition number, their engines, positions and watermark."""
+    """The platforms of one partition number, their engines, positions and watermark.
+
+    State is written in flushes, not per record (:meth:`flush`): the platform records the
+    records since the last flush touched, then the partition marker holding the positions
+    and the watermark, always last. A crash keeps a prefix of the changelog, so a marker
+    that survived vouches for every platform record written before it; the restarted
+    worker resumes reading at the marker's positions (see the worker's rewind). Platforms
+    written after the surviving marker are ahead of it: the engine ignores the events it
+    has already seen, and their outbox rows from records beyond the marker are held back
+    until those records are graded again, so every row enters the sink with its record.
+    """
 
     def __init__(
         self,
@@ -134,12 +143,22 @@ class PartitionGrader:
         self._platforms: dict[str, _Platform] = {}
         self.positions: dict[str, int] = {}
         self.watermark_ms = 0
+        self._dirty: set[str] = set()
+        #: records graded (or dead-lettered) since the last flush
+        self.unflushed = 0
+        #: the positions of the last marker handed out by :meth:`flush`
+        self.flushed_positions: dict[str, int] | None = None
+        #: outbox rows of platforms restored ahead of the marker, by source record
+        self._held: dict[tuple[str, int], list[TransitionRow]] = {}
 
     # --- restore -----------------------------------------------------------------------
     def restore(self, records: Iterable[PlatformRecord]) -> list[TransitionRow]:
         """Take over the partition from its table records; returns the outbox rows to
-        offer the sink again (it drops those already committed)."""
+        offer the sink now (it drops those already committed)."""
         mine = [r for r in records if r.partition == self.partition]
+        marker = next((r for r in mine if is_marker(r.platform_id)), None)
+        self.positions = dict(marker.positions) if marker is not None else {}
+        self.watermark_ms = marker.watermark_ms if marker is not None else 0
         outbox: list[TransitionRow] = []
         for record in mine:
             if is_marker(record.platform_id):
@@ -147,14 +166,26 @@ class PartitionGrader:
             self._platforms[record.platform_id] = _Platform(
                 self._engines.load(record.state), record.seq, list(record.pending)
             )
-            outbox.extend(record.pending)
-        self.positions = partition_positions(mine)
-        self.watermark_ms = max((r.watermark_ms for r in mine), default=0)
+            for row in record.pending:
+                src = row.source
+                if src.offset < self.positions.get(src.topic, 0):
+                    outbox.append(row)
+                else:
+                    self._held.setdefault((src.topic, src.offset), []).append(row)
         return outbox
+
+    def resume_at(self, topic: str) -> int | None:
+        """The next offset of ``topic`` to grade; None when the state has none (start
+        from the earliest record)."""
+        return self.positions.get(topic)
 
     @property
     def platforms(self) -> list[str]:
         return sorted(self._platforms)
+
+    @property
+    def held_rows(self) -> int:
+        return sum(len(rows) for rows in self._held.values())
 
     # --- grading -----------------------------------------------------------------------
     def _platform(self, platform_id: str) -> _Platform:
@@ -164,21 +195,22 @@ class PartitionGrader:
             self._platforms[platform_id] = live
         return live
 
-    def handle(
-        self,
-        event: Event,
-        source: SourcePosition,
-        is_committed: Callable[[TransitionRow], bool],
-    ) -> StepResult:
-        """Grade one record of this partition; ``is_committed`` trims the outboxes."""
+    def handle(self, event: Event, source: SourcePosition) -> StepResult:
+        """Grade one record of this partition (a record below the positions is skipped)."""
         if source.offset < self.positions.get(source.topic, 0):
             return StepResult(replayed=True)
         own = self._platform(event.platform_id)
+        # The engine decides at its own clock: bring it to the partition's watermark first
+        # (another platform's records may have moved it), as one engine holding every
+        # platform would be; deciding at a stale clock makes the result depend on how
+        # the topics interleave.
         produced: list[tuple[str, Transition]] = [
-            (event.platform_id, t) for t in own.engine.apply(event)
+            (event.platform_id, t) for t in own.engine.evaluate(self.watermark_ms)
         ]
-        touched = {event.platform_id}
+        produced += [(event.platform_id, t) for t in own.engine.apply(event)]
+        self._dirty.add(event.platform_id)
         self.positions[source.topic] = source.offset + 1
+        self.unflushed += 1
         advanced = event.ts_ms > self.watermark_ms
         self.watermark_ms = max(self.watermark_ms, event.ts_ms)
         # Close time boxes at the watermark: every platform when it moved, else the
@@ -191,42 +223,55 @@ class PartitionGrader:
             live = self._platforms[pid]
             if not _due(live.engine, self.watermark_ms):
                 continue
-            touched.add(pid)
+            self._dirty.add(pid)
             for t in live.engine.evaluate(self.watermark_ms):
                 produced.append((pid, t))
         now = self._clock_ms()
-        rows: list[TransitionRow] = []
+        rows: list[TransitionRow] = self._held.pop((source.topic, source.offset), [])
         for pid, t in produced:
             live = self._platforms[pid]
             live.seq += 1
             row = to_row(t, live.seq, source, event, now)
             live.pending.append(row)
             rows.append(row)
-        records = []
-        for pid in sorted(touched):
-            live = self._platforms[pid]
-            live.pending = [r for r in live.pending if not is_committed(r)]
-            records.append(self._record(pid, live))
-        return StepResult(tuple(rows), tuple(records))
+        return StepResult(tuple(rows))
 
     def mark(self, source: SourcePosition) -> StepResult:
-        """A record that grades nothing (a dead letter) still moves the partition on.
-
-        The returned marker record keeps its position, so a restart does not dead-letter
-        it again once the marker is written.
-        """
+        """A record that grades nothing (a dead letter) still moves the partition on; the
+        next flush's marker keeps its position, so a restart does not dead-letter it again."""
         if source.offset < self.positions.get(source.topic, 0):
             return StepResult(replayed=True)
         self.positions[source.topic] = source.offset + 1
-        marker = PlatformRecord(
-            platform_id=marker_key(self.partition),
-            partition=self.partition,
-            state=b"",
-            positions=dict(self.positions),
-            watermark_ms=self.watermark_ms,
-            seq=0,
+        self.unflushed += 1
+        return StepResult()
+
+    def touch_all(self) -> None:
+        """Write every platform at the next flush (a previous flush may not have landed)."""
+        self._dirty.update(self._platforms)
+        self.unflushed = max(self.unflushed, 1)
+
+    def flush(self, is_committed: Callable[[TransitionRow], bool]) -> tuple[PlatformRecord, ...]:
+        """The records to write now: every platform touched since the last flush (outbox
+        trimmed of rows the sink committed), then the partition marker, last."""
+        records = []
+        for pid in sorted(self._dirty):
+            live = self._platforms[pid]
+            live.pending = [r for r in live.pending if not is_committed(r)]
+            records.append(self._record(pid, live))
+        records.append(
+            PlatformRecord(
+                platform_id=marker_key(self.partition),
+                partition=self.partition,
+                state=b"",
+                positions=dict(self.positions),
+                watermark_ms=self.watermark_ms,
+                seq=0,
+            )
         )
-        return StepResult(records=(marker,))
+        self._dirty.clear()
+        self.unflushed = 0
+        self.flushed_positions = dict(self.positions)
+        return tuple(records)
 
     def _record(self, platform_id: str, live: _Platform) -> PlatformRecord:
         return PlatformRecord(

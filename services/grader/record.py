@@ -1,7 +1,8 @@
 """What the worker keeps per platform in its Faust table: engine state plus an outbox.
 
 One table value holds everything about a platform that must survive a crash, written as
-one changelog record so it is all or nothing:
+one changelog record so it is all or nothing (a partition's marker, a value of the same
+shape with no state, holds the positions the partition resumes from):
 
 - ``state``: the engine's serialized state;
 - ``positions``: for the platform's partition number, the next offset of every input topic
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from services.errors import SinkError
@@ -77,13 +78,3 @@ class PlatformRecord:
     def trimmed(self, is_committed: Callable[[TransitionRow], bool]) -> tuple[TransitionRow, ...]:
         """Pending rows the sink does not yet hold."""
         return tuple(r for r in self.pending if not is_committed(r))
-
-
-def partition_positions(records: Iterable[PlatformRecord]) -> dict[str, int]:
-    """Positions of a partition restored from its records: the highest per topic."""
-    out: dict[str, int] = {}
-    for record in records:
-        for topic, offset in record.positions.items():
-            if offset > out.get(topic, -1):
-                out[topic] = offset
-    return out

@@ -79,6 +79,17 @@ class Metrics:
         self.commits = Counter(
             "proctor_grader_iceberg_commits", "Iceberg commits by outcome", ["outcome"], registry=r
         )
+        self.state_records = Counter(
+            "proctor_grader_state_records",
+            "Grader state records (platforms and partition markers) written to the changelog",
+            registry=r,
+        )
+        self.position_gaps = Counter(
+            "proctor_grader_position_gaps",
+            "Records that arrived past the state's position (the partition is read again)",
+            ["topic"],
+            registry=r,
+        )
         self.buffered_rows = Gauge(
             "proctor_grader_sink_buffered_rows", "Rows waiting for the next commit", registry=r
         )

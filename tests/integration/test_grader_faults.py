@@ -23,9 +23,10 @@ from typing import Any
 import pytest
 from trino.dbapi import Connection
 
-from services.contract.schemas import topic_name
+from services.contract.schemas import PLATFORM_PARTITIONS, topic_name
 from services.stack.config import StackConfig
 from services.stack.kafka import KafkaComponent
+from services.stack.postgres import PostgresComponent
 from tests.integration.grader.live import (
     SCENARIOS,
     LiveExam,
@@ -74,13 +75,25 @@ def assert_equals_replay(live: LiveExam, trino: Connection, expected: dict[str, 
             for c, s in want["criteria"].items()
             if have["criteria"].get(c) != s
         }
+        history = transitions_of(trino, live.namespace, wrong[0], next(iter(diff), ""))
         raise AssertionError(
             f"{len(wrong)} exams differ from the replay; {wrong[0]} (trino, replay): {diff}, "
-            f"parts {have['parts']} vs {want['parts']}"
+            f"parts {have['parts']} vs {want['parts']}; its transitions: {history}"
         )
     time.sleep(3)  # a duplicate commit would land by now
     total, distinct = transition_counts(trino, live.namespace)
     assert total == distinct > 0, f"{total} rows for {distinct} transition ids"
+
+
+def transitions_of(trino: Connection, namespace: str, exam_id: str, criterion_id: str) -> list:
+    """A criterion's rows in the transitions table, for the message of a failed check."""
+    cur = trino.cursor()
+    cur.execute(
+        f"SELECT seq, previous_state, state, event_ts, source_topic, source_partition, "
+        f"source_offset, graded_at FROM iceberg.{namespace}.criterion_transitions "
+        f"WHERE exam_id = '{exam_id}' AND criterion_id = '{criterion_id}' ORDER BY seq"
+    )
+    return cur.fetchall()
 
 
 def assert_dead_letters_are_the_bad_records(live: LiveExam) -> None:
@@ -114,12 +127,6 @@ def live(
             )
 
 
-@pytest.mark.xfail(
-    reason="known bug, open: after a SIGKILL mid-batch with the real engine the restarted "
-    "worker's result differs from the replay in some runs (exams or criteria missing, "
-    "once a duplicate row); see the grader's fault-test notes",
-    strict=False,
-)
 def test_kill_9_mid_batch_then_restart_equals_replay(
     live: LiveExam, trino_connection: Connection, tmp_path: Path
 ) -> None:
@@ -211,3 +218,89 @@ def test_broker_restart_mid_exam_equals_replay(
             trino_connection.cursor().execute(
                 f"DROP VIEW IF EXISTS iceberg.{iceberg_namespace}.exam_scores"
             )
+
+
+def test_catalog_database_stop_mid_exam_equals_replay(
+    live: LiveExam,
+    trino_connection: Connection,
+    stack_config: StackConfig,
+    tmp_path: Path,
+) -> None:
+    """The catalog's PostgreSQL (which also holds the registry's schemas) goes away for a
+    while: commits fail and are retried, schema lookups wait; nothing is lost."""
+    path = recording(tmp_path, copies=6)
+    expected = comparable(replay_json(path))
+    events = live.events(str(path))
+    half = len(events) // 2
+    live.publish(events[:half])
+    live.produce_bad(BAD[:1])
+    live.start_worker()
+    wait_for(
+        lambda: transition_counts(trino_connection, live.namespace)[0] > 0,
+        120,
+        "a first commit",
+        live.procs,
+    )
+    postgres = PostgresComponent(stack_config)
+    postgres.stop(print)
+    try:
+        live.publish(events[half:])  # the publisher's schema ids are cached
+        live.produce_bad(BAD[1:])
+        time.sleep(12)  # commits fail while the database is away; the worker keeps going
+        assert live.procs[0].poll() is None, "the worker died with the catalog database"
+        health = live.readiness()
+        assert health["ready"] is True, health
+        assert live.metric("proctor_grader_iceberg_commits_total", outcome="failed") > 0
+    finally:
+        postgres.start(print)
+    # Trino's catalog connections died with the database: its first queries may fail.
+    wait_for(lambda: trino_answers(trino_connection, live.namespace), 120, "Trino", live.procs)
+    assert_equals_replay(live, trino_connection, expected)
+    assert_dead_letters_are_the_bad_records(live)
+    assert live.procs[0].poll() is None and len(live.procs) == 1
+
+
+def trino_answers(trino: Connection, namespace: str) -> bool:
+    try:
+        transition_counts(trino, namespace)
+    except Exception:
+        return False
+    return True
+
+
+@pytest.mark.xfail(
+    reason="open: in some runs one or two transition rows land twice in Iceberg after a "
+    "second worker joins and the first is killed (grades equal the replay); see issue 5",
+    strict=False,
+)
+def test_adding_and_losing_workers_rebalances_without_losing_or_repeating_a_grade(
+    live: LiveExam, trino_connection: Connection, tmp_path: Path
+) -> None:
+    """One worker, then a second joins the group mid-exam (the partitions are split),
+    then the first is killed (the second takes them all)."""
+    path = recording(tmp_path, copies=9)
+    expected = comparable(replay_json(path))
+    events = live.events(str(path))
+    third = len(events) // 3
+    live.publish(events[:third])
+    live.produce_bad(BAD[:1])
+    first = live.start_worker()
+    wait_for(
+        lambda: transition_counts(trino_connection, live.namespace)[0] > 0,
+        120,
+        "a first commit",
+        live.procs,
+    )
+    second = live.start_worker(**live.second_worker_env("b"))
+    live.wait_assigned(second, timeout_s=120)
+    live.publish(events[third : 2 * third])
+    live.produce_bad(BAD[1:2])
+    time.sleep(2.0)
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    live.publish(events[2 * third :])
+    live.produce_bad(BAD[2:])
+    live.wait_assigned(second, timeout_s=240, partitions=PLATFORM_PARTITIONS)
+    assert_equals_replay(live, trino_connection, expected)
+    assert_dead_letters_are_the_bad_records(live)
+    assert second.poll() is None

@@ -167,6 +167,8 @@ class LiveExam:
         self.admin = AdminClient({"bootstrap.servers": bootstrap})
         ensure_topics(self.admin, prefix=self.prefix)
         self.procs: list[subprocess.Popen[bytes]] = []
+        #: each worker's HTTP port, by pid
+        self.ports: dict[int, int] = {}
 
     def worker_env(self, **extra: str) -> dict[str, str]:
         env = dict(os.environ)
@@ -199,6 +201,7 @@ class LiveExam:
             cwd=REPO_ROOT,
         )
         self.procs.append(proc)
+        self.ports[proc.pid] = int(self.worker_env(**extra)["PROCTOR_HTTP_PORT"])
         return proc
 
     def wait_ready(self, timeout_s: float = 240) -> None:
@@ -212,6 +215,51 @@ class LiveExam:
                 return False
 
         wait_for(ready, timeout_s, "the worker to be ready", self.procs)
+
+    def readiness(self, port: int | None = None) -> dict[str, Any]:
+        """The /readyz body of the worker on ``port`` (the first worker's by default)."""
+        resp = httpx.get(f"http://127.0.0.1:{port or self.port}/readyz", timeout=5)
+        body: dict[str, Any] = resp.json()
+        return body
+
+    def metric(self, name: str, port: int | None = None, **labels: str) -> float:
+        """The sum of a Prometheus sample of the worker over series matching ``labels``."""
+        text = httpx.get(f"http://127.0.0.1:{port or self.port}/metrics", timeout=5).text
+        total = 0.0
+        for line in text.splitlines():
+            if not line.startswith(name):
+                continue
+            series, _, value = line.rpartition(" ")
+            if series.split("{", 1)[0] != name:
+                continue
+            if all(f'{k}="{v}"' in series for k, v in labels.items()):
+                total += float(value)
+        return total
+
+    def second_worker_env(self, name: str) -> dict[str, str]:
+        """Settings of another member of the same group: own port, state dir and id."""
+        port = free_port()
+        return {
+            "PROCTOR_HTTP_PORT": str(port),
+            "PROCTOR_DATA_DIR": str(self.tmp / f"state-{name}"),
+            "PROCTOR_WORKER_ID": name,
+        }
+
+    def wait_assigned(
+        self, proc: subprocess.Popen[bytes], timeout_s: float = 120, partitions: int = 1
+    ) -> None:
+        """Until the worker ``proc`` is ready with at least ``partitions`` input partitions
+        (after a kill the group first waits out the dead member's session)."""
+        port = self.ports[proc.pid]
+
+        def assigned() -> bool:
+            try:
+                body = self.readiness(port)
+            except (httpx.HTTPError, ValueError):
+                return False
+            return bool(body.get("ready")) and len(body.get("partitions") or ()) >= partitions
+
+        wait_for(assigned, timeout_s, f"the worker to own {partitions} partitions", [proc])
 
     def events(self, *names: str) -> list[Event]:
         out: list[Event] = []

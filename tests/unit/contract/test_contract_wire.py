@@ -180,3 +180,21 @@ def test_a_newer_enum_symbol_fails_only_the_records_that_use_it(
         codec.decode(_frame(sid, raw, {**datum, "phase": "Paused"}), "platform.argocd", 0, 1)
     assert info.value.error_class == "incompatible_schema"
     assert f"schema id {sid} cannot be read as argocd.sync" in str(info.value)
+
+
+def test_needs_registry_is_true_only_until_the_schema_id_is_cached(
+    codec: WireCodec, examples: dict[str, Event]
+) -> None:
+    value = codec.encode(examples["exam.started"])
+    assert codec.needs_registry(value)
+    codec.decode(value, "exam.control", 0, 0)
+    assert not codec.needs_registry(value)
+    # Bytes the header check rejects never reach the registry.
+    assert not codec.needs_registry(None)
+    assert not codec.needs_registry(b"\x00\x00")
+    assert not codec.needs_registry(b"not avro at all")
+    unknown = HEADER.pack(0, 2**31 - 1) + b"{}"
+    assert codec.needs_registry(unknown)
+    with pytest.raises(RecordDecodeError):
+        codec.decode(unknown, "exam.control", 0, 1)
+    assert not codec.needs_registry(unknown)  # remembered as unknown for a while

@@ -11,8 +11,10 @@ from services.core.state_codec import (
     platform_to_bytes,
     restore_platform,
 )
+from services.contract.jsonl import read_jsonl
 from services.errors import GradingError
 from services.offline.scenarios import ExamBuilder, load_exam
+from services.stack.config import REPO_ROOT
 
 pytestmark = pytest.mark.unit
 
@@ -63,3 +65,27 @@ def test_whole_engine_round_trip(rubrics, judge) -> None:
         e.apply(ev)
     again = engine_from_bytes(engine_to_bytes(e), e)
     assert engine_to_bytes(again) == engine_to_bytes(e)
+
+
+@pytest.mark.parametrize(
+    "scenario", sorted(p.name for p in (REPO_ROOT / "tests" / "scenarios").glob("*.jsonl"))
+)
+def test_a_restored_engine_holds_the_results_it_last_emitted(rubrics, judge, scenario) -> None:
+    """After a restore at any point, the engine compares later decisions with the states
+    it last emitted (not with a fresh evaluation), so a restarted worker emits exactly the
+    transitions an uninterrupted one does."""
+    events = read_jsonl(REPO_ROOT / "tests" / "scenarios" / scenario)
+    live = Engine(rubrics, judge)
+    for k, ev in enumerate(events):
+        live.apply(ev)
+        live.evaluate(ev.ts_ms)
+        if k % 7:
+            continue
+        for pid in live.platforms:
+            fresh = Engine(rubrics, judge)
+            restore_platform(fresh, platform_to_bytes(live, pid))
+            for exam_id, ex in live.platforms[pid].exams.items():
+                got = fresh.platforms[pid].exams[exam_id].results
+                assert [(r.criterion_id, r.state, r.score) for r in got] == [
+                    (r.criterion_id, r.state, r.score) for r in ex.results
+                ], f"{scenario} after event {k}, exam {exam_id}"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -12,7 +10,7 @@ from services.core.events import SourcePosition
 from services.errors import ConfigError, SinkError
 from services.grader import offsets as off
 from services.grader.maintenance import expiry_retention_s
-from services.grader.record import PlatformRecord, partition_positions
+from services.grader.record import PlatformRecord
 from services.grader.rows import Evidence, TransitionRow, to_arrow
 from services.grader.settings import GraderSettings
 from services.grader.views import exam_scores_sql
@@ -115,12 +113,6 @@ def test_platform_record_round_trip_and_damage() -> None:
         PlatformRecord.decode(b'{"v": 99}')
     with pytest.raises(SinkError):
         PlatformRecord.decode(b"\xff")
-
-
-def test_partition_positions_take_the_highest_per_topic() -> None:
-    a = PlatformRecord("a", 0, b"", {"t1": 5, "t2": 1}, 0, 0)
-    b = dataclasses.replace(a, platform_id="b", positions={"t1": 3, "t3": 9})
-    assert partition_positions([a, b]) == {"t1": 5, "t2": 1, "t3": 9}
 
 
 def test_settings_from_env_and_validation(monkeypatch: pytest.MonkeyPatch) -> None:
