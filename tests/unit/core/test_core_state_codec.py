@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from services.contract.jsonl import read_jsonl
 from services.core.engine import Engine
 from services.core.state_codec import (
     engine_from_bytes,
@@ -11,7 +12,6 @@ from services.core.state_codec import (
     platform_to_bytes,
     restore_platform,
 )
-from services.contract.jsonl import read_jsonl
 from services.errors import GradingError
 from services.offline.scenarios import ExamBuilder, load_exam
 from services.stack.config import REPO_ROOT
