@@ -148,3 +148,9 @@ def new_topic(
     if made:
         for future in admin.delete_topics(made, operation_timeout=30).values():
             future.result(timeout=30)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that stop a shared component (the catalog's PostgreSQL also stores the
+    registry's schemas) run last, so a component slow to recover harms no other test."""
+    items.sort(key=lambda item: item.get_closest_marker("disruptive") is not None)

@@ -594,7 +594,8 @@ class GraderWorker:
             self._grader(partition)
 
     async def _on_assigned(self, sender: Any, assigned: set[TP], **kwargs: Any) -> None:
-        self._recovered.clear()
+        # Not a place to clear _recovered: Faust starts the table recovery before this
+        # signal, and an empty changelog can finish it first (the revoke clears it).
         self._owned = {tp.partition for tp in assigned if tp.topic in self.input_topics}
 
     async def _on_recovered(self, sender: Any = None, **kwargs: Any) -> None:
