@@ -7,32 +7,23 @@ Every test uses its own topic prefix, consumer group, state directory and namesp
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import socket
-import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Producer
 from trino.dbapi import Connection
 
-from services.contract.dlq import DeadLetter
-from services.contract.registry import Registry
-from services.contract.schemas import load_contract, topic_name
-from services.contract.topics import ensure_topics
-from services.contract.wire import WireCodec, registry_client
+from services.contract.schemas import topic_name
 from services.core.events import Event
 from services.stack.catalog import TRINO_CATALOG
-from services.stack.config import StackConfig
+from tests.integration.grader.live import LiveExam
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -42,59 +33,14 @@ STORE = os.environ.get("PROCTOR_TEST_GRADER_STORE", "memory")
 T0 = 1_795_000_000_000
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+class Env(LiveExam):
+    """A :class:`LiveExam` whose workers run the stand-in engine and commit small batches."""
 
-
-class Env:
-    """One test's topics, registry subjects, table and worker processes."""
-
-    def __init__(self, bootstrap: str, registry_url: str, namespace: str, tmp: Path) -> None:
-        self.prefix = f"t{uuid.uuid4().hex[:8]}."
-        self.bootstrap = bootstrap
-        self.namespace = namespace
-        self.tmp = tmp
-        self.app_id = f"grader-{uuid.uuid4().hex[:8]}"
-        self.port = _free_port()
-        client = registry_client(registry_url)
-        contract = load_contract()
-        Registry(client, registry_url, contract, self.prefix).register_all()
-        self.codec = WireCodec(client, contract, topic_prefix=self.prefix)
-        self.admin = AdminClient({"bootstrap.servers": bootstrap})
-        ensure_topics(self.admin, prefix=self.prefix)
-        self.registry_url = registry_url
-        self.procs: list[subprocess.Popen[bytes]] = []
+    def worker_command(self) -> list[str]:
+        return [sys.executable, str(RUNNER)]
 
     def worker_env(self, **extra: str) -> dict[str, str]:
-        config = StackConfig.from_env()
-        env = dict(os.environ)
-        env.update(
-            PROCTOR_KAFKA_BOOTSTRAP=self.bootstrap,
-            PROCTOR_SCHEMA_REGISTRY_URL=self.registry_url,
-            PROCTOR_TOPIC_PREFIX=self.prefix,
-            PROCTOR_APP_ID=self.app_id,
-            PROCTOR_DATA_DIR=str(self.tmp / "state"),
-            PROCTOR_TABLE=f"{self.namespace}.criterion_transitions",
-            PROCTOR_CATALOG_URI=config.catalog_uri,
-            PROCTOR_WAREHOUSE=config.warehouse,
-            PROCTOR_TRINO_URL=config.trino_url,
-            PROCTOR_HTTP_PORT=str(self.port),
-            PROCTOR_COMMIT_ROWS="10",
-            PROCTOR_COMMIT_INTERVAL_S="0.5",
-            PROCTOR_MAINTENANCE_INTERVAL_S="3600",
-        )
-        env.update(extra)
-        return env
-
-    def start_worker(self, **extra: str) -> subprocess.Popen[bytes]:
-        log = open(self.tmp / f"worker-{len(self.procs)}.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [sys.executable, str(RUNNER)], env=self.worker_env(**extra), stdout=log, stderr=log
-        )
-        self.procs.append(proc)
-        return proc
+        return super().worker_env(**{"PROCTOR_COMMIT_ROWS": "10", **extra})
 
     def produce(self, events: list[Event], bad: list[tuple[str, bytes, bytes]] = ()) -> None:  # type: ignore[assignment]
         producer = Producer({"bootstrap.servers": self.bootstrap, "partitioner": "murmur2_random"})
@@ -107,55 +53,6 @@ class Env:
         for topic, key, value in bad:
             producer.produce(topic_name(topic, self.prefix), key=key, value=value)
         assert producer.flush(30) == 0
-
-    def dead_letters(self, expect: int, timeout_s: float = 30) -> list[DeadLetter]:
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "group.id": f"dlq-{uuid.uuid4().hex}",
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": False,
-            }
-        )
-        consumer.subscribe([topic_name("grading.dlq", self.prefix)])
-        out: list[DeadLetter] = []
-        deadline = time.monotonic() + timeout_s
-        try:
-            while time.monotonic() < deadline and len(out) < expect:
-                msg = consumer.poll(0.5)
-                if msg is None or msg.error():
-                    continue
-                ev = self.codec.decode(msg.value(), msg.topic(), msg.partition(), msg.offset())
-                out.append(DeadLetter.from_event(ev))
-            # a little longer: a duplicate would arrive now
-            end = time.monotonic() + 2
-            while time.monotonic() < end:
-                msg = consumer.poll(0.5)
-                if msg is not None and not msg.error():
-                    ev = self.codec.decode(msg.value(), msg.topic(), msg.partition(), msg.offset())
-                    out.append(DeadLetter.from_event(ev))
-        finally:
-            consumer.close()
-        return out
-
-    def close(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(10)
-        names = [
-            n
-            for n in self.admin.list_topics(timeout=10).topics
-            if n.startswith((self.prefix, self.app_id))
-        ]
-        if names:
-            for fut in self.admin.delete_topics(names, operation_timeout=30).values():
-                with contextlib.suppress(Exception):
-                    fut.result(30)
 
 
 @pytest.fixture
@@ -171,11 +68,7 @@ def env(
         yield e
     finally:
         e.close()
-        for log in sorted(tmp_path.glob("worker-*.log")):
-            print(
-                f"--- {log.name} (tail)\n"
-                + "\n".join(log.read_text(errors="replace").splitlines()[-15:])
-            )
+        print(e.log_tails(15))
 
 
 def exam_events(platforms: int, per_platform: int) -> list[Event]:

@@ -190,11 +190,14 @@ class LiveExam:
         env.update(extra)
         return env
 
+    def worker_command(self) -> list[str]:
+        return [*PROCTOR, "worker"]
+
     def start_worker(self, **extra: str) -> subprocess.Popen[bytes]:
         """``proctor worker`` with the real engine, its output in ``worker-N.log``."""
         log = open(self.tmp / f"worker-{len(self.procs)}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
-            [*PROCTOR, "worker"],
+            self.worker_command(),
             env=self.worker_env(**extra),
             stdout=log,
             stderr=log,
