@@ -61,6 +61,9 @@ RETRY_S = 2.0
 CHANGELOG_WAIT_S = 30.0
 #: how long after records past a state position arrived the worker seeks back (again)
 GAP_SEEK_S = 1.0
+#: how long an assigned partition may hold records past its state's position without
+#: delivering any before the worker seeks back to that position
+STALL_SEEK_S = 3.0
 #: metadata refresh of the worker's consumer: Faust's 5 min default leaves a new
 #: changelog topic at "0 partitions" that long
 METADATA_MAX_AGE_MS = 5000
@@ -89,6 +92,8 @@ class GraderWorker:
         metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
+        #: monotonic seconds for the seek rules (a test drives its own)
+        self.clock: Callable[[], float] = time.monotonic
         self.engines = engines
         self.codec = codec
         self.metrics = metrics or Metrics()
@@ -112,6 +117,10 @@ class GraderWorker:
         self._gaps: dict[tuple[str, int], tuple[float, int]] = {}
         #: input partitions that delivered a record since they were assigned
         self._started: set[tuple[str, int]] = set()
+        #: when each input partition last delivered a record
+        self._last_seen: dict[tuple[str, int], float] = {}
+        #: since when each input partition's log has held records past its state's position
+        self._behind_since: dict[tuple[str, int], float] = {}
         self.input_topics = [topic_name(t, settings.topic_prefix) for t in INPUT_TOPICS]
         self.app = self._build_app()
 
@@ -347,6 +356,7 @@ class GraderWorker:
             self.metrics.records.labels(msg.topic, "not_owned").inc()
             span.end()
             return
+        self._last_seen[(msg.topic, msg.partition)] = self.clock()
         try:
             grader = self._grader(msg.partition)
             resume = grader.resume_at(msg.topic)
@@ -401,7 +411,7 @@ class GraderWorker:
         self.metrics.position_gaps.labels(tp.topic).inc()
         key = (tp.topic, tp.partition)
         if key not in self._gaps:
-            self._gaps[key] = (time.monotonic(), resume)
+            self._gaps[key] = (self.clock(), resume)
             log.warning(
                 "%s[%d] offset %d arrived before %d, where the grader state resumes; "
                 "reading from %d again",
@@ -412,8 +422,50 @@ class GraderWorker:
                 resume,
             )
 
+    def _find_stalls(self) -> None:
+        """Partitions whose records past the state's position never arrive.
+
+        The stale in-flight batch of ``_out_of_order`` can carry a partition's read offset
+        to the end of its log; then no later record reveals the gap. A partition whose
+        log has held records past its state's position for ``STALL_SEEK_S``, without
+        delivering any in that time, is read again from that position (a needless seek
+        only makes records arrive twice, and the second copy is skipped).
+        """
+        if self.app.rebalancing or not self._recovered.is_set():
+            return
+        now = self.clock()
+        for tp in self._assigned():
+            grader = self.graders.get(tp.partition)
+            key = (tp.topic, tp.partition)
+            if grader is None or key in self._gaps:
+                continue
+            try:
+                high = self.app.consumer.highwater(tp)
+            except Exception:
+                continue
+            resume = grader.resume_at(tp.topic) or 0
+            if high is None or high <= resume:
+                self._behind_since.pop(key, None)
+                continue
+            since = max(self._behind_since.setdefault(key, now), self._last_seen.get(key, 0.0))
+            if now - since < STALL_SEEK_S:
+                continue
+            self.metrics.position_gaps.labels(tp.topic).inc()
+            log.warning(
+                "%s[%d] holds records up to offset %d, past %d where the grader state "
+                "resumes, but delivered none for %.0f s; reading from %d again",
+                tp.topic,
+                tp.partition,
+                high - 1,
+                resume,
+                now - since,
+                resume,
+            )
+            self._gaps[key] = (now - GAP_SEEK_S, resume)
+            self._behind_since[key] = now
+
     async def _seek_gaps(self) -> None:
-        now = time.monotonic()
+        now = self.clock()
         for (topic, partition), (since, resume) in list(self._gaps.items()):
             if now - since < GAP_SEEK_S:
                 continue
@@ -569,6 +621,7 @@ class GraderWorker:
 
     async def _tick(self) -> None:
         self._restore_idle_partitions()
+        self._find_stalls()
         await self._seek_gaps()
         self.maybe_commit()
         for tp in self._assigned():
@@ -622,6 +675,8 @@ class GraderWorker:
             self._started -= {(tp.topic, tp.partition) for tp in gone}
             for tp in gone:
                 self._gaps.pop((tp.topic, tp.partition), None)
+                self._last_seen.pop((tp.topic, tp.partition), None)
+                self._behind_since.pop((tp.topic, tp.partition), None)
 
     # --- maintenance ---------------------------------------------------------------------
     async def _maintain(self) -> None:

@@ -32,6 +32,7 @@ from tests.integration.grader.live import (
     SCENARIOS,
     LiveExam,
     comparable,
+    duplicates,
     free_port,
     replay_json,
     settle,
@@ -83,7 +84,10 @@ def assert_equals_replay(live: LiveExam, trino: Connection, expected: dict[str, 
         )
     time.sleep(3)  # a duplicate commit would land by now
     total, distinct = transition_counts(trino, live.namespace)
-    assert total == distinct > 0, f"{total} rows for {distinct} transition ids"
+    assert distinct > 0
+    assert total == distinct, (
+        f"{total} rows for {distinct} transition ids:\n{duplicates(trino, live.namespace)}"
+    )
 
 
 def start_on(

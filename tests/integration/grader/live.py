@@ -125,6 +125,32 @@ def transition_counts(conn: Any, namespace: str) -> tuple[int, int]:
         raise
 
 
+def duplicates(conn: Any, namespace: str) -> str:
+    """The rows whose transition id is in the table more than once, with the data file
+    and the snapshot (writer, source offsets) that added each: what a duplicate-row
+    failure must show to be diagnosed."""
+    table = f"{TRINO_CATALOG}.{namespace}.criterion_transitions"
+    cur = conn.cursor()
+    cur.execute(
+        f"""SELECT transition_id, platform_id, criterion_id, seq, source_topic,
+        source_partition, source_offset, graded_at, "$path" FROM {table}
+        WHERE transition_id IN (
+            SELECT transition_id FROM {table} GROUP BY transition_id HAVING count(*) > 1)
+        ORDER BY transition_id, graded_at"""
+    )
+    rows = cur.fetchall()
+    cur.execute(
+        f"SELECT e.data_file.file_path, s.committed_at, element_at(s.summary, 'proctor.writer') "
+        f'FROM {TRINO_CATALOG}.{namespace}."criterion_transitions$entries" e '
+        f'JOIN {TRINO_CATALOG}.{namespace}."criterion_transitions$snapshots" s '
+        f"ON e.snapshot_id = s.snapshot_id"
+    )
+    added = {path: (str(at), writer) for path, at, writer in cur.fetchall()}
+    return "\n".join(
+        f"{r[:-1]} added {added.get(r[-1], '?')} in {r[-1].rsplit('/', 1)[-1]}" for r in rows
+    )
+
+
 def wait_for(
     predicate: Callable[[], bool],
     timeout_s: float,
