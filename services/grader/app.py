@@ -262,7 +262,8 @@ class GraderWorker:
                 return
             await asyncio.sleep(0.25)
         log.warning(
-            "the consumer's metadata still has no %d partitions for %s after %.0f s; grading",
+            "the consumer's metadata still has %s partitions, not %d, for %s after %.0f s; grading",
+            self.app.consumer.topic_partitions(topic),
             PLATFORM_PARTITIONS,
             topic,
             CHANGELOG_WAIT_S,

@@ -99,10 +99,16 @@ class TransitionRow:
 
     @property
     def transition_id(self) -> str:
-        """Same change, same id: computed from what the change is, not when it was graded."""
+        """Same change, same id: computed from what the change is and its place in the
+        platform's sequence, not when or from which record it was graded. The sequence
+        number is part of it because the same change can happen twice (a verdict on the
+        total, such as the self grade's agreement, flips back and forth as late signals
+        move the total): without it the second flip was taken for a duplicate of the
+        first and dropped, leaving the criterion's latest row wrong."""
         parts: list[str] = [
             self.exam_id,
             self.criterion_id,
+            str(self.seq),
             self.previous_state or "",
             self.state,
             repr(float(self.score)),

@@ -83,26 +83,45 @@ class _Buffer:
     offsets: OffsetMap = field(default_factory=dict)
 
 
+#: pyiceberg retries a commit that lost a race itself, re-applying the same rows and
+#: snapshot summary on the newer table; the sink must first drop the rows the other
+#: writer's offsets cover and merge its offsets again (``write``), so the library must not.
+OWN_RETRIES = {"commit.retry.num-retries": "0"}
+
+
 def ensure_table(catalog: Catalog, identifier: str) -> Table:
-    """Load the transitions table, creating its namespace and the table when absent."""
+    """Load the transitions table, creating its namespace and the table when absent; a
+    table made before ``OWN_RETRIES`` gets that property."""
     namespace = identifier.rsplit(".", 1)[0]
     try:
-        return catalog.load_table(identifier)
+        table = catalog.load_table(identifier)
     except NoSuchTableError:
-        pass
-    catalog.create_namespace_if_not_exists(namespace)
-    return catalog.create_table_if_not_exists(
-        identifier,
-        schema=TRANSITIONS_SCHEMA,
-        partition_spec=TRANSITIONS_PARTITION_SPEC,
-        sort_order=TRANSITIONS_SORT_ORDER,
-        properties={
-            "format-version": "2",
-            "write.parquet.compression-codec": "zstd",
-            # Keep the metadata.json history short under many small commits.
-            "write.metadata.delete-after-commit.enabled": "true",
-            "write.metadata.previous-versions-max": "50",
-        },
+        catalog.create_namespace_if_not_exists(namespace)
+        table = catalog.create_table_if_not_exists(
+            identifier,
+            schema=TRANSITIONS_SCHEMA,
+            partition_spec=TRANSITIONS_PARTITION_SPEC,
+            sort_order=TRANSITIONS_SORT_ORDER,
+            properties={
+                "format-version": "2",
+                "write.parquet.compression-codec": "zstd",
+                # Keep the metadata.json history short under many small commits.
+                "write.metadata.delete-after-commit.enabled": "true",
+                "write.metadata.previous-versions-max": "50",
+                **OWN_RETRIES,
+            },
+        )
+    for _ in range(5):
+        if all(table.properties.get(k) == v for k, v in OWN_RETRIES.items()):
+            return table
+        try:
+            with table.transaction() as tx:
+                tx.set_properties(OWN_RETRIES)
+        except CommitFailedException:
+            pass  # another worker changed the table meanwhile: look again
+        table = catalog.load_table(identifier)
+    raise SinkError(
+        f"cannot set {OWN_RETRIES} on {identifier}: other writers kept changing the table"
     )
 
 

@@ -197,11 +197,6 @@ def own_broker(stack_config: StackConfig, tmp_path: Path) -> Iterator[KafkaCompo
         kafka.stop(print)
 
 
-@pytest.mark.xfail(
-    reason="open: in some runs one transition row lands twice in Iceberg after the broker "
-    "restart (the grades equal the replay); same class as the rebalance test; see issue 5",
-    strict=False,
-)
 def test_broker_restart_mid_exam_equals_replay(
     own_broker: KafkaComponent,
     registry_url: str,
@@ -275,11 +270,6 @@ def trino_answers(trino: Connection, namespace: str) -> bool:
     return True
 
 
-@pytest.mark.xfail(
-    reason="open: in some runs one or two transition rows land twice in Iceberg after a "
-    "second worker joins and the first is killed (grades equal the replay); see issue 5",
-    strict=False,
-)
 def test_adding_and_losing_workers_rebalances_without_losing_or_repeating_a_grade(
     live: LiveExam, trino_connection: Connection, tmp_path: Path
 ) -> None:

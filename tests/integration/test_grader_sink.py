@@ -225,13 +225,50 @@ def test_two_writers_merge_their_offsets_through_conflicts(
     result = b.commit()
     assert result is not None
     table = iceberg_catalog.load_table(f"{iceberg_namespace}.criterion_transitions")
-    # pyiceberg retried b's append on top of a's snapshot without recomputing b's summary:
-    # the newest snapshot lacks a's offsets, the walk over the ancestors still finds them.
+    # b lost the race, reloaded and merged again: its snapshot carries both writers' offsets.
+    assert result.attempts == 2
     newest = table.current_snapshot()
     assert newest is not None and newest.summary is not None
-    assert off.decode_offsets(newest.summary[off.OFFSETS_PROPERTY]) == {("exam.control", 1): 1}
+    assert off.decode_offsets(newest.summary[off.OFFSETS_PROPERTY]) == {
+        ("exam.control", 0): 1,
+        ("exam.control", 1): 1,
+    }
     assert off.read_committed(table).offsets == {("exam.control", 0): 1, ("exam.control", 1): 1}
     assert len(table.scan().to_arrow()) == 2
+
+
+def test_a_writer_that_lost_the_race_drops_the_rows_the_winner_committed(
+    iceberg_catalog: Catalog, trino_connection: Connection, iceberg_namespace: str
+) -> None:
+    """A rebalance: the old owner commits a record's rows while the new owner, whose view
+    of the table is older, grades the same record again; the rows land once."""
+    old_owner = _sink(iceberg_catalog, iceberg_namespace)
+    new_owner = _sink(iceberg_catalog, iceberg_namespace)
+    for sink in (old_owner, new_owner):
+        sink.offer(row(0))
+        sink.offer(row(1))
+        sink.processed(("exam.control", 0), 2)
+    old_owner.commit()
+    new_owner.offer(row(2))
+    new_owner.processed(("exam.control", 0), 3)
+    result = new_owner.commit()
+    assert result is not None and result.rows == 1 and result.attempts == 2
+    ids = _trino_ids(trino_connection, iceberg_namespace)
+    assert sorted(ids) == sorted(row(i).transition_id for i in range(3))
+
+
+def test_the_table_never_lets_pyiceberg_retry_a_commit_blind(
+    iceberg_catalog: Catalog, iceberg_namespace: str
+) -> None:
+    identifier = f"{iceberg_namespace}.criterion_transitions"
+    sink = _sink(iceberg_catalog, iceberg_namespace)
+    assert sink.table.properties["commit.retry.num-retries"] == "0"
+    # A table made by an older version (library retries on) gets the property on open.
+    with sink.table.transaction() as tx:
+        tx.remove_properties("commit.retry.num-retries")
+    assert "commit.retry.num-retries" not in iceberg_catalog.load_table(identifier).properties
+    reopened = _sink(iceberg_catalog, iceberg_namespace)
+    assert reopened.table.properties["commit.retry.num-retries"] == "0"
 
 
 def test_failed_commit_keeps_the_batch_for_the_next_try(

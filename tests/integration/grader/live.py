@@ -35,7 +35,7 @@ from services.contract.topics import ensure_topics
 from services.contract.wire import WireCodec, registry_client
 from services.core.events import Event
 from services.publisher.publisher import Publisher
-from services.stack.catalog import TRINO_CATALOG
+from services.stack.catalog import TRINO_CATALOG, load_catalog
 from services.stack.config import REPO_ROOT, StackConfig
 
 SCENARIOS = REPO_ROOT / "tests" / "scenarios"
@@ -126,9 +126,10 @@ def transition_counts(conn: Any, namespace: str) -> tuple[int, int]:
 
 
 def duplicates(conn: Any, namespace: str) -> str:
-    """The rows whose transition id is in the table more than once, with the data file
-    and the snapshot (writer, source offsets) that added each: what a duplicate-row
-    failure must show to be diagnosed."""
+    """The rows whose transition id is in the table more than once, with the snapshot
+    (time, writer) that added each copy: what a duplicate-row failure must show to be
+    diagnosed. Snapshots come from the catalog (Trino's ``$entries`` cannot read the
+    files' manifest entries here)."""
     table = f"{TRINO_CATALOG}.{namespace}.criterion_transitions"
     cur = conn.cursor()
     cur.execute(
@@ -139,13 +140,22 @@ def duplicates(conn: Any, namespace: str) -> str:
         ORDER BY transition_id, graded_at"""
     )
     rows = cur.fetchall()
-    cur.execute(
-        f"SELECT e.data_file.file_path, s.committed_at, element_at(s.summary, 'proctor.writer') "
-        f'FROM {TRINO_CATALOG}.{namespace}."criterion_transitions$entries" e '
-        f'JOIN {TRINO_CATALOG}.{namespace}."criterion_transitions$snapshots" s '
-        f"ON e.snapshot_id = s.snapshot_id"
-    )
-    added = {path: (str(at), writer) for path, at, writer in cur.fetchall()}
+    added: dict[str, tuple[str, str | None]] = {}
+    with contextlib.suppress(Exception):
+        iceberg = load_catalog(StackConfig.from_env()).load_table(
+            f"{namespace}.criterion_transitions"
+        )
+        when = {s.snapshot_id: s for s in iceberg.snapshots()}
+        entries = iceberg.inspect.entries().to_pylist()
+        for e in entries:
+            snap = when.get(e["snapshot_id"])
+            if snap is not None:
+                added[e["data_file"]["file_path"]] = (
+                    str(snap.timestamp_ms),
+                    snap.summary.additional_properties.get("proctor.writer")
+                    if snap.summary
+                    else None,
+                )
     return "\n".join(
         f"{r[:-1]} added {added.get(r[-1], '?')} in {r[-1].rsplit('/', 1)[-1]}" for r in rows
     )

@@ -13,6 +13,7 @@ from services.grader.maintenance import expiry_retention_s
 from services.grader.record import PlatformRecord
 from services.grader.rows import Evidence, TransitionRow, to_arrow
 from services.grader.settings import GraderSettings
+from services.grader.sink import IcebergSink, SinkConfig
 from services.grader.views import exam_scores_sql
 
 pytestmark = pytest.mark.unit
@@ -44,10 +45,7 @@ def row(**kw: object) -> TransitionRow:
 
 def test_transition_id_ignores_grading_time_and_position_but_not_what_changed() -> None:
     r = row()
-    assert (
-        row(graded_at_ms=99, source=SourcePosition("x", 1, 1), seq=9).transition_id
-        == r.transition_id
-    )
+    assert row(graded_at_ms=99, source=SourcePosition("x", 1, 1)).transition_id == r.transition_id
     assert row(evidence=(Evidence("b"), Evidence("a"))).transition_id == r.transition_id
     for change in (
         {"state": "failed"},
@@ -56,8 +54,25 @@ def test_transition_id_ignores_grading_time_and_position_but_not_what_changed() 
         {"event_ts_ms": 1001},
         {"criterion_id": "p1.y"},
         {"exam_id": "f"},
+        {"seq": 9},
     ):
         assert row(**change).transition_id != r.transition_id, change
+
+
+def test_the_same_change_happening_twice_is_two_rows() -> None:
+    """A verdict on the total flips met -> failed -> met -> failed as late signals move
+    the total: the second met -> failed is a new row, not a duplicate of the first."""
+    flips = [
+        row(previous_state=prev, state=state, seq=seq)
+        for seq, (prev, state) in enumerate(
+            [("pending", "met"), ("met", "failed"), ("failed", "met"), ("met", "failed")], 1
+        )
+    ]
+    assert len({f.transition_id for f in flips}) == 4
+    sink = IcebergSink(None, SinkConfig(identifier="ns.t"))  # type: ignore[arg-type]
+    assert all(sink.offer(f) for f in flips)
+    assert not sink.offer(flips[-1]), "the same row graded again is still one row"
+    assert sink.buffered_rows == 4
 
 
 def test_unknown_state_is_refused_with_the_allowed_ones() -> None:
