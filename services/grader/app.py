@@ -23,9 +23,11 @@ rows the table did not get (see ``grading.py``, ``record.py`` and ``sink.py``).
 from __future__ import annotations
 
 import asyncio
+import collections
+import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,8 +165,10 @@ class GraderWorker:
 
         @app.agent(source, concurrency=1)
         async def grade(stream: faust.StreamT[bytes]) -> None:
-            async for event in stream.events():
-                await self.on_record(event)
+            # take_events is on the stream, not on the StreamT interface
+            batches = stream.take_events(s.batch_records, within=s.batch_wait_s)  # type: ignore[attr-defined]
+            async for events in batches:
+                await self.on_records(events)
 
         # See _seek_uncommitted: wrap the consumer's seek-to-committed.
         self._faust_perform_seek = app.consumer.perform_seek
@@ -334,12 +338,60 @@ class GraderWorker:
                 log.warning("schema registry unavailable (%s); retrying", exc)
                 await asyncio.sleep(RETRY_S)
 
-    async def on_record(self, event: faust.EventT[Any]) -> None:
+    async def on_records(self, events: Sequence[faust.EventT[Any]]) -> None:
+        """Grade a batch of records in their order (each in :meth:`_grade`, with its own
+        span), then one metrics update and one round of state sends for the batch."""
         await self._sink_ready.wait()
-        await self._recovered.wait()
+        outcomes: collections.Counter[tuple[str, str]] = collections.Counter()
+        rows: list[TransitionRow] = []
+        for event in events:
+            msg = event.message
+            outcomes[(msg.topic, await self._grade(msg, rows))] += 1
+        await self._publish(rows)
+        for (topic, outcome), n in outcomes.items():
+            self.metrics.records.labels(topic, outcome).inc(n)
+        self.metrics.batch_records.observe(len(events))
+        self.maybe_commit()
+
+    async def _grade(self, msg: Any, rows: list[TransitionRow]) -> str:
+        """Grade one record; its rows are appended to ``rows``; returns its outcome."""
+        if not self._recovered.is_set():
+            await self._recovered.wait()
         assert self.sink is not None
-        msg = event.message
+        if msg.partition not in self._owned:
+            # A record fetched before its partition was revoked: its new owner grades it.
+            return "not_owned"
+        start = time.perf_counter()
         headers = _headers(msg.headers)
+        span = record_span(self._tracer, msg.topic, msg.partition, msg.offset, headers)
+        try:
+            return await self._grade_traced(msg, headers, span, rows)
+        finally:
+            span.end()
+            self.metrics.grading_seconds.observe(time.perf_counter() - start)
+
+    async def _grade_traced(
+        self, msg: Any, headers: Any, span: Any, rows: list[TransitionRow]
+    ) -> str:
+        assert self.sink is not None
+        key = (msg.topic, msg.partition)
+        self._last_seen[key] = self.clock()
+        grader = self._grader(msg.partition)
+        resume = grader.resume_at(msg.topic)
+        if key not in self._started:
+            self._started.add(key)
+            log.info(
+                "%s[%d]: first record at offset %d (state resumes at %s)",
+                msg.topic,
+                msg.partition,
+                msg.offset,
+                resume,
+            )
+        if resume is not None and msg.offset > resume:
+            await self._out_of_order(TP(msg.topic, msg.partition), msg.offset, resume)
+            return "out_of_order"
+        if resume is not None and msg.offset == resume:
+            self._gaps.pop(key, None)
         raw = RawRecord(
             msg.topic,
             msg.partition,
@@ -350,56 +402,24 @@ class GraderWorker:
             int(msg.timestamp * 1000) if msg.timestamp else None,
         )
         pos = SourcePosition(msg.topic, msg.partition, msg.offset)
-        start = time.perf_counter()
-        span = record_span(self._tracer, msg.topic, msg.partition, msg.offset, headers)
-        if msg.partition not in self._owned:
-            # A record fetched before its partition was revoked: its new owner grades it.
-            self.metrics.records.labels(msg.topic, "not_owned").inc()
-            span.end()
-            return
-        self._last_seen[(msg.topic, msg.partition)] = self.clock()
-        try:
-            grader = self._grader(msg.partition)
-            resume = grader.resume_at(msg.topic)
-            if (msg.topic, msg.partition) not in self._started:
-                self._started.add((msg.topic, msg.partition))
-                log.info(
-                    "%s[%d]: first record at offset %d (state resumes at %s)",
-                    msg.topic,
-                    msg.partition,
-                    msg.offset,
-                    resume,
-                )
-            if resume is not None and msg.offset > resume:
-                await self._out_of_order(TP(msg.topic, msg.partition), msg.offset, resume)
-                return
-            if resume is not None and msg.offset == resume:
-                self._gaps.pop((msg.topic, msg.partition), None)
-            decoded = await self._decode(raw)
-            if isinstance(decoded, DeadLetter):
-                result = await self._dead_letter(grader, decoded, pos)
-                outcome = "dead_letter"
-            else:
-                span.set_attribute("proctor.event_id", decoded.event_id)
-                span.set_attribute("proctor.event_type", decoded.type)
-                result = grader.handle(decoded, pos)
-                # Rows and the record's offset enter the sink buffer in one step (no await
-                # in between): a batch taken by the commit task while the sends below
-                # wait must never hold a record's rows without its offset, or a restart
-                # would grade the record again and commit its rows twice.
-                self._offer(result.rows)
-                self.sink.processed((msg.topic, msg.partition), msg.offset + 1)
-                await self._publish(result.rows)
-                outcome = "graded"
-            if result.replayed:
-                outcome = "replayed"
-            self.sink.processed((msg.topic, msg.partition), msg.offset + 1)
-            span.set_attribute("proctor.transitions", len(result.rows))
-        finally:
-            span.end()
-        self.metrics.records.labels(msg.topic, outcome).inc()
-        self.metrics.grading_seconds.observe(time.perf_counter() - start)
-        self.maybe_commit()
+        decoded = await self._decode(raw)
+        if isinstance(decoded, DeadLetter):
+            result = await self._dead_letter(grader, decoded, pos)
+            outcome = "dead_letter"
+        else:
+            span.set_attribute("proctor.event_id", decoded.event_id)
+            span.set_attribute("proctor.event_type", decoded.type)
+            result = grader.handle(decoded, pos)
+            outcome = "graded"
+        # Rows and the record's offset enter the sink buffer in one step (no await in
+        # between): a batch taken by the commit task while a later await waits must never
+        # hold a record's rows without its offset, or a restart would grade the record
+        # again and commit its rows twice.
+        self._offer(result.rows)
+        self.sink.processed(key, msg.offset + 1)
+        rows += result.rows
+        span.set_attribute("proctor.transitions", len(result.rows))
+        return "replayed" if result.replayed else outcome
 
     async def _out_of_order(self, tp: TP, offset: int, resume: int) -> None:
         """A record past the state's position is not graded.
@@ -509,7 +529,7 @@ class GraderWorker:
         log.warning("dead letter %s: %s", pos, dead.reason)
         return result
 
-    async def _publish(self, rows: tuple[TransitionRow, ...]) -> None:
+    async def _publish(self, rows: Sequence[TransitionRow]) -> None:
         assert self.sink is not None
         for row in rows:
             state = row.to_state_record()
@@ -710,7 +730,7 @@ class GraderWorker:
         self.metrics.table_files.set(stats.data_files)
         self.metrics.table_snapshots.set(stats.snapshots)
 
-    @property
+    @functools.cached_property
     def _tracer(self) -> Any:
         from opentelemetry import trace
 

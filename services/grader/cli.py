@@ -92,6 +92,11 @@ def run(settings: GraderSettings, engines: Any = None) -> None:
     type=float,
     help="Seconds between Iceberg commits [PROCTOR_COMMIT_INTERVAL_S].",
 )
+@click.option(
+    "--batch-records",
+    type=int,
+    help="Most records graded per step of the agent [PROCTOR_BATCH_RECORDS].",
+)
 @click.option("--app-id", help="Faust app id (consumer group) [PROCTOR_APP_ID].")
 @click.option("--data-dir", help="Local table state directory [PROCTOR_DATA_DIR].")
 @click.option(

@@ -56,6 +56,10 @@ class GraderSettings(BaseSettings):
     trino_user: str = "proctor"
     commit_rows: int = Field(default=500, ge=1)
     commit_interval_s: float = Field(default=2.0, gt=0)
+    #: records graded per step of the agent, and how long it waits to fill a step: one
+    #: span, one metrics update and one round of state sends per batch, not per record
+    batch_records: int = Field(default=500, ge=1)
+    batch_wait_s: float = Field(default=0.02, gt=0)
 
     # Maintenance
     maintenance_interval_s: float = Field(default=600.0, gt=0)

@@ -138,7 +138,7 @@ def test_a_record_past_the_position_seeks_back_until_the_position_arrives(
     asyncio.run(worker._out_of_order(tp, 339, 96))
     assert tick(worker, GAP_SEEK_S) == [(tp, 96)]
     assert tick(worker, GAP_SEEK_S) == [(tp, 96)]
-    worker._gaps.pop((TOPIC, 5))  # what the record at the position does in on_record
+    worker._gaps.pop((TOPIC, 5))  # what the record at the position does in _grade
     worker._last_seen[(TOPIC, 5)] = worker.clock()
     assert tick(worker, GAP_SEEK_S) == []
 
