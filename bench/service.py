@@ -17,7 +17,11 @@ prefix of its own. Then, on one core (``--core``):
   ``--fresh-seconds``; from exam.ended acknowledged to the first transition row with its
   source position visible in Trino (p50, p99);
 * Iceberg commits and data files added per minute (snapshot summaries), and the
-  worker's peak RSS (VmHWM).
+  worker's peak RSS (VmHWM);
+* where the worker's time goes: the same records through the worker's per-record path
+  in this process on the same core, without Faust or Kafka (wire decode, then the
+  partition grader with a span per record), so the gap between the two is the cost of
+  the stream machinery.
 
 Everything it creates (topics, subjects' prefix, group, namespace) is its own; the
 namespace and topics are removed at the end.
@@ -34,18 +38,24 @@ import sys
 import tempfile
 import time
 import uuid
+import zlib
 from pathlib import Path
 
 import httpx
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 from services.contract.registry import Registry
-from services.contract.schemas import INPUT_TOPICS, load_contract, topic_name
+from services.contract.schemas import INPUT_TOPICS, PLATFORM_PARTITIONS, load_contract, topic_name
 from services.contract.settings import ClientSettings
 from services.contract.topics import ensure_topics
 from services.contract.wire import WireCodec, registry_client
-from services.core.events import Event
+from services.core.engine_store import EngineStore
+from services.core.events import Event, SourcePosition
+from services.grader.grading import PartitionGrader
+from services.grader.telemetry import record_span
 from services.offline.scenarios import load_exam
 from services.publisher.publisher import Publisher
 from services.stack.catalog import TRINO_CATALOG, load_catalog, trino_connect
@@ -96,6 +106,32 @@ def ceiling(bootstrap: str, topics: list[str], codec: WireCodec, total: int) -> 
         consumer.close()
     assert start is not None
     return n / (time.perf_counter() - start)
+
+
+def in_process(events: list[Event], codec: WireCodec) -> tuple[float, float, float]:
+    """The worker's per-record path without Faust or Kafka, on the same records: wire
+    decode, then the partition grader (engine and watermark), with a span per record as
+    the worker makes it. Returns microseconds per record: (decode, grade, all)."""
+    store = EngineStore()
+    graders = {p: PartitionGrader(p, store) for p in range(PLATFORM_PARTITIONS)}
+    encoded = [(codec.topic_for(e.type), e.platform_id, codec.encode(e)) for e in events]
+    offsets: dict[tuple[str, int], int] = {}
+    tracer = TracerProvider(sampler=ALWAYS_OFF).get_tracer("bench")
+    decode_s = grade_s = 0.0
+    start = time.perf_counter()
+    for topic, platform_id, value in encoded:
+        p = zlib.crc32(platform_id.encode()) % PLATFORM_PARTITIONS
+        offset = offsets[(topic, p)] = offsets.get((topic, p), -1) + 1
+        span = record_span(tracer, topic, p, offset, ())
+        t0 = time.perf_counter()
+        event = codec.decode(value, topic, p, offset)
+        t1 = time.perf_counter()
+        graders[p].handle(event, SourcePosition(topic, p, offset))
+        grade_s += time.perf_counter() - t1
+        decode_s += t1 - t0
+        span.end()
+    n = len(encoded)
+    return 1e6 * decode_s / n, 1e6 * grade_s / n, 1e6 * (time.perf_counter() - start) / n
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -223,11 +259,20 @@ def main() -> None:
         rss = peak_rss_mb(worker.pid)
         commits = metrics.get("proctor_grader_iceberg_commits_total", 0.0)
 
+        os.sched_setaffinity(0, {args.core})
+        decode_us, grade_us, all_us = in_process(events, codec)
+        os.sched_setaffinity(0, mine)
+        worker_us = 1e6 / sustained
+
         rows = [
             ("events", f"{total}"),
             ("plain consume+decode, events/s (median)", f"{plain:,.0f}"),
             ("worker sustained, events/s", f"{sustained:,.0f}"),
             ("worker / plain", f"{sustained / plain:.3f}"),
+            ("worker, us per record", f"{worker_us:.1f}"),
+            ("same path in process, no Faust/Kafka, events/s", f"{1e6 / all_us:,.0f}"),
+            ("  of which decode / grade, us per record", f"{decode_us:.1f} / {grade_us:.1f}"),
+            ("in process / plain", f"{1e6 / all_us / plain:.3f}"),
             ("worker start -> all consumed, s", f"{to_all:.1f}"),
             ("freshness p50, s", f"{percentile(fresh, 0.5):.2f}"),
             ("freshness p99, s", f"{percentile(fresh, 0.99):.2f}"),

@@ -7,6 +7,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from services.errors import ConfigError
 from services.grader.telemetry import record_span
 
 pytestmark = pytest.mark.unit
@@ -55,3 +56,23 @@ def test_a_record_without_usable_trace_context_gets_a_span_without_links(spans, 
     (span,) = exporter.get_finished_spans()
     assert span.links == ()
     assert span.attributes is not None and span.attributes["messaging.kafka.message.offset"] == 7
+
+
+def test_spans_are_recorded_only_when_they_go_somewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.grader.telemetry import setup_tracing
+
+    monkeypatch.delenv("OTEL_TRACES_SAMPLER", raising=False)
+    nowhere = setup_tracing("t", None).start_span("x")
+    assert not nowhere.is_recording()
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_on")
+    asked = setup_tracing("t", None).start_span("x")
+    assert asked.is_recording()
+    monkeypatch.delenv("OTEL_TRACES_SAMPLER")
+    try:
+        import opentelemetry.exporter.otlp.proto.http  # noqa: F401
+    except ImportError:  # the exporter is an extra: without it an endpoint is an error
+        with pytest.raises(ConfigError, match="pip install opentelemetry-exporter-otlp"):
+            setup_tracing("t", "http://127.0.0.1:9/v1/traces")
+    else:
+        exported = setup_tracing("t", "http://127.0.0.1:9/v1/traces").start_span("x")
+        assert exported.is_recording()
