@@ -1,7 +1,8 @@
 """One criterion state change as the grader stores it: the row of ``criterion_transitions``.
 
 The row carries the contract's fields plus what exactly-once delivery needs: a
-deterministic ``transition_id`` (the same change computed twice gets the same id) and the
+deterministic ``transition_id`` (the same change at the same place in its platform's
+sequence, computed twice, gets the same id; the same change happening again does not) and the
 source position the change is attributed to (the record whose processing produced it), which
 the sink compares with the offsets committed in Iceberg to skip what is already there.
 """
@@ -200,7 +201,7 @@ _EVIDENCE = StructType(
 #: Iceberg schema of ``grading.criterion_transitions``; field ids are fixed so the table
 #: can evolve (new optional fields get new ids, never reused).
 TRANSITIONS_SCHEMA = Schema(
-    NestedField(1, "transition_id", StringType(), required=True, doc="Deterministic id."),
+    NestedField(1, "transition_id", StringType(), required=True, doc="Deterministic id: the change and its place in the platform's sequence."),
     NestedField(2, "exam_id", StringType(), required=True),
     NestedField(3, "candidate_id", StringType(), required=True),
     NestedField(4, "platform_id", StringType(), required=True),
