@@ -258,11 +258,15 @@ class GraderWorker:
         then fails Faust's partition check (PartitionsMismatch) and crashes the agent in
         the middle of a record, again and again until the refresh. The refresh comes every
         ``consumer_metadata_max_age_ms`` (set short in the app); wait for it here.
+
+        Only the group's leader has those counts: on the other members the client keeps
+        none (None), Faust skips its check, and there is nothing to wait for (a joining
+        worker used to wait the whole ``CHANGELOG_WAIT_S`` here).
         """
         topic = self.table.changelog_topic.get_topic_name()
         deadline = time.monotonic() + CHANGELOG_WAIT_S
         while time.monotonic() < deadline:
-            if self.app.consumer.topic_partitions(topic) == PLATFORM_PARTITIONS:
+            if self.app.consumer.topic_partitions(topic) in (None, PLATFORM_PARTITIONS):
                 return
             await asyncio.sleep(0.25)
         log.warning(
