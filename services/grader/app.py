@@ -117,9 +117,7 @@ class GraderWorker:
         self._owned: set[int] = set()
         #: since when a partition has delivered records past its state's position
         self._gaps: dict[tuple[str, int], tuple[float, int]] = {}
-        #: input partitions that delivered a record since they were assigned
-        self._started: set[tuple[str, int]] = set()
-        #: when each input partition last delivered a record
+        #: when each input partition last delivered a record (absent: none since assigned)
         self._last_seen: dict[tuple[str, int], float] = {}
         #: since when each input partition's log has held records past its state's position
         self._behind_since: dict[tuple[str, int], float] = {}
@@ -361,7 +359,6 @@ class GraderWorker:
         """Grade one record; its rows are appended to ``rows``; returns its outcome."""
         if not self._recovered.is_set():
             await self._recovered.wait()
-        assert self.sink is not None
         if msg.partition not in self._owned:
             # A record fetched before its partition was revoked: its new owner grades it.
             return "not_owned"
@@ -379,11 +376,11 @@ class GraderWorker:
     ) -> str:
         assert self.sink is not None
         key = (msg.topic, msg.partition)
+        first = key not in self._last_seen
         self._last_seen[key] = self.clock()
         grader = self._grader(msg.partition)
         resume = grader.resume_at(msg.topic)
-        if key not in self._started:
-            self._started.add(key)
+        if first:
             log.info(
                 "%s[%d]: first record at offset %d (state resumes at %s)",
                 msg.topic,
@@ -447,29 +444,24 @@ class GraderWorker:
                 resume,
             )
 
-    def _find_stalls(self) -> None:
+    def _find_stalls(self, marks: dict[TP, tuple[int, int]]) -> None:
         """Partitions whose records past the state's position never arrive.
 
         The stale in-flight batch of ``_out_of_order`` can carry a partition's read offset
         to the end of its log; then no later record reveals the gap. A partition whose
         log has held records past its state's position for ``STALL_SEEK_S``, without
         delivering any in that time, is read again from that position (a needless seek
-        only makes records arrive twice, and the second copy is skipped).
+        only makes records arrive twice, and the second copy is skipped). ``marks`` are
+        :meth:`_marks`.
         """
         if self.app.rebalancing or not self._recovered.is_set():
             return
         now = self.clock()
-        for tp in self._assigned():
-            grader = self.graders.get(tp.partition)
+        for tp, (resume, high) in marks.items():
             key = (tp.topic, tp.partition)
-            if grader is None or key in self._gaps:
+            if key in self._gaps:
                 continue
-            try:
-                high = self.app.consumer.highwater(tp)
-            except Exception:
-                continue
-            resume = grader.resume_at(tp.topic) or 0
-            if high is None or high <= resume:
+            if high <= resume:
                 self._behind_since.pop(key, None)
                 continue
             since = max(self._behind_since.setdefault(key, now), self._last_seen.get(key, 0.0))
@@ -509,7 +501,7 @@ class GraderWorker:
         """
         consumer = self.app.consumer
         await self._faust_perform_seek()
-        tps = [tp for tp in self._assigned()]
+        tps = list(self._assigned())
         if not tps:
             return
         committed = await consumer.seek_to_committed()  # type: ignore[attr-defined]
@@ -646,9 +638,14 @@ class GraderWorker:
 
     async def _tick(self) -> None:
         self._restore_idle_partitions()
-        self._find_stalls()
+        self._find_stalls(self._marks())
         await self._seek_gaps()
         self.maybe_commit()
+
+    def _marks(self) -> dict[TP, tuple[int, int]]:
+        """(next offset the state grades, high-water mark) of every assigned input
+        partition with a grader and a known high-water mark; sets the lag gauge."""
+        marks: dict[TP, tuple[int, int]] = {}
         for tp in self._assigned():
             grader = self.graders.get(tp.partition)
             if grader is None:
@@ -657,9 +654,12 @@ class GraderWorker:
                 high = self.app.consumer.highwater(tp)
             except Exception:
                 continue
-            if high is not None:
-                lag = max(0, high - grader.positions.get(tp.topic, 0))
-                self.metrics.lag.labels(tp.topic, str(tp.partition)).set(lag)
+            if high is None:
+                continue
+            resume = grader.resume_at(tp.topic) or 0
+            self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - resume))
+            marks[tp] = (resume, high)
+        return marks
 
     def _restore_idle_partitions(self) -> None:
         """Take over assigned partitions that have no new records: their outbox must still
@@ -697,7 +697,6 @@ class GraderWorker:
                 self.graders.pop(partition, None)
                 self.health.restored.discard(partition)
                 self._unsure.discard(partition)
-            self._started -= {(tp.topic, tp.partition) for tp in gone}
             for tp in gone:
                 self._gaps.pop((tp.topic, tp.partition), None)
                 self._last_seen.pop((tp.topic, tp.partition), None)

@@ -87,8 +87,7 @@ def tick(worker: GraderWorker, advance_s: float) -> list[tuple[TP, int]]:
     consumer = worker.app.consumer
     assert isinstance(consumer, Consumer)
     before = len(consumer.seeks)
-    worker._find_stalls()
-    asyncio.run(worker._seek_gaps())
+    asyncio.run(worker._tick())
     return consumer.seeks[before:]
 
 
