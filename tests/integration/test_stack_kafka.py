@@ -13,10 +13,12 @@ from collections.abc import Callable
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry import Schema
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext, SerializationError
+
+from services.contract.wire import registry_client
 
 pytestmark = pytest.mark.integration
 
@@ -79,7 +81,7 @@ def test_avro_record_round_trips_through_registry(
 ) -> None:
     topic = new_topic("avro")
     subject = f"{topic}-value"
-    writer_registry = SchemaRegistryClient({"url": registry_url})
+    writer_registry = registry_client(registry_url)
     schema_id = writer_registry.register_schema(subject, Schema(json.dumps(SUBMISSION_V1), "AVRO"))
     writer_registry.set_compatibility(subject, "BACKWARD")
 
@@ -99,7 +101,7 @@ def test_avro_record_round_trips_through_registry(
     (raw,) = _consume(kafka_bootstrap, topic, expected=1)
     magic, wire_id = struct.unpack(">bI", raw[:5])
     assert (magic, wire_id) == (0, schema_id)
-    reader_registry = SchemaRegistryClient({"url": registry_url})
+    reader_registry = registry_client(registry_url)
     decoded = AvroDeserializer(reader_registry)(
         raw, SerializationContext(topic, MessageField.VALUE)
     )
@@ -114,7 +116,7 @@ def test_registry_enforces_backward_compatibility(
     registry_url: str, unique_name: Callable[[str], str]
 ) -> None:
     subject = f"{unique_name('compat')}-value"
-    registry = SchemaRegistryClient({"url": registry_url})
+    registry = registry_client(registry_url)
     first = registry.register_schema(subject, Schema(json.dumps(SUBMISSION_V1), "AVRO"))
     registry.set_compatibility(subject, "BACKWARD")
     assert registry.get_compatibility(subject) == "BACKWARD"
@@ -135,7 +137,7 @@ def test_serializer_rejects_record_not_matching_schema(
 ) -> None:
     topic = unique_name("badrec")
     serializer = AvroSerializer(
-        SchemaRegistryClient({"url": registry_url}), json.dumps(SUBMISSION_V1)
+        registry_client(registry_url), json.dumps(SUBMISSION_V1)
     )
     # fastavro names the offending field; the record never reaches the broker.
     with pytest.raises((SerializationError, TypeError, ValueError), match="task"):
