@@ -38,6 +38,13 @@ ERROR_CLASSES: tuple[str, ...] = (
     "incompatible_schema",
     "invalid_field",
     "other",
+    # refused by the trust checks (docs/trust.md): the record decoded but may not grade
+    "unauthenticated",  # no signature or MAC, a bad one, or an unknown signer
+    "forbidden",  # an authentic sender that may not say this (role, platform, revoked)
+    "unknown_platform",  # a platform that is not in the roster
+    "from_the_future",  # event time past the broker's timestamp plus the skew allowance
+    "oversized",  # over a size cap
+    "conflicting_duplicate",  # an event id seen before with another body
 )
 
 
