@@ -94,6 +94,18 @@ def _facets(data: Mapping[str, Any]) -> None:
             check(f"{side}[{i}].{extra}", ds.get(extra, {}))
 
 
+#: error kinds of collector.heartbeat (services/core/heartbeats.py reads them)
+HEARTBEAT_ERROR_KINDS = ("proctor_side", "platform", "payload")
+
+
+def _error_kind(data: Mapping[str, Any]) -> None:
+    kind = data.get("error_kind")
+    if kind is not None and kind not in HEARTBEAT_ERROR_KINDS:
+        raise FieldError(
+            "error_kind", f"{kind!r} is not one of {', '.join(HEARTBEAT_ERROR_KINDS)} (or null)"
+        )
+
+
 RULES: Mapping[str, tuple[Rule, ...]] = {
     "part.started": (_part,),
     "part.ended": (_part,),
@@ -102,6 +114,7 @@ RULES: Mapping[str, tuple[Rule, ...]] = {
     "self_grade.submitted": (_score_pct,),
     "cdc.offsets": (_offsets,),
     "openlineage.run": (_facets,),
+    "collector.heartbeat": (_error_kind,),
     "grading.criterion_state": (_scores,),
     "grading.criterion_transition": (_scores,),
 }

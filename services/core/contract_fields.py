@@ -107,7 +107,9 @@ SIGNAL_FIELDS: dict[str, frozenset[str]] = {
     "gitops.merge": frozenset(
         {"repo", "pr_number", "commit_sha", "merged_by", "files", "merged_at"}
     ),
-    "collector.heartbeat": frozenset({"collector", "source", "position", "healthy", "error"}),
+    "collector.heartbeat": frozenset(
+        {"collector", "source", "position", "healthy", "error", "error_kind"}
+    ),
 }
 
 CONTROL_TYPES: frozenset[str] = frozenset(CONTROL_FIELDS)

@@ -20,7 +20,7 @@ from services.core.contract_fields import CONTROL_TYPES, HEARTBEAT
 from services.core.events import Event
 from services.core.exam_state import RubricResolver, judge_artifact
 from services.core.facts.base import Fact, FactSpec
-from services.core.heartbeats import heartbeat_status
+from services.core.heartbeats import error_clause, heartbeat_status
 from services.core.matching import clock
 from services.core.model import CriterionResult, ExamResult
 from services.core.rubric import Rubric
@@ -31,27 +31,37 @@ from services.errors import RubricError
 
 
 class LiteralCoverage:
-    """Blindness by definition: no healthy heartbeat in [C - grace, C], or an error in it."""
+    """Blindness by definition: no seeing heartbeat in [C - grace, C], or a proctor-side
+    error in it (an error the candidate's platform caused is evidence, not blindness)."""
 
     def __init__(self, heartbeats: Sequence[Event], grace_ms: int) -> None:
         self.grace_ms = grace_ms
         self.healthy: dict[str, list[int]] = {}
-        self.errors: dict[str, list[int]] = {}
+        self.errors: dict[str, list[tuple[int, str]]] = {}
         for ev in heartbeats:
             status = heartbeat_status(ev)
-            if status is not None:
-                (self.healthy if status[1] else self.errors).setdefault(status[0], []).append(
-                    ev.ts_ms
-                )
-        for d in (self.healthy, self.errors):
-            for v in d.values():
-                v.sort()
+            if status is None:
+                continue
+            if status.blind is None:
+                self.healthy.setdefault(status.collector, []).append(ev.ts_ms)
+            else:
+                self.errors.setdefault(status.collector, []).append((ev.ts_ms, status.blind))
+        for v in self.healthy.values():
+            v.sort()
+
+    def _error_in(self, name: str, lo: int, hi: int) -> str | None:
+        errs = [(t, s) for t, s in self.errors.get(name, []) if lo <= t <= hi]
+        if not errs:
+            return None
+        latest = max(t for t, _ in errs)
+        said = [s for t, s in errs if t == latest and s]
+        return error_clause(name, latest, min(said) if said else "")
 
     def blind_at(self, name: str, at_ms: int) -> str | None:
+        why = self._error_in(name, at_ms - self.grace_ms, at_ms)
+        if why is not None:
+            return why
         lo = at_ms - self.grace_ms
-        errs = [t for t in self.errors.get(name, []) if lo <= t <= at_ms]
-        if errs:
-            return f"the {name} collector reported an error at {clock(max(errs))}"
         ok = self.healthy.get(name, [])
         i = bisect.bisect_right(ok, at_ms)
         if i > 0 and ok[i - 1] >= lo:
@@ -59,6 +69,9 @@ class LiteralCoverage:
         if i > 0:
             return f"the {name} collector was silent (last healthy heartbeat {clock(ok[i - 1])})"
         return f"the {name} collector sent no healthy heartbeat"
+
+    def blind_during(self, name: str, lo_ms: int, hi_ms: int) -> str | None:
+        return self._error_in(name, lo_ms - self.grace_ms, hi_ms)
 
 
 def grade_history(

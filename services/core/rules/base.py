@@ -34,6 +34,8 @@ class Blindness(Protocol):
 
     def blind_at(self, name: str, at_ms: int) -> str | None: ...
 
+    def blind_during(self, name: str, lo_ms: int, hi_ms: int) -> str | None: ...
+
 
 class Params(BaseModel):
     """Base of every rule's parameters: frozen, and unknown keys are errors (typos)."""
@@ -166,10 +168,16 @@ def evaluate(rule: Rule[Any], q: Query, rubric: Rubric, coverage: Blindness | No
         close = q.window.close_ms
         for name in spec.collectors:
             why = coverage.blind_at(name, close)
+            when = f"when the time box closed at {clock(close)}"
+            if why is None and closed.state == "met":
+                # met by absence: a stretch of proctor-side blindness anywhere in the box
+                # may hide the very event whose absence would be rewarded
+                why = coverage.blind_during(name, q.window.anchor_ms, close)
+                when = f"during the time box (which closed at {clock(close)})"
             if why is not None:
                 return Outcome(
                     "unknown",
-                    f"Cannot judge: {why} when the time box closed at {clock(close)}.",
+                    f"Cannot judge: {why} {when}.",
                     closed.evidence,
                     close,
                 )
