@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from services.core.events import Event
-from services.core.matching import integer, mapping, number, strings, text
+from services.core.matching import clock, integer, mapping, number, strings, text
 from services.core.textjudge import TextVerdict
 
 if TYPE_CHECKING:
@@ -150,6 +150,11 @@ def derive_context(
         }
         if len(others) > 1:
             conflicts.append("exam.started was sent more than once with different content")
+        elif len({e.event_id for e in by_type["exam.started"]}) > 1:
+            conflicts.append(
+                f"exam.started was sent {len({e.event_id for e in by_type['exam.started']})} "
+                "times (different event ids): the earliest is graded"
+            )
     ended = _earliest(by_type.get("exam.ended", []))
     end_ms = ended.ts_ms if ended is not None else None
 
@@ -185,7 +190,9 @@ def derive_context(
     fault = None
     if fe is not None:
         if len({e.event_id for e in faults}) > 1:
-            conflicts.append("more than one fault.injected: the earliest is graded")
+            seen = sorted({(e.ts_ms, text(e.get("layer")), text(e.get("kind"))) for e in faults})
+            listed = ", ".join(f"{layer}/{kind} at {clock(ts)}" for ts, layer, kind in seen)
+            conflicts.append(f"more than one fault.injected ({listed}): the earliest is graded")
         fault = Fault(
             fault_id=text(fe.get("fault_id")),
             layer=text(fe.get("layer")),

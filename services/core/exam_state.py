@@ -19,6 +19,7 @@ from services.core.events import Event
 from services.core.facts.base import Fact, FactSpec
 from services.core.heartbeats import Coverage
 from services.core.model import CriterionResult, ExamResult, Outcome, State, Transition
+from services.core.review import CLOSED_STATE, OPEN_STATE, REVIEW_PART, review_notes
 from services.core.rubric import Rubric
 from services.core.rules.base import NEVER, Query, evaluate
 from services.core.scoring import exam_result, score, unusable_result, with_overall
@@ -104,6 +105,8 @@ class ExamState:
         self.opened: dict[str, int] = {}
         self.results: list[CriterionResult] = []
         self.flags: list[str] = []
+        #: the open review notes last reported (note id -> reason)
+        self.notes: dict[str, str] = {}
         self.query: Query | None = None
 
     # ------------------------------------------------------------------ building
@@ -294,6 +297,49 @@ class ExamState:
                     results[i] = full[i]
                     if full[i].state != old_state:
                         out.append(self._transition(full[i], old_state, trigger_ms))
+            out += self._review_changes(trigger_ms)
+        elif len(self.flags) != self._flags_seen:
+            out += self._review_changes(trigger_ms)
+        return out
+
+    @property
+    def _flags_seen(self) -> int:
+        return sum(1 for k in self.notes if k.startswith("review:flag:"))
+
+    def _review_changes(self, trigger_ms: int) -> list[Transition]:
+        """The review notes that opened, changed or closed since they were last reported."""
+        rubric = self.rubric
+        assert rubric is not None
+        now = {
+            n.note_id: n.reason for n in review_notes(self.ctx.conflicts, self.results, self.flags)
+        }
+        if now == self.notes:
+            return []
+        out: list[Transition] = []
+        for note_id in sorted(set(now) | set(self.notes)):
+            old, new = self.notes.get(note_id), now.get(note_id)
+            if old == new:
+                continue
+            state: State = OPEN_STATE if new is not None else CLOSED_STATE
+            out.append(
+                Transition(
+                    exam_id=self.exam_id,
+                    candidate_id=self.ctx.candidate_id,
+                    platform_id=self.platform_id,
+                    rubric_id=rubric.rubric_id,
+                    rubric_version=rubric.version,
+                    part=REVIEW_PART,
+                    criterion_id=note_id,
+                    state=state,
+                    previous_state=OPEN_STATE if old is not None else None,
+                    score=0.0,
+                    max_score=0.0,
+                    reason=new if new is not None else f"No longer applies: {old}",
+                    evidence=(),
+                    event_ts_ms=trigger_ms,
+                )
+            )
+        self.notes = now
         return out
 
     def redecide_all(self, clock: int, trigger_ms: int) -> list[Transition]:

@@ -16,6 +16,25 @@ STATES: tuple[State, ...] = ("pending", "met", "partial", "failed", "expired", "
 #: The keys of ``parts`` in a result; the overall verdicts are not a scored part.
 OVERALL_PART = "overall"
 
+ReviewKind = Literal["conflict", "blind", "flag", "override"]
+#: criterion ids of review notes start with this (no rubric criterion can: ids are dotted)
+REVIEW_PREFIX = "review:"
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewNote:
+    """One reason to review an exam: its kind, what it is about, and one sentence why
+    (see :mod:`services.core.review`)."""
+
+    kind: ReviewKind
+    subject: str
+    reason: str
+
+    @property
+    def note_id(self) -> str:
+        """The pseudo-criterion id of the note: stable while its subject is the same."""
+        return f"{REVIEW_PREFIX}{self.kind}:{self.subject}"
+
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
@@ -91,6 +110,8 @@ class ExamResult:
     review: tuple[str, ...] = field(default_factory=tuple)
     #: set when the exam could not be graded at all (e.g. its rubric is unknown)
     error: str | None = None
+    #: the open review notes, structured (kind, subject, why): what the worker writes
+    notes: tuple[ReviewNote, ...] = field(default_factory=tuple)
 
     def criterion(self, criterion_id: str) -> CriterionResult:
         for c in self.criteria:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from services.core.context import ExamContext
 from services.core.model import OVERALL_PART, CriterionResult, ExamResult, Outcome, PartScore
+from services.core.review import review_notes
 from services.core.rubric import CriterionSpec, Rubric
 from services.core.rules.base import OverallRule
 
@@ -101,6 +102,7 @@ def exam_result(
         total_pct=pct,
         passed=passed,
         review=review_reasons(ctx, results, extra_review),
+        notes=review_notes(ctx.conflicts, results, extra_review),
     )
 
 

@@ -59,6 +59,7 @@ def _exam(ex: ExamState) -> dict[str, Any]:
         "o": ex.opened,
         "g": ex.flags,
         "s": [[r.state, r.score, r.max_score, r.decided_ms] for r in ex.results],
+        "n": ex.notes,
     }
 
 
@@ -68,6 +69,8 @@ def _unexam(engine: Engine, pid: str, obj: dict[str, Any]) -> ExamState:
     ex.verdicts = {k: _unverdict(v) for k, v in obj["v"].items()}
     ex.opened = {k: int(v) for k, v in obj["o"].items()}
     ex.flags = list(obj["g"])
+    # state written before review notes existed has none: they are reported at the next change
+    ex.notes = {str(k): str(v) for k, v in obj.get("n", {}).items()}
     if obj["r"] is not None:
         ex.ensure_rubric(
             engine.rubrics, engine.rubric_version, (str(obj["r"][0]), str(obj["r"][1]))

@@ -6,6 +6,12 @@ hundred rows. The latest state of a criterion is its change with the highest per
 sequence number; part and total scores sum the latest scores, and their max scores leave
 ``unknown`` criteria out (the grader was blind: as the core's ``part_scores`` does);
 ``passed`` is the latest state of ``overall.pass``.
+
+Review notes (:mod:`services.core.review`) are rows of the same table whose
+``criterion_id`` starts with ``review:``; their latest state is ``unknown`` while open.
+They are not criteria, so the view leaves them out of its rows and scores, and says how
+many are open per exam (``open_reviews``); ``status`` is ``review`` while any is open,
+whatever the score says. ``review_reasons_sql`` lists the open ones with why.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 #: criterion whose latest state says whether the exam is passed (rubric y3-final)
 PASS_CRITERION = "overall.pass"
+#: criterion ids of review notes start with this (services.core.model.REVIEW_PREFIX)
+REVIEW_LIKE = "review:%"
 
 
 def _check(name: str, what: str) -> str:
@@ -47,7 +55,13 @@ WITH ranked AS (
            ) AS rn
     FROM {src} t
 ),
-latest AS (SELECT * FROM ranked WHERE rn = 1),
+latest AS (SELECT * FROM ranked WHERE rn = 1 AND criterion_id NOT LIKE '{REVIEW_LIKE}'),
+reviews AS (
+    SELECT exam_id AS review_exam_id, count(*) AS open_reviews
+    FROM ranked
+    WHERE rn = 1 AND criterion_id LIKE '{REVIEW_LIKE}' AND state = 'unknown'
+    GROUP BY exam_id
+),
 scored AS (
     SELECT latest.*,
            sum(score) OVER (PARTITION BY exam_id, part) AS part_score,
@@ -61,8 +75,11 @@ scored AS (
                max(CASE WHEN criterion_id = '{PASS_CRITERION}' THEN state = 'met' END)
                    OVER (PARTITION BY exam_id),
                false
-           ) AS passed
-    FROM latest
+           ) AS passed,
+           max(CASE WHEN criterion_id = '{PASS_CRITERION}' THEN state END)
+               OVER (PARTITION BY exam_id) AS pass_state,
+           coalesce(reviews.open_reviews, 0) AS open_reviews
+    FROM latest LEFT JOIN reviews ON reviews.review_exam_id = latest.exam_id
 )
 SELECT exam_id, candidate_id, platform_id, rubric_id, rubric_version, part, criterion_id,
        state, score, max_score, reason, evidence, event_ts, graded_at,
@@ -72,12 +89,49 @@ SELECT exam_id, candidate_id, platform_id, rubric_id, rubric_version, part, crit
        CASE WHEN total_max_score > 0
             THEN round(100 * total_score / total_max_score, 2)
             ELSE 0e0 END AS total_pct,
-       passed
+       passed,
+       open_reviews,
+       CASE WHEN open_reviews > 0 THEN 'review'
+            WHEN passed THEN 'pass'
+            WHEN pass_state IN ('failed', 'expired') THEN 'fail'
+            WHEN pass_state = 'unknown' THEN 'review'
+            ELSE 'in progress' END AS status
 FROM scored"""
 
 
+def review_reasons_sql(
+    catalog: str,
+    namespace: str,
+    table: str = "criterion_transitions",
+    view: str = "review_reasons",
+) -> str:
+    """CREATE OR REPLACE VIEW statement of the open review notes, one row per note."""
+    cat, ns = _check(catalog, "catalog"), _check(namespace, "namespace")
+    src = f"{cat}.{ns}.{_check(table, 'table')}"
+    return f"""CREATE OR REPLACE VIEW {cat}.{ns}.{_check(view, "view")}
+COMMENT 'Open review notes per exam: conflicting control events, blind criteria, flags'
+AS
+WITH ranked AS (
+    SELECT t.*,
+           row_number() OVER (
+               PARTITION BY exam_id, criterion_id
+               ORDER BY seq DESC, event_ts DESC, transition_id DESC
+           ) AS rn
+    FROM {src} t
+    WHERE criterion_id LIKE '{REVIEW_LIKE}'
+)
+SELECT exam_id, candidate_id, platform_id,
+       split_part(criterion_id, ':', 2) AS kind,
+       substr(criterion_id, length(split_part(criterion_id, ':', 2)) + 9) AS subject,
+       reason, event_ts AS opened_at, graded_at
+FROM ranked
+WHERE rn = 1 AND state = 'unknown'"""
+
+
 def create_exam_scores_view(conn: Any, catalog: str, namespace: str) -> None:
-    """Create (or replace) the view through a Trino DB-API connection."""
+    """Create (or replace) the views through a Trino DB-API connection."""
     cur = conn.cursor()
     cur.execute(exam_scores_sql(catalog, namespace))
+    cur.fetchall()
+    cur.execute(review_reasons_sql(catalog, namespace))
     cur.fetchall()

@@ -138,6 +138,7 @@ def result_json(r: ExamResult) -> dict[str, Any]:
         },
         "total_pct": float(r.total_pct),
         "passed": r.passed,
+        "review": [{"kind": n.kind, "subject": n.subject, "reason": n.reason} for n in r.notes],
     }
 
 
