@@ -13,7 +13,17 @@ NOT_FOUND = 404
 
 
 class SourceError(ProctorError):
-    """The watched source failed or answered something unexpected (the poller backs off)."""
+    """The watched source failed or answered something unexpected (the poller backs off).
+
+    ``kind`` is whose failure it is, as the heartbeat reports it (see
+    :mod:`services.collectors.blindness`): ``proctor_side`` unless the candidate's
+    service answered with a server error (``platform``) or with something that is not
+    what it should be (``payload``).
+    """
+
+    def __init__(self, message: str, kind: str = "proctor_side") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class JsonClient:
@@ -52,11 +62,16 @@ class JsonClient:
             return resp.status_code, None
         if not resp.is_success:
             body = resp.text[:300].replace("\n", " ")
-            raise SourceError(f"{method} {self.base_url}{path} answered {resp.status_code}: {body}")
+            raise SourceError(
+                f"{method} {self.base_url}{path} answered {resp.status_code}: {body}",
+                "platform" if resp.status_code >= 500 else "proctor_side",
+            )
         try:
             return resp.status_code, resp.json()
         except ValueError as exc:
-            raise SourceError(f"{method} {self.base_url}{path}: answer is not JSON: {exc}") from exc
+            raise SourceError(
+                f"{method} {self.base_url}{path}: answer is not JSON: {exc}", "payload"
+            ) from exc
 
     def get(self, path: str, **kwargs: Any) -> Any:
         return self.request("GET", path, **kwargs)[1]
@@ -68,5 +83,7 @@ class JsonClient:
 def expect(value: Any, kind: type, where: str) -> Any:
     """``value`` if it is a ``kind``; a SourceError naming the answer otherwise."""
     if not isinstance(value, kind):
-        raise SourceError(f"{where}: expected a JSON {kind.__name__}, got {type(value).__name__}")
+        raise SourceError(
+            f"{where}: expected a JSON {kind.__name__}, got {type(value).__name__}", "payload"
+        )
     return value

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from services.collectors import canary
 from services.collectors.webhook import WebhookSource
 from services.collectors.webhook_auth import AuthScheme
 from services.collectors.webhook_cli import receiver_command
@@ -131,11 +132,15 @@ SOURCE = WebhookSource(
     summary="Receive Kubernetes audit events (audit webhook backend).",
 )
 
+# The audit canary (services/collectors/canary.py): the command's source notes and drops
+# its own canary requests and reports blindness when they stop appearing.
 command = receiver_command(
     NAME,
-    [SOURCE],
+    [canary.watched(SOURCE, canary.WATCH)],
     "Receive the API server's audit webhook batches and publish k8s.audit events.\n\n"
     "Point --audit-webhook-config-file at a kubeconfig whose cluster server is "
     "http(s)://<receiver>/platforms/<platform_id>/k8s-audit and whose user has "
     "'token: <secret>'; use --audit-webhook-version=audit.k8s.io/v1.",
+    extra=canary.options(),
+    companions=canary.companions,
 )

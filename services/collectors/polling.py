@@ -36,6 +36,7 @@ from typing import Any, ClassVar
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from prometheus_client import Counter, Gauge
 
+from services.collectors.blindness import PROCTOR_SIDE, error_kind
 from services.core.events import Event, event_from_json_obj, event_to_json_obj, ms_to_rfc3339
 from services.errors import ConfigError, ProctorError
 from services.publisher.publisher import Prepared, Publisher
@@ -314,6 +315,8 @@ class Poller:
     clock: Callable[[], float] = time.monotonic
     healthy: bool = True
     last_error: str | None = None
+    #: whose failure the last error was (services.collectors.blindness)
+    last_error_kind: str | None = None
     _stored: Stored | None = None
     _meta: Consumer | None = None
 
@@ -453,6 +456,7 @@ class Poller:
                 "position": position,
                 "healthy": self.healthy,
                 "error": None if self.healthy else self.last_error,
+                "error_kind": None if self.healthy else (self.last_error_kind or PROCTOR_SIDE),
             },
         )
         try:
@@ -472,6 +476,7 @@ class Poller:
             self.step()
         except Exception as exc:
             self.healthy, self.last_error = False, error_text(exc)
+            self.last_error_kind = error_kind(exc)
             ERRORS.labels(*self.labels).inc()
             delay = self.backoff.next()
             log.warning(
@@ -485,7 +490,7 @@ class Poller:
             )
             self.heartbeat()
             return delay
-        self.healthy, self.last_error = True, None
+        self.healthy, self.last_error, self.last_error_kind = True, None, None
         self.backoff.reset()
         return self.interval_s
 

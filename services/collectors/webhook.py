@@ -33,6 +33,7 @@ from typing import Any, Protocol
 from aiohttp import web
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from services.collectors.blindness import PROCTOR_SIDE, delivery_kind
 from services.collectors.webhook_auth import AuthScheme, SecretBook, check
 from services.collectors.webhook_delivery import AckingSender, OutRecord
 from services.collectors.webhook_metrics import Metrics
@@ -85,6 +86,9 @@ class WebhookSource:
     parse: Parser
     default_port: int
     summary: str
+    #: the source's own proof that it can see, per platform at a time: why it cannot
+    #: (e.g. its canary went missing), or None (services/collectors/canary.py)
+    blind: Callable[[str, int], str | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +114,8 @@ class _Health:
     accepted: int = 0
     last_event_ms: int | None = None
     error: str | None = None
+    #: whose failure ``error`` is (services/collectors/blindness.py)
+    error_kind: str | None = None
 
 
 @dataclass(slots=True)
@@ -340,6 +346,7 @@ class Receiver:
         self.state.broker_ok = False
         health = self.state.health.setdefault((source.name, platform), _Health())
         health.error = reason
+        health.error_kind = delivery_kind(reason)
         self._wake.set()
         return _answer(503, f"not accepted, retry later: {reason}", headers={"Retry-After": "5"})
 
@@ -406,13 +413,14 @@ class Receiver:
         beats = sorted(self.state.health.items())
         if not beats:
             return
-        records = [
-            self._record(self._heartbeat(by_name[name], platform, health, now_ms))
+        events = [
+            self._heartbeat(by_name[name], platform, health, now_ms)
             for (name, platform), health in beats
         ]
-        labels = [(name, str(health.error is None).lower()) for (name, _p), health in beats]
+        records = [self._record(e) for e in events]
+        labels = [(e.data["collector"], str(e.data["healthy"]).lower()) for e in events]
         for _key, health in beats:
-            health.error = None
+            health.error, health.error_kind = None, None
         await self.sender.send(records, self.settings.ack_timeout_s)
         self.state.broker_ok = True
         for name, healthy in labels:
@@ -422,6 +430,9 @@ class Receiver:
         self, source: WebhookSource, platform: str, health: _Health, now_ms: int
     ) -> Event:
         last = "none yet" if health.last_event_ms is None else ms_to_rfc3339(health.last_event_ms)
+        error, kind = health.error, health.error_kind or PROCTOR_SIDE
+        if error is None and source.blind is not None:
+            error, kind = source.blind(platform, now_ms), PROCTOR_SIDE
         return Event(
             type="collector.heartbeat",
             platform_id=platform,
@@ -431,8 +442,9 @@ class Receiver:
                 "collector": source.name,
                 "source": f"webhook http://{self.settings.host}:{self.port}{source.path}",
                 "position": f"{health.accepted} events accepted since start; last event at {last}",
-                "healthy": health.error is None,
-                "error": health.error,
+                "healthy": error is None,
+                "error": error,
+                "error_kind": None if error is None else kind,
             },
         )
 
