@@ -43,7 +43,7 @@ def exam_table(r: ExamResult) -> Table:
     for c in r.criteria:
         t.add_row(c.criterion_id, state_text(c.state), _score(c), c.reason, str(len(c.evidence)))
     parts = "  ".join(f"part {k}: {v.score:g}/{v.max_score:g}" for k, v in r.parts.items())
-    said = [f"[{n.kind}] {n.reason}" for n in r.notes] or list(r.review)
+    said = [f"{n.kind}: {n.reason}" for n in r.notes] or list(r.review)
     t.caption = parts + ("" if not said else "  |  REVIEW: " + "; ".join(said))
     t.caption_justify = "left"
     return t

@@ -44,7 +44,9 @@ def test_replay_json_has_exactly_the_promised_shape(runner: CliRunner) -> None:
         "parts",
         "total_pct",
         "passed",
+        "review",
     ]
+    assert alice["review"] == []  # alice's exam gives no reason to look
     assert (alice["rubric_id"], alice["rubric_version"], alice["passed"], alice["total_pct"]) == (
         "y3-final",
         "1",
@@ -183,3 +185,13 @@ def test_regrade_errors(runner: CliRunner, tmp_path: Path) -> None:
         runner, "regrade", str(SCENARIO_DIR / "clean_pass.jsonl"), "--from", "1", "--to", "3"
     )
     assert code == 2 and "no rubric y3-final version 3" in err
+
+
+def test_replay_shows_why_an_exam_needs_review(runner: CliRunner) -> None:
+    code, out, _ = run(runner, "replay", str(SCENARIO_DIR / "collector_blind.jsonl"), "--json")
+    assert code == 0
+    review = json.loads(out)["exams"][0]["review"]
+    assert [(n["kind"], n["subject"]) for n in review] == [("blind", "p1.schema_registered")]
+    assert "schemas collector was silent" in review[0]["reason"]
+    code, out, _ = run(runner, "replay", str(SCENARIO_DIR / "collector_blind.jsonl"))
+    assert code == 0 and "REVIEW: blind:" in out and "p1.schema_registered: Cannot judge" in out
