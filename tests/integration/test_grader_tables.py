@@ -154,6 +154,7 @@ def scores_view(trino_connection: Connection, iceberg_namespace: str) -> Iterato
     create_exam_scores_view(trino_connection, TRINO_CATALOG, iceberg_namespace)
     yield f"{TRINO_CATALOG}.{iceberg_namespace}.exam_scores"
     query(trino_connection, f"DROP VIEW {TRINO_CATALOG}.{iceberg_namespace}.exam_scores")
+    query(trino_connection, f"DROP VIEW {TRINO_CATALOG}.{iceberg_namespace}.review_reasons")
 
 
 def test_exam_scores_view_gives_latest_states_part_scores_total_and_pass(
@@ -193,3 +194,76 @@ def test_exam_scores_view_gives_latest_states_part_scores_total_and_pass(
         ["exam-b", "overall.pass", "failed", 0.0, None, None, 5.0, 5.0, 100.0, False],
         ["exam-b", "p1.cdc_source", "met", 5.0, 5.0, 5.0, 5.0, 5.0, 100.0, False],
     ]
+
+
+def test_open_review_notes_make_the_status_review_and_leave_the_scores_alone(
+    sink: IcebergSink, trino_connection: Connection, scores_view: str, iceberg_namespace: str
+) -> None:
+    """Review notes are rows of the same commits (review:<kind>:<subject>, no score): the
+    view leaves them out of rows and scores, counts the open ones and says 'review'."""
+    note = "review:conflict:fault.injected"
+    blind = "review:blind:p1.e2e"
+    commit(
+        sink,
+        [
+            row(0, criterion="p1.cdc_source", state="met", score=5),
+            row(1, criterion="overall.pass", part=None, state="met", score=0, max_score=0),
+            row(2, criterion=note, part=None, state="unknown", previous=None, score=0, max_score=0),
+            row(3, exam="exam-b", criterion="p1.cdc_source", state="met", score=5),
+            row(
+                4,
+                exam="exam-b",
+                criterion="overall.pass",
+                part=None,
+                state="met",
+                score=0,
+                max_score=0,
+            ),
+            row(
+                5,
+                exam="exam-b",
+                criterion=blind,
+                part=None,
+                state="unknown",
+                previous=None,
+                score=0,
+                max_score=0,
+            ),
+            row(
+                6,
+                exam="exam-b",
+                criterion=blind,
+                part=None,
+                state="met",
+                previous="unknown",
+                score=0,
+                max_score=0,
+            ),  # closed again: a late heartbeat covered the close
+            row(7, exam="exam-c", criterion="p1.cdc_source", state="failed", score=0),
+            row(
+                8,
+                exam="exam-c",
+                criterion="overall.pass",
+                part=None,
+                state="failed",
+                score=0,
+                max_score=0,
+            ),
+        ],
+    )
+    got = query(
+        trino_connection,
+        f"SELECT exam_id, count(*), max(total_pct), bool_or(passed), max(open_reviews), "
+        f"max(status) FROM {scores_view} GROUP BY exam_id ORDER BY exam_id",
+    )
+    assert got == [
+        ["exam-a", 2, 100.0, True, 1, "review"],
+        ["exam-b", 2, 100.0, True, 0, "pass"],
+        ["exam-c", 2, 0.0, False, 0, "fail"],
+    ]
+    reasons = query(
+        trino_connection,
+        f"SELECT exam_id, kind, subject, reason FROM "
+        f"{TRINO_CATALOG}.{iceberg_namespace}.review_reasons ORDER BY exam_id",
+    )
+    assert reasons == [["exam-a", "conflict", "fault.injected", f"{note} is unknown"]]
