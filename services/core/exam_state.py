@@ -263,7 +263,7 @@ class ExamState:
             return []
         now = self.now(clock)
         out: list[Transition] = []
-        changed = False
+        changed = stale_notes = False
         results = self.results
         overall = rubric.rules
         q = self.query
@@ -286,6 +286,8 @@ class ExamState:
             if new.state != old.state:
                 changed = True
                 out.append(self._transition(new, old.state, trigger_ms))
+            elif new.state == "unknown" and new.reason != old.reason:
+                stale_notes = True  # still blind, for another reason: the note says why
         if changed or overall_too:
             base: list[CriterionResult | None] = [
                 None if rule.overall else r for rule, r in zip(overall, results, strict=True)
@@ -298,7 +300,7 @@ class ExamState:
                     if full[i].state != old_state:
                         out.append(self._transition(full[i], old_state, trigger_ms))
             out += self._review_changes(trigger_ms)
-        elif len(self.flags) != self._flags_seen:
+        elif stale_notes or len(self.flags) != self._flags_seen:
             out += self._review_changes(trigger_ms)
         return out
 
