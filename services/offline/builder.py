@@ -177,8 +177,14 @@ class ExamBuilder:
         return self.add(type, minutes, exam_id=self.exam_id, **data)
 
     def heartbeats(
-        self, minutes: float, collectors: Iterable[str] = COLLECTORS, healthy: bool = True
+        self,
+        minutes: float,
+        collectors: Iterable[str] = COLLECTORS,
+        healthy: bool = True,
+        error_kind: str | None = None,
     ) -> None:
+        """Heartbeats of ``collectors``; an unhealthy one says ``error_kind`` when given."""
+        kind = {} if error_kind is None or healthy else {"error_kind": error_kind}
         for c in collectors:
             self.add(
                 "collector.heartbeat",
@@ -188,6 +194,7 @@ class ExamBuilder:
                 position=f"{minutes:g}m",
                 healthy=healthy,
                 error=None if healthy else "connection refused",
+                **kind,
             )
 
     def around_closes(self, closes: Iterable[float], silent: Iterable[str] = ()) -> None:

@@ -117,7 +117,12 @@ def exams(draw: st.DrawFn) -> list[Event]:
                     state_size=1,
                 )
             elif kind_ == "hb":
-                b.heartbeats(at, [draw(st.sampled_from(COLLECTORS))], healthy=draw(st.booleans()))
+                b.heartbeats(
+                    at,
+                    [draw(st.sampled_from(COLLECTORS))],
+                    healthy=draw(st.booleans()),
+                    error_kind=draw(st.sampled_from([None, "proctor_side", "platform", "payload"])),
+                )
             elif kind_ == "tool":
                 b.add(
                     "tool.used",
