@@ -251,3 +251,14 @@ def test_canary_configuration_errors_are_clear() -> None:
             env={canary_mod.TOKEN_ENV: "t"},
         )
     assert canary_mod.companions({"canary_server": None}, None, None, env={}) == []
+
+
+def test_the_contract_refuses_an_unknown_error_kind() -> None:
+    from services.contract.convert import FieldError
+    from services.contract.rules import check_rules
+
+    check_rules("collector.heartbeat", {"error_kind": None})
+    for kind in (PROCTOR_SIDE, PLATFORM, PAYLOAD):
+        check_rules("collector.heartbeat", {"error_kind": kind})
+    with pytest.raises(FieldError, match="error_kind"):
+        check_rules("collector.heartbeat", {"error_kind": "candidate_says_so"})
