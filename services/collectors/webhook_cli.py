@@ -16,18 +16,25 @@ from prometheus_client import CollectorRegistry
 from services.collectors.settings import DEFAULT_HTTP_HOST, HTTP_HOST_ENV
 from services.collectors.webhook import (
     DEFAULT_ACK_TIMEOUT_S,
+    DEFAULT_BODY_TIMEOUT_S,
+    DEFAULT_HEADER_TIMEOUT_S,
     HEARTBEAT_S,
     Receiver,
     ReceiverSettings,
     WebhookSource,
 )
 from services.collectors.webhook_auth import SHARED_SECRET_ENV, derive_secret, secret_env
+from services.collectors.webhook_guard import DEFAULT_REPLAY_WINDOW_S, StaticRoster
 from services.collectors.webhook_run import Companion, build_receiver, serve
 from services.contract.settings import ClientSettings, connection_params
 from services.errors import ProctorError
 
 PLATFORM_ENV = "PROCTOR_PLATFORM_ID"
 PORT_ENV = "PROCTOR_HTTP_PORT"
+PER_PLATFORM_ENV = "PROCTOR_WEBHOOK_PER_PLATFORM_SECRETS"
+PLATFORMS_FILE_ENV = "PROCTOR_PLATFORMS_FILE"
+
+log = logging.getLogger("proctor.collectors.webhook")
 
 #: Builds companions (e.g. the OpenLineage Kafka bridge) from the command's options; the
 #: registry is the receiver's, so their metrics are served on the same /metrics.
@@ -76,10 +83,48 @@ def _options() -> list[click.Parameter]:
             help="Seconds between collector.heartbeat events.",
         ),
         click.Option(
-            ["--per-platform-secrets"],
-            is_flag=True,
-            help="Treat the environment secret as a master: each platform gets its own derived "
-            "secret (see --print-secret), so one platform cannot post for another.",
+            ["--per-platform-secrets/--shared-secret", "per_platform_secrets"],
+            default=True,
+            show_default=True,
+            envvar=PER_PLATFORM_ENV,
+            help="The environment secret is a master: each platform gets its own derived "
+            "secret (see --print-secret), so one platform cannot post for another. "
+            "--shared-secret is for a single-platform deployment only "
+            f"[env {PER_PLATFORM_ENV}].",
+        ),
+        click.Option(
+            ["--platforms-file"],
+            type=click.Path(exists=True, dir_okay=False),
+            envvar=PLATFORMS_FILE_ENV,
+            help="The platforms this receiver serves, one id a line (with the --platform ones); "
+            f"any other platform is a 404 [env {PLATFORMS_FILE_ENV}].",
+        ),
+        click.Option(
+            ["--max-body-bytes"],
+            type=click.IntRange(min=1024),
+            help="Body cap of every source (default: each source's own, 1 MiB): over it, 413 "
+            "and a dead letter.",
+        ),
+        click.Option(
+            ["--header-timeout"],
+            type=float,
+            default=DEFAULT_HEADER_TIMEOUT_S,
+            show_default=True,
+            help="Seconds a connection may take to send its request's headers.",
+        ),
+        click.Option(
+            ["--body-timeout"],
+            type=float,
+            default=DEFAULT_BODY_TIMEOUT_S,
+            show_default=True,
+            help="Seconds a sender may take to send its body (408 after that).",
+        ),
+        click.Option(
+            ["--replay-window"],
+            type=float,
+            default=DEFAULT_REPLAY_WINDOW_S,
+            show_default=True,
+            help="Seconds a delivery id is remembered and a signed timestamp is valid.",
         ),
         click.Option(
             ["--print-secret", "print_secret"],
@@ -125,9 +170,26 @@ def receiver_command(
                 platforms=tuple(opts["platforms"]),
                 ack_timeout_s=opts["ack_timeout"],
                 heartbeat_s=opts["heartbeat_interval"],
+                max_body_bytes=opts["max_body_bytes"],
+                header_timeout_s=opts["header_timeout"],
+                body_timeout_s=opts["body_timeout"],
+                replay_window_s=opts["replay_window"],
             )
+            if not opts["per_platform_secrets"]:
+                click.echo(
+                    f"{name}: WARNING: --shared-secret: every platform shares one secret, so "
+                    "any platform's sender can post for any other. Use it only when this "
+                    "receiver serves a single platform.",
+                    err=True,
+                )
+                log.warning("shared webhook secret in use: per-platform secrets are off")
+            roster = _static_roster(opts["platforms"], opts["platforms_file"])
             receiver: Receiver = build_receiver(
-                sources, client, settings, per_platform_secrets=opts["per_platform_secrets"]
+                sources,
+                client,
+                settings,
+                per_platform_secrets=opts["per_platform_secrets"],
+                known_platforms=roster,
             )
             extra_runners = (
                 companions(opts, client, receiver.metrics.registry)
@@ -149,6 +211,18 @@ def receiver_command(
         help=f"{help_text}\n\nSecret from the environment: {envs} (or {SHARED_SECRET_ENV}).",
         short_help=sources[0].summary if len(sources) == 1 else help_text.split(".")[0],
     )
+
+
+def _static_roster(platforms: Sequence[str], path: str | None) -> StaticRoster:
+    """The allow-list: --platform ids and the lines of --platforms-file (# comments)."""
+    known = list(platforms)
+    if path is not None:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                entry = line.split("#", 1)[0].strip()
+                if entry:
+                    known.append(entry)
+    return StaticRoster.of(known)
 
 
 def _print_secrets(sources: Sequence[WebhookSource], platform: str) -> None:

@@ -8,8 +8,14 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
-from services.collectors.webhook import Receiver, ReceiverSettings, WebhookSource
+from services.collectors.webhook import (
+    PRODUCER_MAX_BYTES,
+    Receiver,
+    ReceiverSettings,
+    WebhookSource,
+)
 from services.collectors.webhook_auth import SecretBook
+from services.collectors.webhook_guard import KnownPlatforms
 from services.contract.settings import ClientSettings
 from services.publisher.publisher import Publisher
 
@@ -72,11 +78,23 @@ def build_receiver(
     client: ClientSettings,
     settings: ReceiverSettings,
     *,
-    per_platform_secrets: bool = False,
+    per_platform_secrets: bool = True,
+    known_platforms: KnownPlatforms | None = None,
     auto_register: bool = False,
     env: Mapping[str, str] | None = None,
 ) -> Receiver:
-    """A receiver with secrets from the environment and a low-latency publisher."""
+    """A receiver with secrets from the environment and a low-latency publisher.
+
+    Each platform gets its own derived secret unless ``per_platform_secrets`` is False
+    (a single-platform deployment only). ``known_platforms`` is the roster; without one,
+    only ``settings.platforms`` are known.
+    """
     secrets = SecretBook.from_env([s.name for s in sources], per_platform_secrets, env)
-    publisher = Publisher(client, auto_register=auto_register, producer_config={"linger.ms": 1})
-    return Receiver(sources, publisher, secrets, settings)
+    publisher = Publisher(
+        client,
+        auto_register=auto_register,
+        # As large as the largest topic takes (the DLQ's 4 MiB): a record the receiver
+        # lets through never fails in produce() on librdkafka's 1,000,000-byte default.
+        producer_config={"linger.ms": 1, "message.max.bytes": PRODUCER_MAX_BYTES},
+    )
+    return Receiver(sources, publisher, secrets, settings, known_platforms)
