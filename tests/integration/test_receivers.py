@@ -28,7 +28,8 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from services.collectors.receivers import ALL_SOURCES
 from services.collectors.webhook import Receiver, ReceiverSettings
-from services.collectors.webhook_auth import secret_env, sign
+from services.collectors.webhook_auth import derive_secret, secret_env, sign
+from services.collectors.webhook_guard import StaticRoster
 from services.collectors.webhook_run import BackgroundReceiver, build_receiver
 from services.contract.registry import Registry
 from services.contract.schemas import TOPICS_BY_NAME, load_contract, topic_name
@@ -163,8 +164,20 @@ def _env() -> dict[str, str]:
 
 
 def _receiver(settings: ClientSettings, **kwargs: object) -> Receiver:
+    """The receiver of the sender-contract tests: shared-secret mode, two known platforms.
+
+    Per-platform secrets (the default) and the roster are tested in the hardening section
+    below and in tests/adversarial/test_receivers.py.
+    """
     options: dict[str, object] = {"platforms": (PLATFORM,), "heartbeat_s": 3600.0, **kwargs}
-    return build_receiver(ALL_SOURCES, settings, ReceiverSettings(**options), env=_env())  # type: ignore[arg-type]
+    return build_receiver(
+        ALL_SOURCES,
+        settings,
+        ReceiverSettings(**options),  # type: ignore[arg-type]
+        per_platform_secrets=False,
+        known_platforms=StaticRoster.of((PLATFORM, "basecamp-alice")),
+        env=_env(),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -391,7 +404,13 @@ def test_the_cli_serves_until_sigterm(rig: Rig, kafka_bootstrap: str, registry_u
             assert proc.poll() is None, proc.communicate()
             time.sleep(0.2)
         body = fixture("argocd/notification-manual-failed.json")
-        response = httpx.post(f"http://127.0.0.1:{port}/argocd", content=body, headers=bearer())
+        # Per-platform secrets are the default: the platform's derived token is the one.
+        shared = httpx.post(f"http://127.0.0.1:{port}/argocd", content=body, headers=bearer())
+        assert shared.status_code == 401
+        token = derive_secret(SECRET, "argocd", "basecamp-cli")
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/argocd", content=body, headers=bearer(token)
+        )
         assert response.status_code == 200
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=60)
@@ -587,6 +606,7 @@ def test_the_trino_http_event_listener_plugin_posts_to_the_receiver(
         [s for s in ALL_SOURCES if s.name == "trino"],
         rig.settings,
         ReceiverSettings(platforms=("basecamp-listener",), heartbeat_s=3600.0),
+        per_platform_secrets=False,  # the stack's one Trino: a single-platform deployment
         env={secret_env("trino"): token},
     )
     with BackgroundReceiver(receiver) as port, contextlib.ExitStack() as stack:
@@ -668,6 +688,7 @@ def test_trino_queries_arrive_from_the_real_event_listener(
         ReceiverSettings(
             port=EVENT_LISTENER_PORT, platforms=("basecamp-trino",), heartbeat_s=3600.0
         ),
+        per_platform_secrets=False,  # the stack's one Trino: a single-platform deployment
         env={secret_env("trino"): token},
     )
     table = f"iceberg.{iceberg_namespace}.orders"
