@@ -193,6 +193,8 @@ class Receiver:
             settings.platforms
         )
         self.replays = ReplayGuard(settings.replay_window_s)
+        #: (source, platform, check): a companion's health (the Kafka bridge), in heartbeats.
+        self._watched: list[tuple[str, str, Callable[[], str | None]]] = []
         self.metrics = Metrics()
         self.sender = AckingSender(publisher.producer)
         self.state = _State()
@@ -283,6 +285,15 @@ class Receiver:
         left = await asyncio.get_running_loop().run_in_executor(None, self.sender.close, wait)
         if left:
             log.warning("%d records unconfirmed at shutdown (answered 503 or heartbeats)", left)
+
+    def watch(self, source: str, platform: str, check: Callable[[], str | None]) -> None:
+        """Report ``check()`` (an error, or None) in the heartbeats of (source, platform).
+
+        A companion's thread that died cannot send its own unhealthy heartbeat; the
+        receiver's heartbeat of the same collector says it instead.
+        """
+        self._watched.append((source, platform, check))
+        self.state.health.setdefault((source, platform), _Health())
 
     # -- requests ----------------------------------------------------------------------
     def _handler(self, source: WebhookSource) -> Callable[[web.Request], Any]:
@@ -556,6 +567,10 @@ class Receiver:
     async def _send_heartbeats(self) -> None:
         """One heartbeat per (source, platform): unhealthy when a request failed since the last."""
         now_ms = int(time.time() * 1000)
+        for name, platform, check in self._watched:
+            problem = check()
+            if problem is not None:
+                self.state.health.setdefault((name, platform), _Health()).error = problem
         by_name = {s.name: s for s in self.sources}
         beats = sorted(
             (key, health)

@@ -196,6 +196,10 @@ def receiver_command(
                 if companions is not None
                 else []
             )
+            for companion in extra_runners:
+                check = getattr(companion, "health_error", None)
+                if check is not None:
+                    receiver.watch(companion.collector, companion.platform_id, check)  # type: ignore[attr-defined]
             routes = ", ".join(f"POST [/platforms/<id>]{s.path}" for s in sources)
             click.echo(
                 f"{name}: listening on http://{settings.host}:{settings.port} ({routes})", err=True
