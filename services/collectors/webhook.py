@@ -319,14 +319,15 @@ class Receiver:
             )
         if not PLATFORM_RE.match(platform):
             return _closing(404, "not a platform id (letters, digits, . _ -)")
-        if self.known_platforms(platform) is None:
+        generation = self.known_platforms(platform)
+        if generation is None:
             # No state, no heartbeat, no echo of the made-up id in a metric label.
             self.metrics.auth_failures.labels(source.name, "unknown_platform").inc()
             return _closing(404, "no such platform in the roster")
         headers = {k.lower(): v for k, v in request.headers.items()}
-        verdict = check_headers(
-            source.auth, self.secrets.secret(source.name, platform), headers, platform
-        )
+        # The platform's own secret at its roster generation: a revoke voids the old one.
+        secret = self.secrets.secret(source.name, platform, generation)
+        verdict = check_headers(source.auth, secret, headers, platform)
         if isinstance(verdict, AuthFailure):
             return self._unauthorized(source, request, platform, verdict)
         received_ms = int(time.time() * 1000)

@@ -131,6 +131,14 @@ def _options() -> list[click.Parameter]:
             metavar="PLATFORM",
             help="Print the derived secret of PLATFORM for each source and exit.",
         ),
+        click.Option(
+            ["--generation"],
+            type=click.IntRange(min=0),
+            default=1,
+            show_default=True,
+            help="Roster generation of the platform of --print-secret, and of the platforms "
+            "of --platform/--platforms-file (bumped by `proctor roster revoke`).",
+        ),
         click.Option(["--verbose", "-v"], is_flag=True, help="Log every request decision."),
     ]
 
@@ -155,7 +163,7 @@ def receiver_command(
             logging.getLogger("proctor").setLevel(logging.INFO)
         try:
             if opts["print_secret"]:
-                _print_secrets(sources, opts["print_secret"])
+                _print_secrets(sources, opts["print_secret"], opts["generation"])
                 return
             client = ClientSettings.from_env(
                 bootstrap=opts["bootstrap"],
@@ -183,7 +191,7 @@ def receiver_command(
                     err=True,
                 )
                 log.warning("shared webhook secret in use: per-platform secrets are off")
-            roster = _static_roster(opts["platforms"], opts["platforms_file"])
+            roster = _static_roster(opts["platforms"], opts["platforms_file"], opts["generation"])
             receiver: Receiver = build_receiver(
                 sources,
                 client,
@@ -217,7 +225,7 @@ def receiver_command(
     )
 
 
-def _static_roster(platforms: Sequence[str], path: str | None) -> StaticRoster:
+def _static_roster(platforms: Sequence[str], path: str | None, generation: int) -> StaticRoster:
     """The allow-list: --platform ids and the lines of --platforms-file (# comments)."""
     known = list(platforms)
     if path is not None:
@@ -226,10 +234,10 @@ def _static_roster(platforms: Sequence[str], path: str | None) -> StaticRoster:
                 entry = line.split("#", 1)[0].strip()
                 if entry:
                     known.append(entry)
-    return StaticRoster.of(known)
+    return StaticRoster.of(known, generation)
 
 
-def _print_secrets(sources: Sequence[WebhookSource], platform: str) -> None:
+def _print_secrets(sources: Sequence[WebhookSource], platform: str, generation: int) -> None:
     import os
 
     for source in sources:
@@ -238,4 +246,4 @@ def _print_secrets(sources: Sequence[WebhookSource], platform: str) -> None:
             raise click.ClickException(
                 f"set {secret_env(source.name)} (or {SHARED_SECRET_ENV}) first"
             )
-        click.echo(f"{source.name}\t{derive_secret(master, source.name, platform)}")
+        click.echo(f"{source.name}\t{derive_secret(master, source.name, platform, generation)}")

@@ -57,6 +57,31 @@ class StaticRoster:
         return self.generations.get(platform_id)
 
 
+class _Entry(Protocol):
+    @property
+    def generation(self) -> int: ...
+    @property
+    def revoked(self) -> bool: ...
+
+
+class RosterLookup(Protocol):
+    """What a roster view offers (services.trust.roster.RosterView): the entry of a platform."""
+
+    def get(self, platform_id: str) -> _Entry | None: ...
+
+
+def roster_platforms(view: RosterLookup) -> KnownPlatforms:
+    """The known platforms of a roster view: its entries that are not revoked."""
+
+    def known(platform_id: str) -> int | None:
+        entry = view.get(platform_id)
+        if entry is None or entry.revoked:
+            return None
+        return entry.generation
+
+    return known
+
+
 @dataclass(frozen=True, slots=True)
 class Replay:
     """Why a delivery was refused: 409 for a delivery id seen before, 401 for a stale one."""

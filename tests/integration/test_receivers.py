@@ -407,7 +407,7 @@ def test_the_cli_serves_until_sigterm(rig: Rig, kafka_bootstrap: str, registry_u
         # Per-platform secrets are the default: the platform's derived token is the one.
         shared = httpx.post(f"http://127.0.0.1:{port}/argocd", content=body, headers=bearer())
         assert shared.status_code == 401
-        token = derive_secret(SECRET, "argocd", "basecamp-cli")
+        token = derive_secret(SECRET, "argocd", "basecamp-cli", 1)
         response = httpx.post(
             f"http://127.0.0.1:{port}/argocd", content=body, headers=bearer(token)
         )
