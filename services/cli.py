@@ -49,6 +49,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "simulate": ("services.publisher.sim_cli", "simulate", "Simulate candidate platforms through a whole exam."),
     "scoreboard": ("services.scoreboard.cli", "scoreboard", "The live scoreboard: Superset over Trino, or a terminal table."),
+    "submit-server": (
+        "services.submission.cli",
+        "submit_server",
+        "Run the submission endpoint: candidates' submissions, stamped and signed.",
+    ),
+    "submit": (
+        "services.submission.cli",
+        "submit_group",
+        "Submit to the proctor: pipeline, diagnosis, artifact, self-grade.",
+    ),
     "demo": ("services.scoreboard.demo", "demo", "A whole simulated exam on the local stack, graded live, on the scoreboard."),
 }
 
