@@ -392,7 +392,10 @@ class Receiver:
         if body.oversized:
             cap = self._cap(source)
             size = f"{body.total} bytes" if body.complete else f"over {cap} bytes"
-            reason = f"the body is {size}; the {source.name} receiver takes at most {cap}"
+            reason = (
+                f"the body is {size}; the {source.name} receiver takes at most {cap} "
+                f"(truncated: this dead letter keeps its first {len(body.kept)} bytes)"
+            )
             response = await self._refuse(source, inbound, reason, "oversized", 413)
             response.force_close()
             return response
