@@ -627,3 +627,32 @@ def test_a_submission_with_an_idempotency_key_is_one_event(
     )
     assert first.status_code == again.status_code == 201
     assert first.json()["event_id"] == again.json()["event_id"]
+
+
+def test_the_submit_client_posts_with_the_candidates_token(
+    rig: Rig, submission: tuple[str, Keyring]
+) -> None:
+    from click.testing import CliRunner
+
+    from services.submission.cli import submit_group
+
+    url, _ = submission
+    tok = submission_token(MASTER.encode(), ALICE, "exam-1", 1)
+    before = rig.end("exam.control")
+    result = CliRunner().invoke(
+        submit_group,
+        ["self-grade", "72.5"],
+        env={"PROCTOR_SUBMISSION_URL": url, "PROCTOR_SUBMISSION_TOKEN": tok},
+    )
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.output)
+    assert rig.end("exam.control") == before + 1
+    (event,) = [e for e in rig.read("exam.control") if e.event_id == answer["event_id"]]
+    assert event.type == "self_grade.submitted" and event.data["score_pct"] == 72.5
+    refused = CliRunner().invoke(
+        submit_group,
+        ["self-grade", "50"],
+        env={"PROCTOR_SUBMISSION_URL": url, "PROCTOR_SUBMISSION_TOKEN": tok + "x"},
+    )
+    assert refused.exit_code != 0 and "401" in refused.output
+    assert rig.end("exam.control") == before + 1
