@@ -208,7 +208,7 @@ def _run(events: list[Any], opts: dict[str, Any], config: StackConfig) -> Any:
                     highlight=False,
                 )
 
-        with Publisher(settings) as publisher:
+        with Publisher(settings, say=lambda text: err.print(text, highlight=False)) as publisher:
             return play(
                 events,
                 speed=opts["speed"],
