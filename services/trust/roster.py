@@ -239,12 +239,7 @@ class RosterView:
         """Read the topic up to its current end; returns how many records were read."""
         with self._lock:
             started = time.time()
-            try:
-                low, high = self._consumer.get_watermark_offsets(
-                    TopicPartition(self.topic, 0), timeout=timeout_s
-                )
-            except KafkaException as exc:
-                raise StackError(f"cannot read the roster topic {self.topic}: {exc}") from exc
+            low, high = self._watermarks(timeout_s)
             position = self._position if self._position >= 0 else low
             if position >= high:
                 self.refreshed_at = started
@@ -271,6 +266,20 @@ class RosterView:
             self._consumer.unassign()
             self.refreshed_at = started
             return read
+
+    def _watermarks(self, timeout_s: float) -> tuple[int, int]:
+        # A topic created a moment ago may not be in the client's metadata yet.
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                low, high = self._consumer.get_watermark_offsets(
+                    TopicPartition(self.topic, 0), timeout=max(0.5, deadline - time.monotonic())
+                )
+                return int(low), int(high)
+            except KafkaException as exc:
+                if time.monotonic() > deadline:
+                    raise StackError(f"cannot read the roster topic {self.topic}: {exc}") from exc
+                time.sleep(0.2)
 
     def _apply(
         self, key: bytes | None, value: bytes | None, headers: Any, offset: int | None
