@@ -87,6 +87,33 @@ def keys_generate(role: str, out_dir: str, key_id: str | None) -> None:
     )
 
 
+@keys.command("local")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Private directory for a local stack's keys, e.g. .stack/keys.",
+)
+def keys_local(out_dir: str) -> None:
+    """Keys and roster secret for a local stack, created once in --out; prints
+    `export` lines for a shell (`eval "$(proctor keys local --out .stack/keys)"`).
+
+    For demos and experiments only: a deployment generates its keys with `generate`.
+    """
+    import shlex
+    from pathlib import Path
+
+    from services.trust.local import ensure_local_trust
+
+    try:
+        env = ensure_local_trust(Path(out_dir))
+    except ProctorError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for name, value in env.items():
+        click.echo(f"export {name}={shlex.quote(value)}")
+
+
 # ---- roster ------------------------------------------------------------------------------
 
 

@@ -4,7 +4,7 @@ grade changes (issue 13, docs/trust.md).
 The scenario ``p2_trino_stale_statistics`` (alice right, bob half right, carol wrong) is
 published by the proctor (signed, MACed, platforms enrolled); then, straight onto the
 topics as anyone with write access could, come the attacks the issue reported: an earlier
-``fault.injected`` naming bob's own guess, carol's wrong diagnosis moved onto alice's
+``fault.injected`` naming carol's own guess, carol's wrong diagnosis moved onto alice's
 platform, bob's diagnosis re-published back-dated, an unsigned ``exam.ended``, a signal
 for a platform nobody enrolled, signals carrying another platform's MAC, a signal dated
 2099. The worker must grade exactly what ``proctor replay`` grades without the attacks,
@@ -101,7 +101,7 @@ def _attacks(
     events: list[Event], trust: TrustEnv
 ) -> list[tuple[str, Event, list[tuple[str, bytes]] | str]]:
     """(expected class, event, headers or "mac:<platform>" / "mac-as:<platform>") per attack."""
-    fault = _one(events, "basecamp-bob", "fault.injected")
+    fault = _one(events, "basecamp-carol", "fault.injected")
     bob_diag = _one(events, "basecamp-bob", "diagnosis.submitted")
     carol_diag = _one(events, "basecamp-carol", "diagnosis.submitted")
     alice_diag = _one(events, "basecamp-alice", "diagnosis.submitted")
@@ -109,13 +109,18 @@ def _attacks(
     alice_tool = _one(events, "basecamp-alice", "tool.used")
     alice_exam = alice_end.data["exam_id"]
 
-    # 1. an earlier fault.injected naming bob's own guess: unsigned, by a stranger's key
+    # 1. an earlier fault.injected naming carol's own guess: unsigned, by a stranger's key
     #    presented under the proctor's id, and by the submission key (a role that may not)
     guess = dataclasses.replace(
         fault,
         event_id="forged-fault-1",
         ts_ms=fault.ts_ms - 5 * MS,
-        data={**fault.data, "fault_id": "fault-0", "kind": bob_diag.data["kind"]},
+        data={
+            **fault.data,
+            "fault_id": "fault-0",
+            "layer": carol_diag.data["layer"],
+            "kind": carol_diag.data["kind"],
+        },
     )
     stranger = generate("proctor", trust.proctor.key_id)
     guess2 = dataclasses.replace(guess, event_id="forged-fault-2")
@@ -179,20 +184,26 @@ def _headers(
     return topic, key, value, headers
 
 
+def _publish_with_attacks(
+    live: LiveExam, trust: TrustEnv
+) -> list[tuple[str, Event, list[tuple[str, bytes]] | str]]:
+    events = live.events(SCENARIO)
+    live.publish(events)  # the proctor: signed, MACed, platforms enrolled
+    attacks = _attacks(events, trust)
+    producer = Producer({"bootstrap.servers": live.bootstrap, "partitioner": "murmur2_random"})
+    for _cls, event, spec in attacks:
+        topic, key, value, headers = _headers(live, trust, event, spec)
+        producer.produce(topic, key=key, value=value, headers=headers)
+    assert producer.flush(30) == 0
+    return attacks
+
+
 def test_forged_events_are_dead_lettered_and_change_no_grade(
     live: LiveExam, trino: Any, trust_env: TrustEnv
 ) -> None:
     expected = comparable(replay_json(SCENARIOS / SCENARIO))
     assert {e["passed"] for e in expected.values()} == {True, False}, "a scenario with a pass"
-    events = live.events(SCENARIO)
-    live.publish(events)  # the proctor: signed, MACed, platforms enrolled
-
-    attacks = _attacks(events, trust_env)
-    producer = Producer({"bootstrap.servers": live.bootstrap, "partitioner": "murmur2_random"})
-    for _cls, event, spec in attacks:
-        topic, key, value, headers = _headers(live, trust_env, event, spec)
-        producer.produce(topic, key=key, value=value, headers=headers)
-    assert producer.flush(30) == 0
+    attacks = _publish_with_attacks(live, trust_env)
 
     live.start_worker()
     live.wait_ready()
@@ -211,3 +222,23 @@ def test_forged_events_are_dead_lettered_and_change_no_grade(
     forged = next(d for d in dead if b"forged-fault-2" in (d.raw_value or b""))
     assert dict(forged.headers).get(SIGNER_HEADER) == trust_env.proctor.key_id.encode()
     assert SIGNATURE_HEADER in dict(forged.headers)
+
+
+def test_the_same_forgeries_change_grades_without_the_trust_checks(
+    live: LiveExam, trino: Any, trust_env: TrustEnv
+) -> None:
+    """The control: a worker started with --insecure-no-trust grades the forgeries, and
+    the grades move (so the test above would see it if a check let one through)."""
+    expected = comparable(replay_json(SCENARIOS / SCENARIO))
+    _publish_with_attacks(live, trust_env)
+    live.start_worker(PROCTOR_INSECURE_NO_TRUST="1")
+    live.wait_ready()
+    got = settle(lambda: trino_scores(trino, live.namespace), expected, live.procs, timeout_s=120)
+    assert set(got) == set(expected)
+    changed = {
+        exam_id
+        for exam_id, want in expected.items()
+        if got[exam_id]["criteria"] != want["criteria"]
+    }
+    alice = next(e for e in expected if e.endswith("alice"))
+    assert alice in changed, f"carol's diagnosis on alice's platform changed nothing: {changed}"
