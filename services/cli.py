@@ -59,6 +59,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "submit_group",
         "Submit to the proctor: pipeline, diagnosis, artifact, self-grade.",
     ),
+    "keys": ("services.trust.cli", "keys", "Generate the proctor's and the submission endpoint's signing keys."),
+    "roster": ("services.trust.cli", "roster", "Enroll, list and revoke the cohort's platforms (and their credentials)."),
     "demo": ("services.scoreboard.demo", "demo", "A whole simulated exam on the local stack, graded live, on the scoreboard."),
 }
 
