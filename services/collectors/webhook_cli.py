@@ -24,7 +24,11 @@ from services.collectors.webhook import (
     WebhookSource,
 )
 from services.collectors.webhook_auth import SHARED_SECRET_ENV, derive_secret, secret_env
-from services.collectors.webhook_guard import DEFAULT_REPLAY_WINDOW_S, StaticRoster
+from services.collectors.webhook_guard import (
+    DEFAULT_REPLAY_WINDOW_S,
+    KnownPlatforms,
+    StaticRoster,
+)
 from services.collectors.webhook_run import Companion, build_receiver, serve
 from services.contract.settings import ClientSettings, connection_params
 from services.errors import ProctorError
@@ -33,6 +37,7 @@ PLATFORM_ENV = "PROCTOR_PLATFORM_ID"
 PORT_ENV = "PROCTOR_HTTP_PORT"
 PER_PLATFORM_ENV = "PROCTOR_WEBHOOK_PER_PLATFORM_SECRETS"
 PLATFORMS_FILE_ENV = "PROCTOR_PLATFORMS_FILE"
+ROSTER_ENV = "PROCTOR_RECEIVER_ROSTER"
 
 log = logging.getLogger("proctor.collectors.webhook")
 
@@ -98,6 +103,14 @@ def _options() -> list[click.Parameter]:
             envvar=PLATFORMS_FILE_ENV,
             help="The platforms this receiver serves, one id a line (with the --platform ones); "
             f"any other platform is a 404 [env {PLATFORMS_FILE_ENV}].",
+        ),
+        click.Option(
+            ["--roster/--no-roster", "use_roster"],
+            default=False,
+            envvar=ROSTER_ENV,
+            help="Serve the platforms of the signed roster topic (proctor.roster, verified with "
+            "PROCTOR_TRUSTED_KEYS) at their current generation, instead of --platform and "
+            f"--platforms-file [env {ROSTER_ENV}].",
         ),
         click.Option(
             ["--max-body-bytes"],
@@ -191,7 +204,16 @@ def receiver_command(
                     err=True,
                 )
                 log.warning("shared webhook secret in use: per-platform secrets are off")
-            roster = _static_roster(opts["platforms"], opts["platforms_file"], opts["generation"])
+            live: list[Companion] = []
+            if opts["use_roster"]:
+                from services.collectors.webhook_roster import LiveRoster
+
+                roster: KnownPlatforms = LiveRoster.from_env(client)
+                live.append(roster)  # type: ignore[arg-type]
+            else:
+                roster = _static_roster(
+                    opts["platforms"], opts["platforms_file"], opts["generation"]
+                )
             receiver: Receiver = build_receiver(
                 sources,
                 client,
@@ -199,14 +221,14 @@ def receiver_command(
                 per_platform_secrets=opts["per_platform_secrets"],
                 known_platforms=roster,
             )
-            extra_runners = (
+            extra_runners = live + (
                 companions(opts, client, receiver.metrics.registry)
                 if companions is not None
                 else []
             )
             for companion in extra_runners:
                 check = getattr(companion, "health_error", None)
-                if check is not None:
+                if check is not None and hasattr(companion, "platform_id"):
                     receiver.watch(companion.collector, companion.platform_id, check)  # type: ignore[attr-defined]
             routes = ", ".join(f"POST [/platforms/<id>]{s.path}" for s in sources)
             click.echo(

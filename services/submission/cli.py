@@ -74,6 +74,14 @@ def _roster(platforms: Sequence[str], path: str | None, generation: int) -> Stat
     show_default=True,
     help="Roster generation of the listed platforms (tokens of another are refused).",
 )
+@click.option(
+    "--roster/--no-roster",
+    "use_roster",
+    default=False,
+    envvar="PROCTOR_RECEIVER_ROSTER",
+    help="Take the platforms, their generation and exam from the signed roster topic "
+    "(verified with PROCTOR_TRUSTED_KEYS) instead of --platform/--platforms-file.",
+)
 @click.option("--max-body-bytes", type=click.IntRange(min=1024), default=DEFAULT_MAX_BODY)
 @click.option("--body-timeout", type=float, default=30.0, show_default=True)
 @click.option("--header-timeout", type=float, default=10.0, show_default=True)
@@ -102,8 +110,15 @@ def submit_server(**opts: Any) -> None:
             header_timeout_s=opts["header_timeout"],
             body_timeout_s=opts["body_timeout"],
         )
-        roster = _roster(opts["platforms"], opts["platforms_file"], opts["generation"])
-        server = SubmissionServer.build(client, master, key, roster, settings)
+        live = None
+        if opts["use_roster"]:
+            from services.collectors.webhook_roster import LiveRoster
+
+            live = LiveRoster.from_env(client)
+            server = SubmissionServer.build(client, master, key, live, settings, live.exam_of)
+        else:
+            roster = _roster(opts["platforms"], opts["platforms_file"], opts["generation"])
+            server = SubmissionServer.build(client, master, key, roster, settings)
     except ProctorError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"submit-server: listening on http://{settings.host}:{settings.port}", err=True)
@@ -114,9 +129,13 @@ def submit_server(**opts: Any) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await server.start()
+        if live is not None:
+            live.start()
         try:
             await stop.wait()
         finally:
+            if live is not None:
+                await loop.run_in_executor(None, live.stop)
             await server.stop()
 
     asyncio.run(main())

@@ -26,7 +26,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,14 +86,18 @@ class SubmissionServer:
         key: SigningKey,
         known_platforms: KnownPlatforms,
         settings: SubmissionSettings = SubmissionSettings(),
+        exam_of: Callable[[str], str | None] | None = None,
     ) -> None:
         self.publisher = publisher
         self.codec = publisher.codec
         self.master = master
         self.key = key
         self.known_platforms = known_platforms
+        #: The roster's exam of a platform, when known: a token for another exam is void.
+        self.exam_of = exam_of
         self.settings = settings
-        self.sender = AckingSender(publisher.producer)
+        # Submissions are signed by the endpoint's key, not MACed as a platform's signals.
+        self.sender = AckingSender(publisher.producer, signal_keys=None)
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
         self.accepted = 0
@@ -106,12 +110,13 @@ class SubmissionServer:
         key: SigningKey,
         known_platforms: KnownPlatforms,
         settings: SubmissionSettings = SubmissionSettings(),
+        exam_of: Callable[[str], str | None] | None = None,
     ) -> SubmissionServer:
         publisher = Publisher(
             client,
             producer_config={"linger.ms": 1, "message.max.bytes": PRODUCER_MAX_BYTES},
         )
-        return cls(publisher, master, key, known_platforms, settings)
+        return cls(publisher, master, key, known_platforms, settings, exam_of)
 
     # -- lifecycle ---------------------------------------------------------------------
     def app(self) -> web.Application:
@@ -216,6 +221,8 @@ class SubmissionServer:
             return "the submission token is not valid"
         if self.known_platforms(grant.platform_id) != grant.generation:
             return "the submission token was revoked or its platform is not in the roster"
+        if self.exam_of is not None and self.exam_of(grant.platform_id) != grant.exam_id:
+            return "the submission token is for another exam than the roster's"
         return grant
 
     def _event(

@@ -28,6 +28,7 @@ from services.collectors.receivers import ALL_SOURCES
 from services.collectors.webhook import Receiver, ReceiverSettings
 from services.collectors.webhook_auth import derive_secret, secret_env, sign, sign_proctor
 from services.collectors.webhook_guard import StaticRoster
+from services.collectors.webhook_roster import LiveRoster
 from services.collectors.webhook_run import BackgroundReceiver, build_receiver
 from services.contract.registry import Registry
 from services.contract.schemas import TOPICS_BY_NAME, load_contract, topic_name
@@ -41,6 +42,7 @@ from services.submission.server import (
 )
 from services.trust.credentials import submission_token
 from services.trust.keys import Keyring, generate
+from services.trust.roster import RosterEntry, RosterView, publish_entries, roster_topic
 from services.trust.signing import verify_event
 from tests.integration.test_receivers import Rig, _closed_port, _wait_for_leaders
 
@@ -96,6 +98,8 @@ def rig(kafka_bootstrap: str, registry_url: str) -> Iterator[Rig]:
     _wait_for_leaders(rig)
     yield rig
     delete_topics(admin, [topic_name(t, prefix) for t in TOPICS])
+    with contextlib.suppress(Exception):
+        delete_topics(admin, [roster_topic(prefix)])
     for event_type in TYPES:
         subject = contract.schema(event_type).subject(prefix)
         for permanent in (False, True):
@@ -656,3 +660,57 @@ def test_the_submit_client_posts_with_the_candidates_token(
     )
     assert refused.exit_code != 0 and "401" in refused.output
     assert rig.end("exam.control") == before + 1
+
+
+def test_a_revoked_platform_is_refused_by_the_receivers_and_the_endpoint(
+    rig: Rig, trust_env: object
+) -> None:
+    """The roster wired in: enrolled at generation 1, served; revoked, refused everywhere."""
+    platform = f"basecamp-r{uuid.uuid4().hex[:6]}"
+    entry = RosterEntry(platform, "exam-r", "carol", 1, False)
+    proctor_key = trust_env.proctor  # type: ignore[attr-defined]
+    publish_entries(rig.settings, [entry], proctor_key)
+    live = LiveRoster(RosterView(rig.settings, Keyring.from_env()), interval_s=0.3)
+    live.view.refresh()
+    assert live(platform) == 1 and live.exam_of(platform) == "exam-r"
+    live.start()
+    receiver = build_receiver(
+        ALL_SOURCES,
+        rig.settings,
+        ReceiverSettings(heartbeat_s=3600.0),
+        known_platforms=live,
+        env=_env(),
+    )
+    server = SubmissionServer.build(
+        rig.settings, MASTER.encode(), generate("submission"), live, exam_of=live.exam_of
+    )
+    body = fixture("argocd/notification-automated-succeeded.json")
+    secret = derive_secret(MASTER, "argocd", platform, 1)
+    grade = {"score_pct": 60.0}
+    try:
+        with BackgroundReceiver(receiver) as port, BackgroundSubmissionServer(server) as sport:
+            hook = f"http://127.0.0.1:{port}/platforms/{platform}/argocd"
+            submit_url = f"http://127.0.0.1:{sport}/v1/submissions/self_grade.submitted"
+            assert httpx.post(hook, content=body, headers=bearer(secret)).status_code == 200
+            ok = httpx.post(submit_url, json=grade, headers=submit_headers(platform, "exam-r"))
+            assert ok.status_code == 201, ok.text
+            other_exam = httpx.post(
+                submit_url, json=grade, headers=submit_headers(platform, "exam-other")
+            )
+            assert other_exam.status_code == 401
+            publish_entries(rig.settings, [entry.revoke()], proctor_key)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and live(platform) is not None:
+                time.sleep(0.1)
+            assert live(platform) is None
+            before = rig.ends()
+            refused = httpx.post(hook, content=body, headers=bearer(secret))
+            assert refused.status_code == 404
+            new_gen = bearer(derive_secret(MASTER, "argocd", platform, 2))
+            assert httpx.post(hook, content=body, headers=new_gen).status_code == 404
+            void = httpx.post(submit_url, json=grade, headers=submit_headers(platform, "exam-r"))
+            assert void.status_code == 401
+            settle()
+            assert rig.ends() == before
+    finally:
+        live.stop()
