@@ -345,16 +345,29 @@ class Receiver:
             if stale is not None:
                 self.metrics.auth_failures.labels(source.name, "replay").inc()
                 return _closing(stale.status, stale.message)
-        delivery = delivery_id(headers)
-        replay = self.replays.reserve(source.name, platform, delivery)
-        if replay is not None:
-            self.metrics.auth_failures.labels(source.name, "replay").inc()
-            log.warning("%s: %d for %s: replayed delivery", source.name, replay.status, platform)
-            return _closing(replay.status, replay.message)
+        # A delivery is its id, and for a signature over the body alone (the Git hosts'),
+        # the signature too: a captured delivery re-sent under a new id is the same bytes.
+        ids = [delivery_id(headers)]
+        if verdict is not None and verdict.signed_ts is None:
+            ids.append(f"signature:{verdict.digest}")
+        reserved: list[str] = []
+        for delivery in ids:
+            replay = self.replays.reserve(source.name, platform, delivery)
+            if replay is not None:
+                for held in reserved:
+                    self.replays.release(source.name, platform, held)
+                self.metrics.auth_failures.labels(source.name, "replay").inc()
+                log.warning(
+                    "%s: %d for %s: replayed delivery", source.name, replay.status, platform
+                )
+                return _closing(replay.status, replay.message)
+            if delivery is not None:
+                reserved.append(delivery)
         inbound = Inbound(platform, body.kept, headers, received_ms)
         response = await self._accept(source, inbound, body)
         if response.status >= 500:
-            self.replays.release(source.name, platform, delivery)  # the sender retries
+            for held in reserved:  # not accepted: the sender's retry must get in
+                self.replays.release(source.name, platform, held)
         return response
 
     async def _read(

@@ -183,6 +183,8 @@ def test_a_captured_signed_delivery_does_not_replay(rig: Rig, url: str) -> None:
     other = httpx.post(f"{url}/platforms/{BOB}/gitops", content=body, headers=headers)
     assert other.status_code == 401
     renamed = dict(headers, **{"X-GitHub-Delivery": str(uuid.uuid4())})
+    same_new_id = httpx.post(f"{url}/platforms/{ALICE}/gitops", content=body, headers=renamed)
+    assert same_new_id.status_code == 409  # the signature is the same bytes: a replay
     other_new_id = httpx.post(f"{url}/platforms/{BOB}/gitops", content=body, headers=renamed)
     assert other_new_id.status_code == 401
     settle()

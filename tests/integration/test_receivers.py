@@ -222,16 +222,16 @@ def test_an_accepted_event_is_on_the_topic_before_the_answer(rig: Rig, url: str)
     assert event.source is not None and event.source.topic == rig.topic("platform.argocd")
 
 
-def test_a_replayed_delivery_yields_the_same_event_id(rig: Rig, url: str) -> None:
+def test_a_resent_signed_delivery_is_refused_and_on_the_topic_once(rig: Rig, url: str) -> None:
     body = fixture("gitops/push-main.json")
     first = httpx.post(f"{url}/gitops", content=body, headers=github(body, "push"))
+    assert first.status_code == 200
+    # The same signed bytes under a new delivery id: GitHub's signature covers the body only.
     again = httpx.post(f"{url}/gitops", content=body, headers=github(body, "push"))
-    assert first.status_code == again.status_code == 200
+    assert again.status_code == 409
     event_id = first.json()["event_ids"][0]
-    assert again.json()["event_ids"] == [event_id]
     copies = [e for e in rig.read("platform.gitops") if e.event_id == event_id]
-    assert len(copies) == 2  # both deliveries kept; consumers de-duplicate on event_id
-    assert copies[0].data == copies[1].data
+    assert len(copies) == 1
     assert copies[0].platform_id == PLATFORM  # posted without /platforms/<id>: the default
 
 
