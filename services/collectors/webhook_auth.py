@@ -2,10 +2,14 @@
 
 Secrets come only from the environment: ``PROCTOR_WEBHOOK_SECRET_<SOURCE>`` (the source
 name upper-cased, ``-`` as ``_``), else the shared ``PROCTOR_WEBHOOK_SECRET``. With
-per-platform secrets the environment holds a master secret and each platform's secret is
-derived from it (HMAC-SHA256 of the source and platform id), so one candidate's token
-cannot post signals for another candidate's platform; ``--print-secret PLATFORM`` shows
-the secret to hand to that platform.
+per-platform secrets (the receivers' default) the environment holds a master secret and
+each platform's secret is derived from it (HMAC-SHA256 of the source, platform id and
+roster generation), so one candidate's token cannot post signals for another candidate's
+platform, and a revoke voids it; ``--print-secret PLATFORM`` shows the secret to hand to
+that platform.
+
+Everything that can be decided from the headers is (:func:`check_headers`), before a
+byte of the body is read; a signature over the body is then fed the body as it streams.
 
 Comparisons are constant-time, and every refusal says which header was wrong without
 echoing what was sent.

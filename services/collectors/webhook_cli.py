@@ -65,9 +65,10 @@ def _options() -> list[click.Parameter]:
             ["--platform", "platforms"],
             multiple=True,
             envvar=PLATFORM_ENV,
-            help="platform_id of requests posted without /platforms/<id>/ (the first given), "
-            "and platforms to send heartbeats for from the start (repeatable) "
-            f"[env {PLATFORM_ENV}].",
+            help="A platform this receiver serves (repeatable; with --platforms-file, the "
+            "known platforms: any other is a 404). The first given is the platform of "
+            "requests posted without /platforms/<id>/; heartbeats are sent for these from "
+            f"the start [env {PLATFORM_ENV}].",
         ),
         *connection_params(
             bootstrap="Kafka bootstrap servers [env {env}].",
