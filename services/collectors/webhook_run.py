@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Protocol
 
 from services.collectors.webhook import (
@@ -18,6 +18,7 @@ from services.collectors.webhook_auth import SecretBook
 from services.collectors.webhook_guard import KnownPlatforms
 from services.contract.settings import ClientSettings
 from services.publisher.publisher import Publisher
+from services.trust.credentials import SignalKeys
 
 
 class Companion(Protocol):
@@ -97,4 +98,28 @@ def build_receiver(
         # lets through never fails in produce() on librdkafka's 1,000,000-byte default.
         producer_config={"linger.ms": 1, "message.max.bytes": PRODUCER_MAX_BYTES},
     )
-    return Receiver(sources, publisher, secrets, settings, known_platforms)
+    receiver = Receiver(sources, publisher, secrets, settings, known_platforms)
+    keys = receiver.sender.signal_keys
+    if isinstance(keys, SignalKeys) and known_platforms is not None:
+        # MAC each platform's signals at its current roster generation, not a fixed one.
+        keys.generations = LiveGenerations(known_platforms)  # type: ignore[assignment]
+    return receiver
+
+
+class LiveGenerations(Mapping[str, int]):
+    """The generations of the known platforms, looked up when asked (1 when unknown)."""
+
+    def __init__(self, known: KnownPlatforms) -> None:
+        self.known = known
+
+    def __getitem__(self, platform_id: str) -> int:
+        generation = self.known(platform_id)
+        if generation is None:
+            raise KeyError(platform_id)
+        return generation
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0

@@ -479,6 +479,7 @@ def test_a_poisoned_record_on_the_bridge_is_dead_lettered_and_the_bridge_goes_on
     assert "RecursionError" in letters["poison-deep"]["reason"]
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_dead_bridge_thread_makes_its_collector_unhealthy(
     rig: Rig, kafka_bootstrap: str, new_topic: object
 ) -> None:
@@ -716,3 +717,43 @@ def test_a_revoked_platform_is_refused_by_the_receivers_and_the_endpoint(
             assert rig.ends() == before
     finally:
         live.stop()
+
+
+def test_signals_are_maced_at_the_platforms_current_generation(rig: Rig, trust_env: object) -> None:
+    """After a revoke and reinstate (generation 2) the receiver's MAC names generation 2."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from services.trust.credentials import SignalKey, check_mac, mac_headers_of
+
+    receiver = build_receiver(
+        ALL_SOURCES,
+        rig.settings,
+        ReceiverSettings(heartbeat_s=3600.0),
+        known_platforms=StaticRoster({ALICE: 2}),
+        env=_env(),
+    )
+    body = fixture("argocd/notification-manual-failed.json")
+    with BackgroundReceiver(receiver) as port:
+        url = f"http://127.0.0.1:{port}/platforms/{ALICE}/argocd"
+        old = httpx.post(url, content=body, headers=bearer(token("argocd", ALICE)))
+        assert old.status_code == 401  # the generation-1 secret is void
+        secret = derive_secret(MASTER, "argocd", ALICE, 2)
+        response = httpx.post(url, content=body, headers=bearer(secret))
+        assert response.status_code == 200, response.text
+    (event,) = [
+        e for e in rig.read("platform.argocd") if e.event_id in response.json()["event_ids"]
+    ]
+    assert event.source is not None
+    consumer = Consumer(rig.settings.kafka_config(**{"group.id": f"adv-{uuid.uuid4().hex}"}))
+    try:
+        consumer.assign(
+            [TopicPartition(event.source.topic, event.source.partition, event.source.offset)]
+        )
+        msg = consumer.poll(10)
+        assert msg is not None and msg.error() is None
+        platform, tag = mac_headers_of(msg.headers())
+        assert platform == f"{ALICE}:2".encode()
+        key = SignalKey.derive(trust_env.master, ALICE, 2)  # type: ignore[attr-defined]
+        assert tag is not None and check_mac(key.key, tag, msg.topic(), msg.key(), msg.value())
+    finally:
+        consumer.close()
