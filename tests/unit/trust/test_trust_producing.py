@@ -34,8 +34,10 @@ def test_headers_are_what_the_worker_admits(
 ) -> None:
     auth = RecordAuth(proctor_key, SignalKeys(MASTER), keyring=keyring, contract=contract)
     assert auth.is_proctor
-    roster = {e.platform_id: RosterEntry(e.platform_id, str(e.data.get("exam_id", "x")), "c")
-              for e in examples.values()}
+    roster = {
+        e.platform_id: RosterEntry(e.platform_id, str(e.data.get("exam_id", "x")), "c")
+        for e in examples.values()
+    }
     admission = TrustAdmission(keyring, roster, MASTER)
     for e in examples.values():
         if e.type.startswith("grading."):
@@ -56,7 +58,9 @@ def test_missing_credentials_are_config_errors(
     signal = examples["flink.job"]
     with pytest.raises(ConfigError, match="PROCTOR_ROSTER_SECRET"):
         RecordAuth(submission_key, None, contract=contract).headers(signal, "t", b"k", b"v")
-    only_signals = RecordAuth(None, SignalKeys(single=SignalKey.derive(MASTER, "x", 1)), contract=contract)
+    only_signals = RecordAuth(
+        None, SignalKeys(single=SignalKey.derive(MASTER, "x", 1)), contract=contract
+    )
     with pytest.raises(ConfigError, match="PROCTOR_SIGNING_KEY"):
         only_signals.headers(examples["exam.ended"], "t", b"k", b"v")
     assert not RecordAuth(submission_key, None, contract=contract).is_proctor
