@@ -33,7 +33,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from services.collectors.receivers import ALL_SOURCES
 from services.collectors.webhook import ReceiverSettings
-from services.collectors.webhook_auth import secret_env
+from services.collectors.webhook_auth import derive_secret, secret_env
 from services.collectors.webhook_run import BackgroundReceiver, build_receiver
 from services.contract.registry import Registry
 from services.contract.schemas import TOPICS_BY_NAME, load_contract, topic_name
@@ -105,13 +105,19 @@ def main() -> None:
 
 def run(port: int, args: argparse.Namespace) -> None:
     base = f"http://127.0.0.1:{port}"
-    auth = {"Authorization": f"Bearer {SECRET}", "Content-Type": "application/json"}
+
+    def auth(source: str) -> dict[str, str]:
+        token = derive_secret(SECRET, source, "basecamp-bench", 1)  # per-platform secrets
+        return {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
     notification = (FIXTURES / "argocd" / "notification-automated-succeeded.json").read_bytes()
     batch = (FIXTURES / "k8s-audit" / "eventlist-batch.json").read_bytes()
     cases: dict[str, Callable[[httpx.Client], httpx.Response]] = {
         "baseline": lambda c: c.get(f"{base}/healthz"),
-        "argocd": lambda c: c.post(f"{base}/argocd", content=notification, headers=auth),
-        "k8s-audit": lambda c: c.post(f"{base}/k8s-audit", content=batch, headers=auth),
+        "argocd": lambda c: c.post(f"{base}/argocd", content=notification, headers=auth("argocd")),
+        "k8s-audit": lambda c: c.post(
+            f"{base}/k8s-audit", content=batch, headers=auth("k8s-audit")
+        ),
         "401": lambda c: c.post(
             f"{base}/argocd", content=notification, headers={"Authorization": "Bearer nope"}
         ),
@@ -134,7 +140,8 @@ def run(port: int, args: argparse.Namespace) -> None:
     def post(_: int) -> int:
         with httpx.Client() as c:
             return sum(
-                c.post(f"{base}/argocd", content=notification, headers=auth).status_code == 200
+                c.post(f"{base}/argocd", content=notification, headers=auth("argocd")).status_code
+                == 200
                 for _ in range(args.requests // args.concurrency)
             )
 

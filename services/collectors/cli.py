@@ -20,12 +20,18 @@ SOURCES: dict[str, tuple[str, str]] = {
     "dbt": ("services.collectors.dbt", "Publish dbt runs from run_results.json + manifest.json."),
     "superset": ("services.collectors.superset", "Poll Superset charts and alerts (REST)."),
     "trino-rules": ("services.collectors.trino_rules", "Poll Trino access rules for column masks."),
-    "observability": ("services.collectors.observability", "Poll Prometheus, Loki, Tempo for pillars."),
+    "observability": (
+        "services.collectors.observability",
+        "Poll Prometheus, Loki, Tempo for pillars.",
+    ),
     "access-logs": ("services.collectors.accesslogs", "Tail tool access logs for tool.used."),
     "argocd": ("services.collectors.argocd", "Receive Argo CD sync notifications (webhook)."),
     "k8s-audit": ("services.collectors.k8s_audit", "Receive Kubernetes audit events (webhook)."),
     "gitops": ("services.collectors.gitops", "Receive Git host webhooks (merges, pushes)."),
-    "openlineage": ("services.collectors.openlineage", "Receive OpenLineage run events (HTTP, Kafka)."),
+    "openlineage": (
+        "services.collectors.openlineage",
+        "Receive OpenLineage run events (HTTP, Kafka).",
+    ),
     "trino": ("services.collectors.trino_events", "Receive Trino query-completed events (HTTP)."),
     "webhooks": ("services.collectors.receivers", "Receive every push source on one port."),
 }

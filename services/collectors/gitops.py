@@ -177,7 +177,12 @@ SOURCE = WebhookSource(
     event_types=("gitops.merge",),
     auth=AuthScheme(
         "hmac-sha256",
-        signatures=(("X-Hub-Signature-256", "sha256="), ("X-Gitea-Signature", "")),
+        signatures=(
+            ("X-Hub-Signature-256", "sha256="),
+            ("X-Gitea-Signature", ""),
+            ("X-Gogs-Signature", ""),
+        ),
+        tokens=("X-Gitlab-Token",),
     ),
     parse=parse,
     default_port=18093,

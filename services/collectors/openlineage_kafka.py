@@ -7,6 +7,11 @@ the broker acknowledged every produced record, and only then commits the consume
 offsets. A crash or a broker outage therefore repeats at most the uncommitted batch,
 which carries the same event ids (runId, eventType, eventTime) and is de-duplicated
 downstream: nothing is skipped, and nothing is counted twice.
+
+Every failure of one record (not JSON, not a RunEvent, refused by the contract, too large
+for its topic, or a bug in the parser) is that record's dead letter, and the bridge goes
+on. Should the thread die anyway, :meth:`LineageBridge.health_error` says so, and the
+receiver's heartbeat of the openlineage collector turns unhealthy with the error.
 """
 
 from __future__ import annotations
@@ -20,12 +25,13 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from services.collectors.openlineage import NAME, run_event
+from services.collectors.webhook import PRODUCER_MAX_BYTES, SIGNAL_RECORD_MAX
 from services.collectors.webhook_delivery import AckingSender, OutRecord
 from services.collectors.webhook_payload import as_object, event_id, load_json
 from services.contract.dlq import dead_letter_for, dead_letter_record
 from services.contract.settings import ClientSettings
 from services.core.events import Event
-from services.errors import ContractError, DeliveryError, PayloadError, RegistryError
+from services.errors import ContractError, PayloadError, RegistryError
 from services.publisher.publisher import TYPE_HEADER, Publisher
 
 log = logging.getLogger("proctor.collectors.openlineage")
@@ -84,11 +90,14 @@ class LineageBridge:
         publisher: Publisher | None = None,
     ) -> None:
         self.topic = topic
+        self.collector = NAME
         self.platform_id = platform_id
         self.source = f"kafka {source_bootstrap}/{topic}"
         self.heartbeat_s = heartbeat_s
         self.send_timeout_s = send_timeout_s
-        self.publisher = publisher or Publisher(client, producer_config={"linger.ms": 5})
+        self.publisher = publisher or Publisher(
+            client, producer_config={"linger.ms": 5, "message.max.bytes": PRODUCER_MAX_BYTES}
+        )
         self.codec = self.publisher.codec
         self.sender = AckingSender(self.publisher.producer)
         self.consumer = Consumer(
@@ -155,23 +164,38 @@ class LineageBridge:
             try:
                 doc = as_object(load_json(msg.value() or b"", "OpenLineage record"), "record")
                 result = run_event(doc, self.platform_id)
-                if isinstance(result, Event):
-                    self.publisher.contract.to_datum(result)
+                if isinstance(result, str):
+                    ignored += 1
+                    continue
+                self.publisher.contract.to_datum(result)
+                record = self._record(result)
+                if len(record.value) > SIGNAL_RECORD_MAX:
+                    raise PayloadError(
+                        f"the run event encodes to {len(record.value)} bytes, over the "
+                        f"{SIGNAL_RECORD_MAX} bytes platform.openlineage takes",
+                        "oversized",
+                    )
+            except RegistryError:
+                raise  # the registry's fault, not the record's: retry the batch
             except (PayloadError, ContractError) as exc:
                 error_class = exc.error_class if isinstance(exc, PayloadError) else "invalid_field"
-                dead_letter = dead_letter_for(msg, f"OpenLineage record: {exc}", error_class)
-                topic, key, value = dead_letter_record(dead_letter, self.codec)
-                records.append(
-                    OutRecord(topic, key, value, ((TYPE_HEADER, b"grading.dead_letter"),))
-                )
+                records.append(self._dead(msg, f"OpenLineage record: {exc}", error_class))
                 dead += 1
                 continue
-            if isinstance(result, str):
-                ignored += 1
+            except Exception as exc:  # a parser bug on one record must not stop the bridge
+                log.exception("openlineage bridge: record %s/%s failed", partition, offset)
+                reason = f"OpenLineage record: the bridge failed on it ({exc!r})"
+                records.append(self._dead(msg, reason, "other"))
+                dead += 1
                 continue
-            records.append(self._record(result))
+            records.append(record)
             published += 1
         return records, published, dead, ignored
+
+    def _dead(self, msg: Message, reason: str, error_class: str) -> OutRecord:
+        dead_letter = dead_letter_for(msg, reason, error_class)
+        topic, key, value = dead_letter_record(dead_letter, self.codec)
+        return OutRecord(topic, key, value, ((TYPE_HEADER, b"grading.dead_letter"),))
 
     def _record(self, event: Event) -> OutRecord:
         return OutRecord(
@@ -214,7 +238,23 @@ class LineageBridge:
         self.sender.send_blocking([self._record(event)], self.send_timeout_s)
 
     # -- running -----------------------------------------------------------------------
+    def health_error(self) -> str | None:
+        """Why the bridge is not healthy (its last error, or a dead thread), or None."""
+        thread = self._thread
+        if thread is not None and not thread.is_alive() and not self._stop.is_set():
+            return f"the OpenLineage Kafka bridge thread stopped: {self.error or 'no error kept'}"
+        return self.error
+
     def run(self) -> None:
+        """Poll until stopped; a death of the thread is kept as its error (health_error)."""
+        try:
+            self._run()
+        except BaseException as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.exception("openlineage bridge: the thread died")
+            raise
+
+    def _run(self) -> None:
         """Poll until stopped; back off (1 s doubling to 30 s) with a log line on errors."""
         backoff = 1.0
         next_beat = 0.0
@@ -223,7 +263,7 @@ class LineageBridge:
                 self.poll_once()
                 self.error = None
                 backoff = 1.0
-            except (DeliveryError, RegistryError, ContractError, KafkaException) as exc:
+            except Exception as exc:  # whatever it is, the batch is rewound and retried
                 self.error = f"{type(exc).__name__}: {exc}"
                 self.metrics.errors.inc()
                 log.warning(
@@ -234,7 +274,7 @@ class LineageBridge:
                 try:
                     self.heartbeat()
                     next_beat = time.monotonic() + self.heartbeat_s
-                except (DeliveryError, RegistryError, ContractError) as exc:
+                except Exception as exc:
                     log.warning("openlineage bridge: heartbeat not acknowledged: %s", exc)
             if self.error is not None:
                 self._stop.wait(backoff)

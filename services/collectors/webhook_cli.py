@@ -16,18 +16,30 @@ from prometheus_client import CollectorRegistry
 from services.collectors.settings import DEFAULT_HTTP_HOST, HTTP_HOST_ENV
 from services.collectors.webhook import (
     DEFAULT_ACK_TIMEOUT_S,
+    DEFAULT_BODY_TIMEOUT_S,
+    DEFAULT_HEADER_TIMEOUT_S,
     HEARTBEAT_S,
     Receiver,
     ReceiverSettings,
     WebhookSource,
 )
 from services.collectors.webhook_auth import SHARED_SECRET_ENV, derive_secret, secret_env
+from services.collectors.webhook_guard import (
+    DEFAULT_REPLAY_WINDOW_S,
+    KnownPlatforms,
+    StaticRoster,
+)
 from services.collectors.webhook_run import Companion, build_receiver, serve
 from services.contract.settings import ClientSettings, connection_params
 from services.errors import ProctorError
 
 PLATFORM_ENV = "PROCTOR_PLATFORM_ID"
 PORT_ENV = "PROCTOR_HTTP_PORT"
+PER_PLATFORM_ENV = "PROCTOR_WEBHOOK_PER_PLATFORM_SECRETS"
+PLATFORMS_FILE_ENV = "PROCTOR_PLATFORMS_FILE"
+ROSTER_ENV = "PROCTOR_RECEIVER_ROSTER"
+
+log = logging.getLogger("proctor.collectors.webhook")
 
 #: Builds companions (e.g. the OpenLineage Kafka bridge) from the command's options; the
 #: registry is the receiver's, so their metrics are served on the same /metrics.
@@ -53,9 +65,10 @@ def _options() -> list[click.Parameter]:
             ["--platform", "platforms"],
             multiple=True,
             envvar=PLATFORM_ENV,
-            help="platform_id of requests posted without /platforms/<id>/ (the first given), "
-            "and platforms to send heartbeats for from the start (repeatable) "
-            f"[env {PLATFORM_ENV}].",
+            help="A platform this receiver serves (repeatable; with --platforms-file, the "
+            "known platforms: any other is a 404). The first given is the platform of "
+            "requests posted without /platforms/<id>/; heartbeats are sent for these from "
+            f"the start [env {PLATFORM_ENV}].",
         ),
         *connection_params(
             bootstrap="Kafka bootstrap servers [env {env}].",
@@ -76,15 +89,69 @@ def _options() -> list[click.Parameter]:
             help="Seconds between collector.heartbeat events.",
         ),
         click.Option(
-            ["--per-platform-secrets"],
-            is_flag=True,
-            help="Treat the environment secret as a master: each platform gets its own derived "
-            "secret (see --print-secret), so one platform cannot post for another.",
+            ["--per-platform-secrets/--shared-secret", "per_platform_secrets"],
+            default=True,
+            show_default=True,
+            envvar=PER_PLATFORM_ENV,
+            help="The environment secret is a master: each platform gets its own derived "
+            "secret (see --print-secret), so one platform cannot post for another. "
+            "--shared-secret is for a single-platform deployment only "
+            f"[env {PER_PLATFORM_ENV}].",
+        ),
+        click.Option(
+            ["--platforms-file"],
+            type=click.Path(exists=True, dir_okay=False),
+            envvar=PLATFORMS_FILE_ENV,
+            help="The platforms this receiver serves, one id a line (with the --platform ones); "
+            f"any other platform is a 404 [env {PLATFORMS_FILE_ENV}].",
+        ),
+        click.Option(
+            ["--roster/--no-roster", "use_roster"],
+            default=False,
+            envvar=ROSTER_ENV,
+            help="Serve the platforms of the signed roster topic (proctor.roster, verified with "
+            "PROCTOR_TRUSTED_KEYS) at their current generation, instead of --platform and "
+            f"--platforms-file [env {ROSTER_ENV}].",
+        ),
+        click.Option(
+            ["--max-body-bytes"],
+            type=click.IntRange(min=1024),
+            help="Body cap of every source (default: each source's own, 1 MiB): over it, 413 "
+            "and a dead letter.",
+        ),
+        click.Option(
+            ["--header-timeout"],
+            type=float,
+            default=DEFAULT_HEADER_TIMEOUT_S,
+            show_default=True,
+            help="Seconds a connection may take to send its request's headers.",
+        ),
+        click.Option(
+            ["--body-timeout"],
+            type=float,
+            default=DEFAULT_BODY_TIMEOUT_S,
+            show_default=True,
+            help="Seconds a sender may take to send its body (408 after that).",
+        ),
+        click.Option(
+            ["--replay-window"],
+            type=float,
+            default=DEFAULT_REPLAY_WINDOW_S,
+            show_default=True,
+            help="Seconds a delivery id is remembered and a signed timestamp is valid.",
         ),
         click.Option(
             ["--print-secret", "print_secret"],
             metavar="PLATFORM",
             help="Print the derived secret of PLATFORM for each source and exit.",
+        ),
+        click.Option(
+            ["--generation"],
+            type=click.IntRange(min=0),
+            default=1,
+            show_default=True,
+            help="Roster generation of the platform of --print-secret, and of the platforms "
+            "of --platform/--platforms-file (bumped by `proctor roster revoke`).",
         ),
         click.Option(["--verbose", "-v"], is_flag=True, help="Log every request decision."),
     ]
@@ -110,7 +177,7 @@ def receiver_command(
             logging.getLogger("proctor").setLevel(logging.INFO)
         try:
             if opts["print_secret"]:
-                _print_secrets(sources, opts["print_secret"])
+                _print_secrets(sources, opts["print_secret"], opts["generation"])
                 return
             client = ClientSettings.from_env(
                 bootstrap=opts["bootstrap"],
@@ -125,15 +192,45 @@ def receiver_command(
                 platforms=tuple(opts["platforms"]),
                 ack_timeout_s=opts["ack_timeout"],
                 heartbeat_s=opts["heartbeat_interval"],
+                max_body_bytes=opts["max_body_bytes"],
+                header_timeout_s=opts["header_timeout"],
+                body_timeout_s=opts["body_timeout"],
+                replay_window_s=opts["replay_window"],
             )
+            if not opts["per_platform_secrets"]:
+                click.echo(
+                    f"{name}: WARNING: --shared-secret: every platform shares one secret, so "
+                    "any platform's sender can post for any other. Use it only when this "
+                    "receiver serves a single platform.",
+                    err=True,
+                )
+                log.warning("shared webhook secret in use: per-platform secrets are off")
+            live: list[Companion] = []
+            if opts["use_roster"]:
+                from services.collectors.webhook_roster import LiveRoster
+
+                roster: KnownPlatforms = LiveRoster.from_env(client)
+                live.append(roster)  # type: ignore[arg-type]
+            else:
+                roster = _static_roster(
+                    opts["platforms"], opts["platforms_file"], opts["generation"]
+                )
             receiver: Receiver = build_receiver(
-                sources, client, settings, per_platform_secrets=opts["per_platform_secrets"]
+                sources,
+                client,
+                settings,
+                per_platform_secrets=opts["per_platform_secrets"],
+                known_platforms=roster,
             )
-            extra_runners = (
+            extra_runners = live + (
                 companions(opts, client, receiver.metrics.registry)
                 if companions is not None
                 else []
             )
+            for companion in extra_runners:
+                check = getattr(companion, "health_error", None)
+                if check is not None and hasattr(companion, "platform_id"):
+                    receiver.watch(companion.collector, companion.platform_id, check)  # type: ignore[attr-defined]
             routes = ", ".join(f"POST [/platforms/<id>]{s.path}" for s in sources)
             click.echo(
                 f"{name}: listening on http://{settings.host}:{settings.port} ({routes})", err=True
@@ -151,7 +248,19 @@ def receiver_command(
     )
 
 
-def _print_secrets(sources: Sequence[WebhookSource], platform: str) -> None:
+def _static_roster(platforms: Sequence[str], path: str | None, generation: int) -> StaticRoster:
+    """The allow-list: --platform ids and the lines of --platforms-file (# comments)."""
+    known = list(platforms)
+    if path is not None:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                entry = line.split("#", 1)[0].strip()
+                if entry:
+                    known.append(entry)
+    return StaticRoster.of(known, generation)
+
+
+def _print_secrets(sources: Sequence[WebhookSource], platform: str, generation: int) -> None:
     import os
 
     for source in sources:
@@ -160,4 +269,4 @@ def _print_secrets(sources: Sequence[WebhookSource], platform: str) -> None:
             raise click.ClickException(
                 f"set {secret_env(source.name)} (or {SHARED_SECRET_ENV}) first"
             )
-        click.echo(f"{source.name}\t{derive_secret(master, source.name, platform)}")
+        click.echo(f"{source.name}\t{derive_secret(master, source.name, platform, generation)}")

@@ -43,6 +43,27 @@ def _fail(exc: ProctorError) -> None:
     sys.exit(2)
 
 
+def _verify(file: Path) -> None:
+    from services.trust.keys import Keyring
+    from services.trust.recording import verify_recording
+
+    try:
+        check = verify_recording(file, Keyring.from_env())
+    except ProctorError as exc:
+        _fail(exc)
+        return
+    for line in check.refused[:20]:
+        click.echo(f"refused {line}", err=True)
+    if not check.ok:
+        click.echo(
+            f"error: {len(check.refused)} control events of {file.name} are not signed by a "
+            "trusted key; nothing graded",
+            err=True,
+        )
+        sys.exit(2)
+    click.echo(f"verified {check.verified} control event signatures", err=True)
+
+
 @click.command("replay")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
@@ -61,6 +82,12 @@ def _fail(exc: ProctorError) -> None:
     is_flag=True,
     help="Skip lines that are not events (reported on stderr) instead of stopping.",
 )
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="First check the signature of every control event (`_signer`/`_signature`) "
+    "against the keys in PROCTOR_TRUSTED_KEYS; grade nothing if one fails.",
+)
 @rubrics_dir_option
 def replay(
     file: Path,
@@ -69,8 +96,11 @@ def replay(
     at: str | None,
     skip_invalid: bool,
     rubrics_dir: Path | None,
+    verify: bool = False,
 ) -> None:
     """Grade a recorded exam (JSON Lines) offline with the live service's engine."""
+    if verify:
+        _verify(file)
     bad: list[BadLine] = []
     try:
         result = replay_file(

@@ -28,7 +28,8 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from services.collectors.receivers import ALL_SOURCES
 from services.collectors.webhook import Receiver, ReceiverSettings
-from services.collectors.webhook_auth import secret_env, sign
+from services.collectors.webhook_auth import derive_secret, secret_env, sign
+from services.collectors.webhook_guard import StaticRoster
 from services.collectors.webhook_run import BackgroundReceiver, build_receiver
 from services.contract.registry import Registry
 from services.contract.schemas import TOPICS_BY_NAME, load_contract, topic_name
@@ -163,8 +164,20 @@ def _env() -> dict[str, str]:
 
 
 def _receiver(settings: ClientSettings, **kwargs: object) -> Receiver:
+    """The receiver of the sender-contract tests: shared-secret mode, two known platforms.
+
+    Per-platform secrets (the default) and the roster are tested in the hardening section
+    below and in tests/adversarial/test_receivers.py.
+    """
     options: dict[str, object] = {"platforms": (PLATFORM,), "heartbeat_s": 3600.0, **kwargs}
-    return build_receiver(ALL_SOURCES, settings, ReceiverSettings(**options), env=_env())  # type: ignore[arg-type]
+    return build_receiver(
+        ALL_SOURCES,
+        settings,
+        ReceiverSettings(**options),  # type: ignore[arg-type]
+        per_platform_secrets=False,
+        known_platforms=StaticRoster.of((PLATFORM, "basecamp-alice")),
+        env=_env(),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -209,16 +222,16 @@ def test_an_accepted_event_is_on_the_topic_before_the_answer(rig: Rig, url: str)
     assert event.source is not None and event.source.topic == rig.topic("platform.argocd")
 
 
-def test_a_replayed_delivery_yields_the_same_event_id(rig: Rig, url: str) -> None:
+def test_a_resent_signed_delivery_is_refused_and_on_the_topic_once(rig: Rig, url: str) -> None:
     body = fixture("gitops/push-main.json")
     first = httpx.post(f"{url}/gitops", content=body, headers=github(body, "push"))
+    assert first.status_code == 200
+    # The same signed bytes under a new delivery id: GitHub's signature covers the body only.
     again = httpx.post(f"{url}/gitops", content=body, headers=github(body, "push"))
-    assert first.status_code == again.status_code == 200
+    assert again.status_code == 409
     event_id = first.json()["event_ids"][0]
-    assert again.json()["event_ids"] == [event_id]
     copies = [e for e in rig.read("platform.gitops") if e.event_id == event_id]
-    assert len(copies) == 2  # both deliveries kept; consumers de-duplicate on event_id
-    assert copies[0].data == copies[1].data
+    assert len(copies) == 1
     assert copies[0].platform_id == PLATFORM  # posted without /platforms/<id>: the default
 
 
@@ -391,7 +404,13 @@ def test_the_cli_serves_until_sigterm(rig: Rig, kafka_bootstrap: str, registry_u
             assert proc.poll() is None, proc.communicate()
             time.sleep(0.2)
         body = fixture("argocd/notification-manual-failed.json")
-        response = httpx.post(f"http://127.0.0.1:{port}/argocd", content=body, headers=bearer())
+        # Per-platform secrets are the default: the platform's derived token is the one.
+        shared = httpx.post(f"http://127.0.0.1:{port}/argocd", content=body, headers=bearer())
+        assert shared.status_code == 401
+        token = derive_secret(SECRET, "argocd", "basecamp-cli", 1)
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/argocd", content=body, headers=bearer(token)
+        )
         assert response.status_code == 200
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=60)
@@ -587,6 +606,7 @@ def test_the_trino_http_event_listener_plugin_posts_to_the_receiver(
         [s for s in ALL_SOURCES if s.name == "trino"],
         rig.settings,
         ReceiverSettings(platforms=("basecamp-listener",), heartbeat_s=3600.0),
+        per_platform_secrets=False,  # the stack's one Trino: a single-platform deployment
         env={secret_env("trino"): token},
     )
     with BackgroundReceiver(receiver) as port, contextlib.ExitStack() as stack:
@@ -668,6 +688,7 @@ def test_trino_queries_arrive_from_the_real_event_listener(
         ReceiverSettings(
             port=EVENT_LISTENER_PORT, platforms=("basecamp-trino",), heartbeat_s=3600.0
         ),
+        per_platform_secrets=False,  # the stack's one Trino: a single-platform deployment
         env={secret_env("trino"): token},
     )
     table = f"iceberg.{iceberg_namespace}.orders"
@@ -700,3 +721,114 @@ def test_trino_queries_arrive_from_the_real_event_listener(
     assert select.data["columns"] == [f"{table}.email"]
     failed = found[failed_id]
     assert (failed.data["state"], failed.data["error_code"]) == ("FAILED", "TABLE_NOT_FOUND")
+
+
+# ---- hardening: per-platform secrets, other Git hosts, timeouts, replays ---------------------
+
+
+@pytest.fixture(scope="module")
+def strict_url(rig: Rig) -> Iterator[str]:
+    """The default deployment: per-platform secrets, the roster's platforms only."""
+    receiver = build_receiver(
+        ALL_SOURCES,
+        rig.settings,
+        ReceiverSettings(heartbeat_s=3600.0, body_timeout_s=1.0),
+        known_platforms=StaticRoster.of(("basecamp-strict",)),
+        env=_env(),
+    )
+    with BackgroundReceiver(receiver) as port:
+        yield f"http://127.0.0.1:{port}"
+
+
+def _own(source: str) -> str:
+    return derive_secret(SECRET, source, "basecamp-strict", 1)
+
+
+def test_gitlab_token_and_gogs_signature_are_checked_per_platform(
+    rig: Rig, strict_url: str
+) -> None:
+    body = fixture("gitops/ping.json")
+    url = f"{strict_url}/platforms/basecamp-strict/gitops"
+    before = rig.ends()
+    wrong = {"X-Gitlab-Event": "System Hook", "X-Gitlab-Token": SECRET}  # the master: no
+    assert httpx.post(url, content=body, headers=wrong).status_code == 401
+    gogs_wrong = {"X-Gogs-Event": "ping", "X-Gogs-Signature": sign(SECRET, body, prefix="")}
+    assert httpx.post(url, content=body, headers=gogs_wrong).status_code == 401
+    assert rig.ends() == before
+    gitlab = {
+        "X-Gitlab-Event": "System Hook",
+        "X-Gitlab-Token": _own("gitops"),
+        "X-Gitlab-Event-UUID": str(uuid.uuid4()),
+    }
+    assert httpx.post(url, content=body, headers=gitlab).status_code != 401
+    gogs = {
+        "X-Gogs-Event": "ping",
+        "X-Gogs-Delivery": str(uuid.uuid4()),
+        "X-Gogs-Signature": sign(_own("gitops"), body, prefix=""),
+    }
+    first = httpx.post(url, content=body, headers=gogs)
+    assert first.status_code != 401, first.text
+    replay = httpx.post(url, content=body, headers=gogs)
+    assert replay.status_code == 409
+
+
+def test_a_platform_outside_the_roster_is_404_and_leaves_no_state(
+    rig: Rig, strict_url: str
+) -> None:
+    body = fixture("argocd/notification-automated-succeeded.json")
+    before = rig.ends()
+    token = derive_secret(SECRET, "argocd", "basecamp-elsewhere", 1)
+    response = httpx.post(
+        f"{strict_url}/platforms/basecamp-elsewhere/argocd", content=body, headers=bearer(token)
+    )
+    assert response.status_code == 404
+    assert "roster" in response.json()["error"]
+    time.sleep(0.5)
+    assert rig.ends() == before
+
+
+def test_a_body_that_does_not_arrive_in_time_is_408(rig: Rig, strict_url: str) -> None:
+    port = int(strict_url.rsplit(":", 1)[1])
+    before = rig.ends()
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
+        sock.sendall(
+            b"POST /platforms/basecamp-strict/argocd HTTP/1.1\r\nHost: x\r\n"
+            + f"Authorization: Bearer {_own('argocd')}\r\n".encode()
+            + b'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"kind"'
+        )
+        answer = sock.recv(200)
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+    assert rig.ends() == before
+
+
+def test_an_authentic_body_over_the_cap_is_413_with_a_dead_letter(
+    rig: Rig, strict_url: str
+) -> None:
+    body = b'{"pad": "' + b"y" * (2 * 1024 * 1024) + b'"}'
+    before = rig.ends()
+    response = httpx.post(
+        f"{strict_url}/platforms/basecamp-strict/k8s-audit",
+        content=body,
+        headers=bearer(_own("k8s-audit")),
+    )
+    assert response.status_code == 413
+    assert rig.end("grading.dlq") == before["grading.dlq"] + 1
+    assert rig.end("platform.k8s-audit") == before["platform.k8s-audit"]
+    (letter,) = [
+        e
+        for e in rig.read("grading.dlq")
+        if e.data["source"] == "webhook:k8s-audit" and e.data["error_class"] == "oversized"
+    ]
+    raw = __import__("base64").b64decode(letter.data["raw_value"])
+    assert len(raw) == 1024 * 1024 and "truncated" in letter.data["reason"]
+
+
+def test_a_delivery_answered_503_may_be_retried(rig: Rig, registry_url: str) -> None:
+    down = ClientSettings(f"127.0.0.1:{_closed_port()}", registry_url, rig.prefix)
+    receiver = _receiver(down, ack_timeout_s=1.0)
+    with BackgroundReceiver(receiver) as port:
+        body = fixture("argocd/notification-automated-succeeded.json")
+        headers = {**bearer(), "X-Proctor-Delivery": "delivery-1"}
+        first = httpx.post(f"http://127.0.0.1:{port}/argocd", content=body, headers=headers)
+        again = httpx.post(f"http://127.0.0.1:{port}/argocd", content=body, headers=headers)
+    assert first.status_code == again.status_code == 503  # not 409: the retry is let in

@@ -20,8 +20,18 @@ def test_print_secret_derives_one_per_source_and_platform() -> None:
     assert result.exit_code == 0, result.output
     rows = dict(line.split("\t") for line in result.stdout.splitlines())
     assert set(rows) == {"argocd", "k8s-audit", "gitops", "openlineage", "trino"}
-    assert rows["gitops"] == derive_secret(MASTER, "gitops", "basecamp-alice")
+    assert rows["gitops"] == derive_secret(MASTER, "gitops", "basecamp-alice", 1)
     assert len(set(rows.values())) == 5 and MASTER not in result.stdout
+
+
+def test_a_revoked_generation_gets_another_secret() -> None:
+    env = {SHARED_SECRET_ENV: MASTER}
+    args = ["--print-secret", "basecamp-alice", "--generation", "2"]
+    result = CliRunner().invoke(webhooks, args, env=env)
+    assert result.exit_code == 0, result.output
+    rows = dict(line.split("\t") for line in result.stdout.splitlines())
+    assert rows["gitops"] == derive_secret(MASTER, "gitops", "basecamp-alice", 2)
+    assert rows["gitops"] != derive_secret(MASTER, "gitops", "basecamp-alice", 1)
 
 
 def test_a_receiver_without_a_secret_does_not_start() -> None:

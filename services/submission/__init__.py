@@ -1,0 +1,1 @@
+"""The submission endpoint (``proctor submit-server``) and its client (``proctor submit``)."""
