@@ -15,12 +15,10 @@ from pathlib import Path
 from services.contract.jsonl import event_to_line, parse_signed_line
 from services.contract.schemas import CONTROL_TYPES, Contract, load_contract
 from services.errors import ContractError
+from services.trust.admission import SUBMISSION_TYPES
 from services.trust.keys import Keyring, SigningKey
 from services.trust.signing import JSON_SIGNATURE, JSON_SIGNER, sign_json_obj, verify_json
 
-SUBMISSION_TYPES = frozenset(
-    {"pipeline.declared", "diagnosis.submitted", "artifact.submitted", "self_grade.submitted"}
-)
 _CONTROL = frozenset(CONTROL_TYPES)
 
 
