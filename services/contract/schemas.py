@@ -76,8 +76,15 @@ def _retention(days: int) -> dict[str, str]:
     return {"cleanup.policy": "delete", "retention.ms": str(days * DAY_MS)}
 
 
+def _input(days: int) -> dict[str, str]:
+    """Configs of a topic the grader reads: the broker stamps every record with its own
+    append time, so the skew check (an event dated past its record's timestamp plus the
+    allowance is refused) does not rest on the sender's clock."""
+    return {**_retention(days), "message.timestamp.type": "LogAppendTime"}
+
+
 def _signal(name: str, doc: str) -> TopicSpec:
-    return TopicSpec(name, PLATFORM_PARTITIONS, "platform_id", doc, _retention(30))
+    return TopicSpec(name, PLATFORM_PARTITIONS, "platform_id", doc, _input(30))
 
 
 TOPICS: tuple[TopicSpec, ...] = (
@@ -86,7 +93,7 @@ TOPICS: tuple[TopicSpec, ...] = (
         PLATFORM_PARTITIONS,
         "platform_id",
         "Exam control events from the proctor and the candidate; kept long for audits.",
-        _retention(90),
+        _input(90),
     ),
     _signal("platform.cdc-offsets", "Offsets of the candidate's CDC topics."),
     _signal("platform.schemas", "Subjects and versions of the candidate's schema registry."),

@@ -78,6 +78,7 @@ def known_settings() -> set[str]:
     """Every environment variable a proctor process reads (settings, contract, stack)."""
     from services.collectors.settings import PLATFORM_ENV, STATE_DIR_ENV
     from services.collectors.webhook_auth import SHARED_SECRET_ENV
+    from services.collectors.webhook_cli import PLATFORMS_FILE_ENV, ROSTER_ENV
     from services.contract import settings as contract
     from services.grader.settings import GraderSettings
 
@@ -89,7 +90,7 @@ def known_settings() -> set[str]:
         contract.PREFIX_ENV,
         *contract.KAFKA_SECURITY_ENV,
     }
-    collectors = {STATE_DIR_ENV, PLATFORM_ENV, SHARED_SECRET_ENV}
+    collectors = {STATE_DIR_ENV, PLATFORM_ENV, SHARED_SECRET_ENV, PLATFORMS_FILE_ENV, ROSTER_ENV}
     return grader | client | collectors | {"PROCTOR_STACK_DIR"}
 
 
