@@ -17,6 +17,7 @@ gets the same rules on its own topics.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -137,4 +138,38 @@ def apply_acls(admin: Any, grants: Sequence[Grant], timeout_s: float = 30.0) -> 
         raise StackError(
             "the broker refused ACLs (is the client the super user?): " + "; ".join(errors)
         )
+    _wait_visible(admin, bindings, timeout_s)
     return len(bindings)
+
+
+def _wait_visible(admin: Any, bindings: Sequence[Any], timeout_s: float) -> None:
+    """Wait until the broker's authorizer holds every binding: the controller confirms an
+    ACL before the broker has applied it, and a client right after would be refused."""
+    from confluent_kafka.admin import (  # type: ignore[attr-defined]
+        AclBindingFilter,
+        AclOperation,
+        AclPermissionType,
+        ResourcePatternType,
+        ResourceType,
+    )
+
+    everything = AclBindingFilter(
+        ResourceType.ANY,
+        None,
+        ResourcePatternType.ANY,
+        None,
+        None,
+        AclOperation.ANY,
+        AclPermissionType.ANY,
+    )
+    wanted = {str(b) for b in bindings}
+    deadline = time.monotonic() + timeout_s
+    while True:
+        seen = {str(b) for b in admin.describe_acls(everything).result(timeout=timeout_s)}
+        if wanted <= seen:
+            return
+        if time.monotonic() > deadline:
+            raise StackError(
+                f"{len(wanted - seen)} ACLs not applied by the broker after {timeout_s:.0f}s"
+            )
+        time.sleep(0.1)
