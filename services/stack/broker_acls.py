@@ -153,12 +153,13 @@ def _wait_visible(admin: Any, bindings: Sequence[Any], timeout_s: float) -> None
         ResourceType,
     )
 
+    anything: Any = None  # a None name, principal or host matches any (stubs say str)
     everything = AclBindingFilter(
         ResourceType.ANY,
-        None,
+        anything,
         ResourcePatternType.ANY,
-        None,
-        None,
+        anything,
+        anything,
         AclOperation.ANY,
         AclPermissionType.ANY,
     )
