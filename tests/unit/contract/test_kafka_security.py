@@ -82,7 +82,10 @@ def test_sasl_ssl_becomes_aiokafka_arguments_with_a_verifying_context(ca_file: s
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
     # the stack's CA is what the context trusts
     assert [c["subject"] for c in context.get_ca_certs()] == [
-        ((("organizationName", "proctor local stack"),), (("commonName", "proctor local stack CA"),))
+        (
+            (("organizationName", "proctor local stack"),),
+            (("commonName", "proctor local stack CA"),),
+        )
     ]
 
 

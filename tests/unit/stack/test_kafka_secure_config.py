@@ -153,8 +153,15 @@ def secure(tmp_path: Path) -> SecureKafkaComponent:
 
 def test_ports_are_its_own(secure: SecureKafkaComponent) -> None:
     c = secure.config
-    plain = {c.kafka_port, c.kafka_controller_port, c.registry_port, c.postgres_port,
-             c.trino_port, *range(18091, 18096), 9464}
+    plain = {
+        c.kafka_port,
+        c.kafka_controller_port,
+        c.registry_port,
+        c.postgres_port,
+        c.trino_port,
+        *range(18091, 18096),
+        9464,
+    }
     assert set(secure.ports()) == {19094, 19095}
     assert not set(secure.ports()) & plain
     assert secure.address == "127.0.0.1:19094"
