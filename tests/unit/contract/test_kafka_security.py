@@ -199,3 +199,20 @@ def test_a_bad_environment_fails_the_grader_cli_with_the_variable(
     result = CliRunner().invoke(worker, [])
     assert result.exit_code == 2
     assert "PROCTOR_KAFKA_SASL_USERNAME" in result.output
+
+
+@pytest.mark.parametrize("protocol", ["SASL_SSL", "SASL_PLAINTEXT", "SSL"])
+def test_faust_hands_aiokafka_what_aiokafka_gets_directly(ca_file: str, protocol: str) -> None:
+    # the integration tests drive aiokafka with KafkaSecurity.aiokafka(); the worker goes
+    # through Faust's credentials, which must come out as the same arguments
+    from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
+
+    sec = KafkaSecurity(protocol, "SCRAM-SHA-512", "grader", "pw", ca_location=ca_file)
+    through_faust = dict(credentials_to_aiokafka_auth(sec.faust_credentials()))
+    direct = sec.aiokafka()
+    assert through_faust.keys() == direct.keys() | ({"ssl_context"} if not sec.tls else set())
+    for key, value in direct.items():
+        if key == "ssl_context":
+            assert through_faust[key].get_ca_certs() == value.get_ca_certs()
+        else:
+            assert through_faust[key] == value, key
