@@ -163,6 +163,7 @@ def main() -> None:
         print(_line("plaintext broker start, warm (reference)", plain_warm))
 
         plain.start(_quiet)
+        secure.start(_quiet)
         prefix = f"bench{uuid.uuid4().hex[:6]}."
         topic = f"{prefix}{CONTROL_TOPIC}"
         plain_conf = {"bootstrap.servers": config.kafka_bootstrap}

@@ -9,7 +9,8 @@ gets the same rules on its own topics.
 | ---------- | --- |
 | proctor    | write (and read back) ``exam.control`` and ``proctor.roster`` |
 | submission | write ``exam.control`` (each record signed by the endpoint's key) |
-| collector  | write (and read back, to finish an interrupted batch) ``platform.*`` |
+| collector  | write (and read back, to finish an interrupted batch) ``platform.*``;
+               its consumers' groups ``proctor-collector-*`` |
 | grader     | read ``exam.control``, ``platform.*``, ``proctor.roster``; read and write
                ``grading.*``, its own internal topics and its consumer group |
 | candidate  | nothing |
@@ -29,6 +30,9 @@ ROSTER_TOPIC = "proctor.roster"
 PLATFORM_TOPICS = "platform."
 GRADING_TOPICS = "grading."
 DEFAULT_GRADER_APP_ID = "proctor-grader"
+#: a poller's consumer (metadata, end offsets, reading back its own batch) takes a group
+#: id ``proctor-collector-<random>``: librdkafka looks its coordinator up even unsubscribed
+DEFAULT_COLLECTOR_GROUP = "proctor-collector-"
 
 #: the principals of the local secured broker; ``admin`` is its super user
 PRINCIPALS: tuple[str, ...] = ("admin", "proctor", "submission", "collector", "grader", "candidate")
@@ -58,11 +62,13 @@ def acl_plan(
     *,
     grader_app_id: str = DEFAULT_GRADER_APP_ID,
     collectors: Sequence[str] = ("collector",),
+    collector_group: str = DEFAULT_COLLECTOR_GROUP,
 ) -> list[Grant]:
     """Every grant of proctor's principals for topics under ``prefix``.
 
     ``grader_app_id`` is the grader's Faust app id: its consumer group and the prefix of
-    its changelog and leader topics. ``collectors`` are the collector principals.
+    its changelog and leader topics. ``collectors`` are the collector principals and
+    ``collector_group`` the prefix of their consumers' group ids.
     """
     control = f"{prefix}{CONTROL_TOPIC}"
     roster = f"{prefix}{ROSTER_TOPIC}"
@@ -79,6 +85,7 @@ def acl_plan(
     grants += _on("submission", "topic", control, produce)
     for collector in collectors:
         grants += _on(collector, "topic", platform, (*produce, "read"), prefixed=True)
+        grants += _on(collector, "group", collector_group, ("read",), prefixed=True)
     grants += _on("grader", "topic", control, consume)
     grants += _on("grader", "topic", roster, consume)
     grants += _on("grader", "topic", platform, consume, prefixed=True)

@@ -40,6 +40,7 @@ class Broker:
         self.component = component
         self.prefix = prefix
         self.grader_app = f"{prefix}grader"
+        self.collector_group = f"{prefix}collector-"
 
     def topic(self, logical: str) -> str:
         return f"{self.prefix}{logical}"
@@ -63,7 +64,7 @@ def broker(stack: Any) -> Iterator[Broker]:
     futures = admin.create_topics([NewTopic(t, 1, 1) for t in topics], operation_timeout=30)
     for future in futures.values():
         future.result(timeout=30)
-    grants = acl_plan(b.prefix, grader_app_id=b.grader_app)
+    grants = acl_plan(b.prefix, grader_app_id=b.grader_app, collector_group=b.collector_group)
     apply_acls(admin, grants)
     yield b
     filters = [
@@ -191,6 +192,31 @@ def test_collector_is_refused_on_exam_control_and_allowed_on_platform(broker: Br
     err, _ = produce(broker.config("collector"), broker.topic(SIGNAL_TOPIC), signal)
     assert err is None
     assert signal in read_all(broker, broker.topic(SIGNAL_TOPIC))
+
+
+def test_collector_reads_back_its_platform_topic_as_a_poller_does(broker: Broker) -> None:
+    # a poller finishing an interrupted batch: a consumer with its own group id, assigned
+    signal = f"batch-{uuid.uuid4().hex}".encode()
+    topic = broker.topic(SIGNAL_TOPIC)
+    assert produce(broker.config("collector"), topic, signal)[0] is None
+    group = f"{broker.collector_group}{uuid.uuid4().hex}"
+    conf = {"group.id": group, "enable.auto.commit": False, "enable.partition.eof": True}
+    consumer = Consumer(broker.config("collector", **conf))
+    values: list[bytes] = []
+    try:
+        _, end = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+        consumer.assign([TopicPartition(topic, 0, 0)])
+        while True:
+            msg = consumer.poll(10)
+            assert msg is not None, "no end of the topic within 10 s"
+            err = msg.error()
+            if err is not None:
+                assert err.code() == KafkaError._PARTITION_EOF, err
+                break
+            values.append(msg.value() or b"")
+    finally:
+        consumer.close()
+    assert signal in values and len(values) == end
 
 
 def test_collector_is_refused_on_the_roster_and_grading_topics(broker: Broker) -> None:

@@ -85,14 +85,19 @@ def test_the_candidate_may_do_nothing() -> None:
     assert "candidate" in PRINCIPALS
 
 
-def test_only_the_grader_has_a_consumer_group() -> None:
-    groups = {(g.principal, g.name, g.prefixed) for g in acl_plan() if g.resource == "group"}
-    assert groups == {("grader", "proctor-grader", True)}
+def test_groups_are_the_graders_and_the_pollers_consumers() -> None:
+    groups = {
+        (g.principal, g.name, g.operation, g.prefixed) for g in acl_plan() if g.resource == "group"
+    }
+    assert groups == {
+        ("grader", "proctor-grader", "all", True),
+        ("collector", "proctor-collector-", "read", True),  # polling.py's group ids
+    }
 
 
 def test_the_prefix_moves_every_topic_grant() -> None:
     plain = acl_plan()
-    moved = acl_plan("t1.", grader_app_id="t1.grader")
+    moved = acl_plan("t1.", grader_app_id="t1.grader", collector_group="t1.collector-")
     assert len(plain) == len(moved)
     assert all(g.name.startswith("t1.") for g in moved)
     assert ("topic", "t1.exam.control", "write", False) in grants_of("proctor", "t1.")
