@@ -256,3 +256,29 @@ def test_credentials_command_prints_exports(
     assert "export PROCTOR_KAFKA_SASL_USERNAME=grader" in result.output
     unknown = runner.invoke(cli, ["stack", "credentials", "mallory"])
     assert unknown.exit_code == 1 and "no principal 'mallory'" in unknown.output
+
+
+@pytest.mark.parametrize(
+    ("argv", "names"),
+    [
+        (["--secure"], ["postgres", "kafka", "registry", "trino", "kafka-secure"]),
+        (["kafka", "--secure"], ["kafka", "kafka-secure"]),
+        (["kafka-secure"], ["kafka-secure"]),
+        ([], []),
+    ],
+)
+def test_up_secure_adds_the_secured_broker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str], names: list[str]
+) -> None:
+    monkeypatch.setenv("PROCTOR_STACK_DIR", str(tmp_path / "stack"))
+    monkeypatch.delenv("PROCTOR_STACK_MODE", raising=False)
+    asked: list[list[str]] = []
+
+    def up(self: StackManager, wanted: list[str]) -> list[object]:
+        asked.append(list(wanted))
+        return []
+
+    monkeypatch.setattr(StackManager, "up", up)
+    result = CliRunner().invoke(cli, ["stack", "up", *argv])
+    assert result.exit_code == 0, result.output
+    assert asked == [names]
