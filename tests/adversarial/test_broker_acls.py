@@ -15,8 +15,11 @@ import asyncio
 import os
 import socket
 import struct
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -378,3 +381,41 @@ def test_grader_consumes_inputs_and_writes_only_its_own_topics(
     assert written.topic == broker.topic(STATES_TOPIC) and written.offset >= 0
     assert isinstance(forged, TopicAuthorizationFailedError), forged
     assert b"forged" not in read_all(broker, broker.topic(CONTROL_TOPIC))
+
+
+def test_the_grader_worker_runs_on_the_secured_broker_from_its_environment(
+    broker: Broker, tmp_path: Path
+) -> None:
+    # Faust, as the worker builds it (GraderSettings -> aiokafka_auth), in its own process:
+    # it joins its group, reads exam.control, declares and writes its table's changelog
+    control = f"w-{uuid.uuid4().hex}"
+    assert (
+        produce(broker.config("proctor"), broker.topic(CONTROL_TOPIC), control.encode())[0] is None
+    )
+    env = {
+        **os.environ,
+        **broker.component.client_env("grader"),
+        "PROCTOR_APP_ID": broker.grader_app,
+        "PROCTOR_DATA_DIR": str(tmp_path / "worker"),
+    }
+    probe = Path(__file__).with_name("faust_probe.py")
+    done = subprocess.run(
+        [sys.executable, str(probe), broker.topic(CONTROL_TOPIC)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    assert f"RECORD {control}" in output
+    assert "AuthorizationFailed" not in output and "SaslAuthentication" not in output
+    changelog = f"{broker.grader_app}-platforms-changelog"
+    admin = AdminClient(broker.config("admin"))
+    assert changelog in admin.list_topics(timeout=10).topics
+    assert control.encode() in read_all(broker, changelog)
+    # the worker's own topics are not left behind
+    made = [t for t in admin.list_topics(timeout=10).topics if t.startswith(broker.grader_app)]
+    for future in admin.delete_topics(made, operation_timeout=30).values():
+        future.result(timeout=30)
