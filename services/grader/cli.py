@@ -207,6 +207,8 @@ def worker(**flags: Any) -> None:
         settings = GraderSettings(**given)
     except ValidationError as exc:
         raise click.UsageError(f"invalid grader setting: {exc}") from exc
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
     try:
         run(settings)
     except (ConfigError, ProctorError) as exc:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.contract.settings import KafkaSecurity
 from services.stack.config import StackConfig
 
 _STACK = StackConfig.from_env()
@@ -26,11 +27,9 @@ class GraderSettings(BaseSettings):
 
     # Kafka
     kafka_bootstrap: str = _STACK.kafka_bootstrap
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: SecretStr | None = None
-    kafka_ssl_ca_location: str | None = None
+    #: PROCTOR_KAFKA_SECURITY_PROTOCOL, _SASL_* and _SSL_CA_LOCATION, parsed by the same
+    #: function as every confluent-kafka client's (the password never from a flag)
+    kafka_security: KafkaSecurity = Field(default_factory=KafkaSecurity.from_env, repr=False)
     topic_prefix: str = ""
     schema_registry_url: str = _STACK.registry_url
     schema_registry_user_info: SecretStr | None = None
@@ -94,24 +93,8 @@ class GraderSettings(BaseSettings):
 
     def aiokafka_auth(self) -> dict[str, Any]:
         """Faust broker credentials (a ``faust.auth`` object) when security is on."""
-        import ssl
-
-        import faust
-
-        protocol = self.kafka_security_protocol
-        if protocol == "PLAINTEXT":
-            return {}
-        context = ssl.create_default_context(cafile=self.kafka_ssl_ca_location)
-        if protocol == "SSL":
-            return {"broker_credentials": faust.SSLCredentials(context)}
-        password = self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else ""
-        creds = faust.SASLCredentials(
-            username=self.kafka_sasl_username,
-            password=password,
-            mechanism=self.kafka_sasl_mechanism,
-            ssl_context=context if protocol == "SASL_SSL" else None,
-        )
-        return {"broker_credentials": creds}
+        credentials = self.kafka_security.faust_credentials()
+        return {} if credentials is None else {"broker_credentials": credentials}
 
     def catalog_properties(self) -> dict[str, str]:
         return {"uri": self.catalog_uri, "warehouse": self.warehouse, "pool_pre_ping": "true"}

@@ -56,11 +56,18 @@ def stack() -> None:
 @stack.command(short_help="Start components and wait until healthy.")
 @click.argument("components", nargs=-1)
 @click.option("--docker/--local", "docker", default=None, help=_DOCKER_HELP)
-def up(components: Sequence[str], docker: bool | None) -> None:
+@click.option(
+    "--secure",
+    is_flag=True,
+    help="Also start kafka-secure: SASL_SSL (SCRAM-SHA-512) and ACLs on port 19094 "
+    "(PROCTOR_KAFKA_SECURE_PORT); see docs/broker-security.md.",
+)
+def up(components: Sequence[str], docker: bool | None, secure: bool) -> None:
     """Start COMPONENTS (all when none are named) and wait until they are healthy.
 
     Components a named one needs start first (the registry needs PostgreSQL). Running
-    components are left alone, so `up` can be repeated safely.
+    components are left alone, so `up` can be repeated safely. The secured broker
+    (kafka-secure) starts only when named or with --secure.
     """
     config = StackConfig.from_env()
     started = time.monotonic()
@@ -68,13 +75,17 @@ def up(components: Sequence[str], docker: bool | None) -> None:
         if _use_docker(docker):
             from services.stack.containers import DockerStack
 
-            if components:
+            if components or secure:
                 raise StackError("--docker starts the whole stack; name no components")
             rows = DockerStack(config).up(_progress)
         else:
             from services.stack.manager import StackManager
 
-            rows = StackManager(config, progress=_progress).up(list(components))
+            manager = StackManager(config, progress=_progress)
+            names = list(components)
+            if secure:
+                names = [*(names or [c.name for c in manager.plan([])]), "kafka-secure"]
+            rows = manager.up(names)
     except StackError as exc:
         _fail(exc)
         return
@@ -140,6 +151,28 @@ def logs(component: str, lines: int, follow: bool) -> None:
         _fail(exc)
     except KeyboardInterrupt:
         pass
+
+
+@stack.command(short_help="Print a principal's client settings for kafka-secure.")
+@click.argument("principal")
+def credentials(principal: str) -> None:
+    """Print `export PROCTOR_KAFKA_*=...` lines that make proctor's clients PRINCIPAL on
+    the secured broker (admin, proctor, submission, collector, grader, candidate).
+
+    Use as `eval "$(proctor stack credentials grader)"`: the password goes from the
+    stack's state directory to the environment, never onto a command line.
+    """
+    import shlex
+
+    from services.stack.kafka_secure import SecureKafkaComponent
+
+    try:
+        env = SecureKafkaComponent(StackConfig.from_env()).client_env(principal)
+    except StackError as exc:
+        _fail(exc)
+        return
+    for name, value in env.items():
+        click.echo(f"export {name}={shlex.quote(value)}")
 
 
 def _table(rows: Sequence[Status]) -> Table:

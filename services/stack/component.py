@@ -66,6 +66,8 @@ class Component(ABC):
     stop_timeout: float = 30.0
     #: names of components that must be healthy before this one starts
     requires: tuple[str, ...] = ()
+    #: started only when named (``proctor stack up NAME``), not by a plain ``up``
+    optional: bool = False
 
     def __init__(self, config: StackConfig) -> None:
         self.config = config

@@ -21,6 +21,9 @@ class StackConfig:
     host: str = "127.0.0.1"
     kafka_port: int = 19092
     kafka_controller_port: int = 19093
+    #: the secured broker (SASL_SSL + ACLs), beside the plaintext one
+    kafka_secure_port: int = 19094
+    kafka_secure_controller_port: int = 19095
     registry_port: int = 18081
     postgres_port: int = 15432
     trino_port: int = 18080
@@ -43,6 +46,10 @@ class StackConfig:
             kafka_controller_port=int(
                 env.get("PROCTOR_KAFKA_CONTROLLER_PORT", base.kafka_controller_port)
             ),
+            kafka_secure_port=int(env.get("PROCTOR_KAFKA_SECURE_PORT", base.kafka_secure_port)),
+            kafka_secure_controller_port=int(
+                env.get("PROCTOR_KAFKA_SECURE_CONTROLLER_PORT", base.kafka_secure_controller_port)
+            ),
             registry_port=int(env.get("PROCTOR_REGISTRY_PORT", base.registry_port)),
             postgres_port=int(env.get("PROCTOR_POSTGRES_PORT", base.postgres_port)),
             trino_port=int(env.get("PROCTOR_TRINO_PORT", base.trino_port)),
@@ -55,6 +62,11 @@ class StackConfig:
     @property
     def kafka_bootstrap(self) -> str:
         return f"{self.host}:{self.kafka_port}"
+
+    @property
+    def kafka_secure_bootstrap(self) -> str:
+        """The secured broker's SASL_SSL listener."""
+        return f"{self.host}:{self.kafka_secure_port}"
 
     @property
     def registry_url(self) -> str:

@@ -87,15 +87,28 @@ class KafkaComponent(Component):
     def log4j_file(self) -> Path:
         return self.dir / "log4j2.properties"
 
+    @property
+    def mvn_dir(self) -> Path:
+        """Where the resolved class path is cached (the jars themselves are in ~/.m2)."""
+        return self.dir / "mvn"
+
+    def storage_format_args(self) -> list[str]:
+        """Extra arguments of the one-time ``format`` (SCRAM users, for a secured broker)."""
+        return []
+
+    def admin_settings(self) -> dict[str, Any]:
+        """How the health check (and set-up) connects: librdkafka properties."""
+        return {"bootstrap.servers": self.config.kafka_bootstrap}
+
     # Install and configure ---------------------------------------------------------------
     def install(self, progress: Progress) -> None:
         jvm.java(self.config.java17_home, 17)
-        self._classpath = maven.classpath(ARTIFACTS, self.dir / "mvn", progress)
+        self._classpath = maven.classpath(ARTIFACTS, self.mvn_dir, progress)
 
     def classpath(self) -> str:
         entries = getattr(self, "_classpath", None)
         if entries is None:
-            entries = maven.classpath(ARTIFACTS, self.dir / "mvn", lambda _msg: None)
+            entries = maven.classpath(ARTIFACTS, self.mvn_dir, lambda _msg: None)
             self._classpath = entries
         return os.pathsep.join(str(p) for p in entries)
 
@@ -132,6 +145,9 @@ class KafkaComponent(Component):
 
     def prepare(self, progress: Progress) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        # owner-only: a secured broker's file holds its inter-broker password
+        self.properties_file.touch(mode=0o600)
+        self.properties_file.chmod(0o600)
         self.properties_file.write_text(
             "".join(f"{k}={v}\n" for k, v in self.server_properties().items())
         )
@@ -142,7 +158,7 @@ class KafkaComponent(Component):
         if not cluster_file.is_file():
             cluster_file.write_text(new_cluster_id())
         cluster_id = cluster_file.read_text().strip()
-        progress(f"kafka: formatting storage in {self.data_dir} (cluster {cluster_id})")
+        progress(f"{self.name}: formatting storage in {self.data_dir} (cluster {cluster_id})")
         proc = subprocess.run(
             [
                 *self._java_prefix("256m"),
@@ -153,6 +169,7 @@ class KafkaComponent(Component):
                 "--config",
                 str(self.properties_file),
                 "--ignore-formatted",
+                *self.storage_format_args(),
             ],
             capture_output=True,
             text=True,
@@ -186,12 +203,12 @@ class KafkaComponent(Component):
     # Health ------------------------------------------------------------------------------
     def healthy(self) -> bool:
         """The broker answers a metadata request and lists itself."""
-        if not port_in_use(self.config.host, self.config.kafka_port):
+        if not port_in_use(self.config.host, self.port):
             return False
         from confluent_kafka.admin import AdminClient
 
         settings: dict[str, Any] = {
-            "bootstrap.servers": self.config.kafka_bootstrap,
+            **self.admin_settings(),
             "socket.timeout.ms": 3000,
             "logger": _QUIET,
         }

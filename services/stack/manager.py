@@ -22,6 +22,7 @@ from services.stack.config import StackConfig
 COMPONENTS: tuple[tuple[str, str, str], ...] = (
     ("postgres", "services.stack.postgres", "PostgresComponent"),
     ("kafka", "services.stack.kafka", "KafkaComponent"),
+    ("kafka-secure", "services.stack.kafka_secure", "SecureKafkaComponent"),
     ("registry", "services.stack.registry", "RegistryComponent"),
     ("trino", "services.stack.trino", "TrinoComponent"),
 )
@@ -88,9 +89,10 @@ class StackManager:
         raise StackError(f"unknown component {name!r}; choose from {', '.join(self.names)}")
 
     def plan(self, names: Sequence[str] | None = None) -> list[Component]:
-        """The components to start for ``names`` (all when empty), requirements first."""
+        """The components to start for ``names`` (all but the optional ones when empty),
+        requirements first."""
         if not names:
-            return list(self.components)
+            return [c for c in self.components if not c.optional]
         wanted: set[str] = set()
 
         def want(name: str, chain: tuple[str, ...]) -> None:
@@ -139,7 +141,8 @@ class StackManager:
             raise StackError("\n".join(errors))
 
     def status(self) -> list[Status]:
-        rows = [c.status() for c in self.components]
+        # an optional component shows when it runs; stopped, it is not a fault of the stack
+        rows = [c.status() for c in self.components if not c.optional or c.pid() is not None]
         rows += [
             Status(name, "-", False, False, None, detail=why) for name, why in self.missing.items()
         ]

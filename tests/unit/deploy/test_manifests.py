@@ -61,7 +61,9 @@ def generator_literals(kustomization: Path, name: str) -> dict[str, str]:
 # --- topics -------------------------------------------------------------------------------
 def test_topics_are_the_contracts() -> None:
     topics = docs(K8S / "base" / "topics" / "topics.yaml")
-    assert all(t["apiVersion"] == "cluster.redpanda.com/v1alpha2" and t["kind"] == "Topic" for t in topics)
+    assert all(
+        t["apiVersion"] == "cluster.redpanda.com/v1alpha2" and t["kind"] == "Topic" for t in topics
+    )
     by_name = {t["spec"]["overwriteTopicName"]: t for t in topics}
     assert len(by_name) == len(topics), "a topic is declared twice"
     assert set(by_name) == {spec.name for spec in TOPICS}
@@ -87,9 +89,18 @@ def test_local_overlay_has_one_replica_per_topic(build: Any) -> None:
 # --- settings -----------------------------------------------------------------------------
 def config_literals() -> list[tuple[str, dict[str, str]]]:
     return [
-        ("base", generator_literals(K8S / "base" / "proctor" / "kustomization.yaml", "proctor-config")),
-        ("local", generator_literals(K8S / "overlays" / "local" / "kustomization.yaml", "proctor-config")),
-        ("prod", generator_literals(K8S / "overlays" / "prod" / "kustomization.yaml", "proctor-config")),
+        (
+            "base",
+            generator_literals(K8S / "base" / "proctor" / "kustomization.yaml", "proctor-config"),
+        ),
+        (
+            "local",
+            generator_literals(K8S / "overlays" / "local" / "kustomization.yaml", "proctor-config"),
+        ),
+        (
+            "prod",
+            generator_literals(K8S / "overlays" / "prod" / "kustomization.yaml", "proctor-config"),
+        ),
     ]
 
 
@@ -100,8 +111,11 @@ def test_config_names_are_settings_the_services_read(known_settings: set[str]) -
         assert literals, f"{where}: no proctor-config literals"
         unknown = {k for k in literals if k not in known and not k.startswith(pyiceberg)}
         assert not unknown, f"{where}: no service reads {sorted(unknown)}"
-    for path in [*RECEIVERS.glob("*.yaml"), K8S / "base" / "proctor" / "worker.yaml",
-                 K8S / "pollers" / "base" / "deployment.yaml"]:
+    for path in [
+        *RECEIVERS.glob("*.yaml"),
+        K8S / "base" / "proctor" / "worker.yaml",
+        K8S / "pollers" / "base" / "deployment.yaml",
+    ]:
         for _obj, c in containers(docs(path)):
             names = {e["name"] for e in c.get("env") or []}
             assert names <= known, f"{path.name}: no service reads {sorted(names - known)}"
@@ -119,10 +133,13 @@ def test_worker_accepts_the_overlay_config(monkeypatch: pytest.MonkeyPatch, over
         monkeypatch.delenv(key, raising=False)
     for key, value in merged.items():
         monkeypatch.setenv(key, value)
+    # what the proctor-kafka Secret adds in every pod
+    monkeypatch.setenv("PROCTOR_KAFKA_SASL_USERNAME", "grader")
+    monkeypatch.setenv("PROCTOR_KAFKA_SASL_PASSWORD", "from-the-secret")
     settings = GraderSettings()
     assert settings.kafka_bootstrap == merged["PROCTOR_KAFKA_BOOTSTRAP"]
     assert settings.replication_factor == int(merged["PROCTOR_REPLICATION_FACTOR"])
-    assert settings.kafka_security_protocol == merged["PROCTOR_KAFKA_SECURITY_PROTOCOL"]
+    assert settings.kafka_security.protocol == merged["PROCTOR_KAFKA_SECURITY_PROTOCOL"]
     for key in merged:
         assert not re.search(r"PASSWORD|SECRET|TOKEN|USER_INFO", key), f"{key} belongs in a Secret"
 
@@ -135,7 +152,10 @@ def all_containers() -> list[tuple[Path, dict[str, Any]]]:
             continue
         for obj, c in containers([d for d in docs(path) if isinstance(d, dict)]):
             # patches (defaults.yaml, overlay patches) name no image: not a container yet
-            if obj.get("kind") in ("Deployment", "Job", "StatefulSet", "DaemonSet") and "image" in c:
+            if (
+                obj.get("kind") in ("Deployment", "Job", "StatefulSet", "DaemonSet")
+                and "image" in c
+            ):
                 out.append((path, c))
     return out
 
@@ -154,7 +174,11 @@ def test_a_receiver_per_push_source() -> None:
     deployed = {}
     for path in RECEIVERS.glob("*.yaml"):
         for obj in docs(path):
-            if obj["kind"] == "Deployment" and obj["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "receiver":
+            if (
+                obj["kind"] == "Deployment"
+                and obj["metadata"].get("labels", {}).get("app.kubernetes.io/component")
+                == "receiver"
+            ):
                 args = obj["spec"]["template"]["spec"]["containers"][0]["args"]
                 assert obj["metadata"]["name"] == f"proctor-collect-{args[1]}"
                 deployed[args[1]] = obj
@@ -168,7 +192,9 @@ def test_a_receiver_per_push_source() -> None:
 def test_argocd_template_posts_to_the_receiver_service() -> None:
     template = docs(K8S / "argocd" / "notifications-template.yaml")[0]
     service = yaml.safe_load(template["data"]["service.webhook.proctor"])
-    assert service["url"].startswith("http://proctor-collect-argocd.proctor.svc.cluster.local:9464/")
+    assert service["url"].startswith(
+        "http://proctor-collect-argocd.proctor.svc.cluster.local:9464/"
+    )
 
 
 @pytest.mark.parametrize(
@@ -203,7 +229,11 @@ def test_pollers_deployment_matches_its_config() -> None:
 
 # --- images, secrets, Argo CD -------------------------------------------------------------
 def test_images_carry_the_package_version() -> None:
-    for kustomization in [K8S / "base" / "proctor", K8S / "pollers" / "base", K8S / "overlays" / "prod"]:
+    for kustomization in [
+        K8S / "base" / "proctor",
+        K8S / "pollers" / "base",
+        K8S / "overlays" / "prod",
+    ]:
         data = yaml.safe_load((kustomization / "kustomization.yaml").read_text())
         tags = {i["name"]: i["newTag"] for i in data["images"]}
         assert tags == {"proctor": __version__}, kustomization
@@ -230,7 +260,11 @@ def test_prod_mounts_only_secrets_it_makes(build: Any) -> None:
 def test_worker_replicas_and_partitions(build: Any) -> None:
     for overlay, replicas in (("local", 1), ("prod", 3)):
         objs = build(K8S / "overlays" / overlay)
-        worker = next(o for o in objs if o["kind"] == "Deployment" and o["metadata"]["name"] == "proctor-worker")
+        worker = next(
+            o
+            for o in objs
+            if o["kind"] == "Deployment" and o["metadata"]["name"] == "proctor-worker"
+        )
         assert worker["spec"]["replicas"] == replicas
         assert 1 <= replicas <= PLATFORM_PARTITIONS
 
@@ -245,7 +279,9 @@ def test_argocd_application_syncs_the_prod_overlay() -> None:
 
 
 def _wave(obj: dict[str, Any]) -> int:
-    return int(((obj["metadata"].get("annotations") or {}).get("argocd.argoproj.io/sync-wave")) or 0)
+    return int(
+        ((obj["metadata"].get("annotations") or {}).get("argocd.argoproj.io/sync-wave")) or 0
+    )
 
 
 @pytest.mark.parametrize("overlay", ["local", "prod"])
@@ -262,7 +298,11 @@ def test_schema_registration_runs_after_its_inputs_and_before_the_workloads(
     # What the Job's pod needs exists in an earlier wave (a PreSync hook would run before
     # all of it, and on a fresh cluster never start).
     needs = {("Namespace", "proctor"), ("ServiceAccount", pod["serviceAccountName"])}
-    needs |= {("ConfigMap", e["configMapRef"]["name"]) for e in pod["containers"][0]["envFrom"] if "configMapRef" in e}
+    needs |= {
+        ("ConfigMap", e["configMapRef"]["name"])
+        for e in pod["containers"][0]["envFrom"]
+        if "configMapRef" in e
+    }
     made_by = {o["spec"]["target"]["name"]: o for o in objs if o["kind"] == "ExternalSecret"}
     for e in pod["containers"][0]["envFrom"]:
         if "secretRef" in e and e["secretRef"]["name"] in made_by:

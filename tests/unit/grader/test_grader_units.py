@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from services.contract.settings import KafkaSecurity
 from services.core.events import SourcePosition
 from services.errors import ConfigError, SinkError
 from services.grader import offsets as off
@@ -156,7 +157,7 @@ def test_sasl_settings_become_faust_credentials(monkeypatch: pytest.MonkeyPatch)
         "pw",
         "SCRAM-SHA-512",
     )
-    assert GraderSettings(kafka_security_protocol="PLAINTEXT").aiokafka_auth() == {}
+    assert GraderSettings(kafka_security=KafkaSecurity()).aiokafka_auth() == {}
 
 
 def test_view_sql_refuses_names_that_are_not_plain() -> None:
