@@ -76,8 +76,10 @@ SELECT exam_id, candidate_id, platform_id, rubric_id, rubric_version, part, crit
 FROM scored"""
 
 
-def create_exam_scores_view(conn: Any, catalog: str, namespace: str) -> None:
-    """Create (or replace) the view through a Trino DB-API connection."""
+def create_exam_scores_view(
+    conn: Any, catalog: str, namespace: str, table: str = "criterion_transitions"
+) -> None:
+    """Create (or replace) the view over ``table`` through a Trino DB-API connection."""
     cur = conn.cursor()
-    cur.execute(exam_scores_sql(catalog, namespace))
+    cur.execute(exam_scores_sql(catalog, namespace, table))
     cur.fetchall()
