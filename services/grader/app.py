@@ -44,8 +44,7 @@ from services.grader.telemetry import Metrics
 
 log = logging.getLogger(__name__)
 
-#: longest wait for the changelog topic in the consumer's metadata (see
-#: METADATA_MAX_AGE_MS)
+#: longest wait for the changelog topic in the consumer's metadata
 CHANGELOG_WAIT_S = 30.0
 #: metadata refresh of the worker's consumer: Faust's 5 min default leaves a new
 #: changelog topic at "0 partitions" that long
@@ -208,28 +207,9 @@ class GraderWorker:
             self.grading_thread,
             _tracer(),
         )
-        await self._await_changelog_metadata()
+        await fi.await_changelog_metadata(self.app, self.table, CHANGELOG_WAIT_S)
         self._ready.set()
         await self.tableside.create_view()
-
-    async def _await_changelog_metadata(self) -> None:
-        """Hold grading until the consumer's metadata knows the table's changelog topic:
-        on a first start it says "0 partitions" until its next refresh (every
-        METADATA_MAX_AGE_MS), and a table write before then fails Faust's partition check
-        (PartitionsMismatch) mid-record. Only the group's leader has the counts (None
-        elsewhere: nothing to wait for)."""
-        deadline = time.monotonic() + CHANGELOG_WAIT_S
-        while time.monotonic() < deadline:
-            if fi.changelog_partitions(self.app, self.table) in (None, PLATFORM_PARTITIONS):
-                return
-            await asyncio.sleep(0.25)
-        log.warning(
-            "the consumer's metadata still has %s partitions, not %d, for the changelog "
-            "after %.0f s; grading",
-            fi.changelog_partitions(self.app, self.table),
-            PLATFORM_PARTITIONS,
-            CHANGELOG_WAIT_S,
-        )
 
     def _table_records(self) -> list[PlatformRecord]:
         return [PlatformRecord.decode(v) for _k, v in self.table.items() if v is not None]
@@ -244,15 +224,7 @@ class GraderWorker:
             topic, partition = seek.tp
             if seek.stalled_s is not None:
                 self.metrics.position_gaps.labels(topic).inc()
-                log.warning(
-                    "%s[%d] holds records up to offset %d, past %d where the grader state "
-                    "resumes, but delivered none for %.0f s; reading from %d again",
-                    *seek.tp,
-                    (seek.high or 0) - 1,
-                    seek.offset,
-                    seek.stalled_s,
-                    seek.offset,
-                )
+                log.warning("%s", seek.describe())
             log.info("%s[%d]: seeking back to %d", topic, partition, seek.offset)
             await self.app.consumer.seek(TP(topic, partition), seek.offset)
         if self.checkpoint is not None:

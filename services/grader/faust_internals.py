@@ -7,7 +7,9 @@ Faust or aiokafka is upgraded, this module is what to check.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, cast
 
@@ -15,6 +17,7 @@ import faust
 from faust.types import TP, TableT
 
 from services.contract.dlq import RawRecord
+from services.contract.schemas import PLATFORM_PARTITIONS
 from services.grader.offsets import TopicPartition
 from services.grader.record import PlatformRecord
 
@@ -127,6 +130,29 @@ def changelog_partitions(app: faust.App, table: TableT[Any, Any]) -> int | None:
     """Partitions the consumer's metadata knows for the table's changelog topic (None on
     a member that is not the group's leader: only the leader keeps the counts)."""
     return app.consumer.topic_partitions(table.changelog_topic.get_topic_name())
+
+
+async def await_changelog_metadata(app: faust.App, table: TableT[Any, Any], wait_s: float) -> None:
+    """Hold grading until the consumer's metadata knows the table's changelog topic.
+
+    Why: on a first start Faust creates the changelog topic after subscribing to it, so
+    the consumer's metadata says "0 partitions" until its next refresh (the app's
+    ``consumer_metadata_max_age_ms``); a table write before then fails Faust's partition
+    check (PartitionsMismatch) and crashes the agent mid-record. Only the group's leader
+    keeps those counts (None elsewhere: nothing to wait for).
+    """
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if changelog_partitions(app, table) in (None, PLATFORM_PARTITIONS):
+            return
+        await asyncio.sleep(0.25)
+    log.warning(
+        "the consumer's metadata still has %s partitions, not %d, for the changelog after "
+        "%.0f s; grading",
+        changelog_partitions(app, table),
+        PLATFORM_PARTITIONS,
+        wait_s,
+    )
 
 
 def leave_group_when_stopping(app: faust.App) -> None:

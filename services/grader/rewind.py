@@ -47,6 +47,16 @@ class Seek:
     stalled_s: float | None = None
     high: int | None = None
 
+    def describe(self) -> str:
+        topic, partition = self.tp
+        if self.stalled_s is None:
+            return f"{topic}[{partition}]: seeking back to {self.offset}"
+        return (
+            f"{topic}[{partition}] holds records up to offset {(self.high or 0) - 1}, past "
+            f"{self.offset} where the grader state resumes, but delivered none for "
+            f"{self.stalled_s:.0f} s; reading from {self.offset} again"
+        )
+
 
 class RewindPolicy:
     """Gaps and stalls of the input partitions, and the seeks they call for."""
