@@ -226,7 +226,7 @@ class GraderWorker:
                 self.metrics.position_gaps.labels(topic).inc()
                 log.warning("%s", seek.describe())
             log.info("%s[%d]: seeking back to %d", topic, partition, seek.offset)
-            await self.app.consumer.seek(TP(topic, partition), seek.offset)
+            await fi.seek(self.app, seek.tp, seek.offset)
         if self.checkpoint is not None:
             self.checkpoint.maybe_commit()
 

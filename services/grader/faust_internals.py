@@ -76,6 +76,18 @@ def after_seek_to_committed(app: faust.App, after: Callable[[], Awaitable[None]]
     cast(Any, consumer).perform_seek = perform_seek
 
 
+async def seek(app: faust.App, tp: TopicPartition, offset: int) -> None:
+    """Read ``tp`` again from ``offset``.
+
+    Why not ``consumer.seek``: Faust's aiokafka driver runs the client in a thread of its
+    own, but its ``seek`` calls the client directly from the event loop's thread; the
+    client's fetcher may be iterating its fetched records in its thread at that moment,
+    and the fetcher crashes (KeyError in ``fetched_records``: seen in a fault test).
+    ``seek_wait`` runs the same seek in the client's thread.
+    """
+    await app.consumer.seek_wait({TP(*tp): offset})
+
+
 async def seek_uncommitted_to_earliest(app: faust.App, tps: list[TP]) -> None:
     """Seek the partitions of ``tps`` with nothing committed to their first record.
 
