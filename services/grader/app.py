@@ -220,7 +220,8 @@ class GraderWorker:
         settled = not self.app.rebalancing and self.assignments.recovered.is_set()
         if sink is not None and settled:
             self.assignments.restore_idle(self.assigned_partitions(), sink)
-        for seek in self.rewind.seeks(time.monotonic(), self._marks(), settled):
+        ends = self._log_ends()
+        for seek in self.rewind.seeks(time.monotonic(), self._marks(ends), settled):
             topic, partition = seek.tp
             if seek.stalled_s is not None:
                 self.metrics.position_gaps.labels(topic).inc()
@@ -230,23 +231,32 @@ class GraderWorker:
         if self.checkpoint is not None:
             self.checkpoint.maybe_commit()
 
-    def _marks(self) -> dict[TopicPartition, Mark]:
-        """Where each assigned input partition with a grader and a known high-water mark
-        stands; sets the lag gauge."""
-        marks: dict[TopicPartition, Mark] = {}
+    def _log_ends(self) -> dict[int, dict[str, int]]:
+        """The log-end offset (high-water mark) of each input topic, by assigned partition
+        with a grader: one read per partition a tick, for the lag, stalls and graders."""
+        ends: dict[int, dict[str, int]] = {}
         for tp in self._assigned():
-            grader = self.assignments.graders.get(tp.partition)
-            if grader is None:
+            if tp.partition not in self.assignments.graders:
                 continue
             try:
                 high = self.app.consumer.highwater(tp)
             except Exception:
                 continue
-            if high is None:
+            if high is not None:
+                ends.setdefault(tp.partition, {})[tp.topic] = high
+        return ends
+
+    def _marks(self, ends: dict[int, dict[str, int]]) -> dict[TopicPartition, Mark]:
+        """Where each partition of ``ends`` stands; sets the lag gauge."""
+        marks: dict[TopicPartition, Mark] = {}
+        for partition, highs in ends.items():
+            grader = self.assignments.graders.get(partition)
+            if grader is None:
                 continue
-            resume = grader.resume_at(tp.topic) or 0
-            self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - resume))
-            marks[(tp.topic, tp.partition)] = Mark(resume, high)
+            for topic, high in highs.items():
+                resume = grader.resume_at(topic) or 0
+                self.metrics.lag.labels(topic, str(partition)).set(max(0, high - resume))
+                marks[(topic, partition)] = Mark(resume, high)
         return marks
 
     # --- rebalances ----------------------------------------------------------------------
