@@ -20,10 +20,12 @@ grades a recorded exam (``--copies`` renamed copies), then:
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import tempfile
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +68,24 @@ def graded(live: LiveExam, port: int) -> float:
         return 0.0
 
 
+#: log lines of the restarted worker that mark the steps of its return
+STEPS = ("Joined group", "Elected group leader", "Revoking", "restored", "first record")
+
+
+def timeline(log: Path, t0: float) -> str:
+    """Seconds from the restart to each step in the restarted worker's log."""
+    out = []
+    for line in log.read_text(errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if any(step in entry.get("message", "") for step in STEPS):
+            ts = datetime.fromisoformat(entry["ts"].replace("Z", "+00:00")).timestamp()
+            out.append(f"  +{ts - t0:5.1f} s  {entry['message'][:110]}")
+    return "restarted worker:\n" + "\n".join(out[:30])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--copies", type=int, default=3)
@@ -83,6 +103,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         live = LiveExam(config.kafka_bootstrap, config.registry_url, namespace, tmp, config)
+        start_wall = time.time()
         try:
             live.publish(live.events(str(recording(tmp, args.copies, "a"))))
             first = live.start_worker(**extra)
@@ -92,7 +113,7 @@ def main() -> None:
             first.send_signal(signal.SIGKILL)
             first.wait(10)
             live.publish(live.events(str(recording(tmp, args.copies, "b"))))
-            start = time.monotonic()
+            start, start_wall = time.monotonic(), time.time()
             again = live.start_worker(**extra)
             wait_for(lambda: bool((ready(live.port) or {}).get("ready")), 300, "ready", [again])
             to_ready = time.monotonic() - start
@@ -139,7 +160,7 @@ def main() -> None:
             )
         finally:
             live.close()
-            print(live.log_tails(5))
+            print(timeline(tmp / "worker-1.log", start_wall))
             conn = trino_connect(config)
             cur = conn.cursor()
             cur.execute(f"DROP VIEW IF EXISTS {TRINO_CATALOG}.{namespace}.exam_scores")
