@@ -201,7 +201,13 @@ _EVIDENCE = StructType(
 #: Iceberg schema of ``grading.criterion_transitions``; field ids are fixed so the table
 #: can evolve (new optional fields get new ids, never reused).
 TRANSITIONS_SCHEMA = Schema(
-    NestedField(1, "transition_id", StringType(), required=True, doc="Deterministic id: the change and its place in the platform's sequence."),
+    NestedField(
+        1,
+        "transition_id",
+        StringType(),
+        required=True,
+        doc="Deterministic id: the change and its place in the platform's sequence.",
+    ),
     NestedField(2, "exam_id", StringType(), required=True),
     NestedField(3, "candidate_id", StringType(), required=True),
     NestedField(4, "platform_id", StringType(), required=True),

@@ -44,6 +44,15 @@ class GraderSettings(BaseSettings):
     #: replication of the worker's own topics (table changelog); 3 on a real cluster
     replication_factor: int = Field(default=1, ge=1)
     worker_id: str = Field(default_factory=socket.gethostname)
+    #: static group membership: the worker joins as ``group.instance.id`` = worker_id, so
+    #: after a crash, a restart within the session timeout gets its partitions back at
+    #: once instead of waiting out the dead member's session (each member needs its own
+    #: PROCTOR_WORKER_ID; a clean stop still leaves the group at once)
+    static_membership: bool = True
+    #: how long the group waits for a silent member before moving its partitions (the
+    #: broker allows 6 s and up by default); heartbeats go every third of it or less
+    session_timeout_s: float = Field(default=15.0, ge=6.0, le=90.0)
+    heartbeat_interval_s: float = Field(default=3.0, gt=0)
 
     # Iceberg and Trino
     catalog_name: str = "proctor"

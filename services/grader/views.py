@@ -128,10 +128,12 @@ FROM ranked
 WHERE rn = 1 AND state = 'unknown'"""
 
 
-def create_exam_scores_view(conn: Any, catalog: str, namespace: str) -> None:
-    """Create (or replace) the views through a Trino DB-API connection."""
+def create_exam_scores_view(
+    conn: Any, catalog: str, namespace: str, table: str = "criterion_transitions"
+) -> None:
+    """Create (or replace) the views over ``table`` through a Trino DB-API connection."""
     cur = conn.cursor()
-    cur.execute(exam_scores_sql(catalog, namespace))
+    cur.execute(exam_scores_sql(catalog, namespace, table))
     cur.fetchall()
-    cur.execute(review_reasons_sql(catalog, namespace))
+    cur.execute(review_reasons_sql(catalog, namespace, table))
     cur.fetchall()

@@ -1,23 +1,24 @@
-"""The worker asks its admission check about every decoded record: a refusal comes back
-as is, an unknown platform is re-checked after a roster re-read (off the loop), and a
-roster that cannot be read is retried rather than blamed on the record."""
+"""The batch pipeline asks its admission check about every decoded record: a refusal
+comes back as is, an unknown platform is re-checked after a roster re-read (off the
+loop), and a roster that cannot be read is retried rather than blamed on the record."""
 
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from opentelemetry.trace import NoOpTracer
 
 from services.contract.admission import RecordFacts, Refusal
 from services.contract.dlq import RawRecord
-from services.contract.wire import WireCodec, registry_client
 from services.core.events import Event
 from services.errors import StackError
-from services.grader import app as app_module
-from services.grader.app import GraderWorker
-from services.grader.settings import GraderSettings
+from services.grader import pipeline as pipeline_module
+from services.grader.pipeline import BatchPipeline, facts_of
+from services.grader.rewind import RewindPolicy
+from services.grader.telemetry import Metrics
 
 pytestmark = pytest.mark.unit
 
@@ -46,24 +47,26 @@ class Admission:
         return outcome  # type: ignore[no-any-return]
 
 
-def _worker(tmp_path: Path, admission: Any) -> GraderWorker:
-    settings = GraderSettings(data_dir=str(tmp_path), topic_prefix="")
-    codec = WireCodec(registry_client("http://127.0.0.1:9"), topic_prefix="")
-    return GraderWorker(
-        settings,
-        None,
-        codec,
-        lambda: None,
-        lambda: None,
-        admission=admission,  # type: ignore[arg-type, return-value]
+def _pipeline(admission: Any) -> BatchPipeline:
+    """Only the admission matters here: the other rooms are never reached."""
+    return BatchPipeline(
+        None,  # type: ignore[arg-type]
+        admission,
+        None,  # type: ignore[arg-type]
+        RewindPolicy(),
+        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        Metrics(),
+        ThreadPoolExecutor(1),
+        NoOpTracer(),
     )
 
 
-def test_facts_and_a_refusal(tmp_path: Path) -> None:
+def test_facts_and_a_refusal() -> None:
     refusal = Refusal("unauthenticated", "no MAC")
     admission = Admission(refusal, [])
-    worker = _worker(tmp_path, admission)
-    assert asyncio.run(worker._admit(EVENT, RAW)) == refusal
+    pipeline = _pipeline(admission)
+    assert asyncio.run(pipeline._admit(EVENT, facts_of(RAW))) == refusal
     facts = admission.facts[0]
     assert (facts.topic, facts.offset, facts.key, facts.broker_ts_ms) == (
         "platform.observability",
@@ -74,13 +77,11 @@ def test_facts_and_a_refusal(tmp_path: Path) -> None:
     assert list(facts.headers) == [("h", b"1")] and admission.rechecks == 0
 
 
-def test_unknown_platform_rechecked_and_retried(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(app_module, "RETRY_S", 0.01)
+def test_unknown_platform_rechecked_and_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pipeline_module, "RETRY_S", 0.01)
     admission = Admission(
         Refusal("unknown_platform", "not in the roster"), [StackError("broker down"), None]
     )
-    worker = _worker(tmp_path, admission)
-    assert asyncio.run(worker._admit(EVENT, RAW)) is None
+    pipeline = _pipeline(admission)
+    assert asyncio.run(pipeline._admit(EVENT, facts_of(RAW))) is None
     assert admission.rechecks == 2
