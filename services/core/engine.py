@@ -162,6 +162,16 @@ class Engine:
         self.platforms: dict[str, PlatformState] = {}
         self.clock = NEVER
         self.audit = Audit()
+        #: the last :meth:`apply` met an event id seen before with another body (the
+        #: first is kept, the event graded nothing): a driver reports it
+        self.conflict = False
+        #: cache of :meth:`next_deadline_ms` (valid while ``_deadline_ok``)
+        self._deadline: int | None = None
+        self._deadline_ok = False
+
+    def invalidate_deadline(self) -> None:
+        """Time marks or the clock changed outside :meth:`evaluate` (restore, control)."""
+        self._deadline_ok = False
 
     # ------------------------------------------------------------------ input
     def apply(self, event: Event) -> list[Transition]:
@@ -214,7 +224,11 @@ class Engine:
         old = self.clock
         if at_ms <= old:
             return []
+        deadline = self.next_deadline_ms()
         self.clock = at_ms
+        if deadline is None or at_ms < deadline:
+            return []  # no box closes in (old, at_ms]: the next deadline stays ahead
+        self._deadline_ok = False
         out: list[Transition] = []
         for p in self.platforms.values():
             for ex in p.exams.values():
@@ -272,6 +286,7 @@ class Engine:
             ex = p.exams[exam_id] = ExamState(ev.platform_id, exam_id)
         if not ex.add_control(ev, self.judge):
             return []
+        self._deadline_ok = False
         had_rubric = ex.rubric is not None
         window = (ex.ctx.start_ms, ex.ctx.end_ms)
         ex.ensure_rubric(self.rubrics, self.rubric_version)
@@ -305,13 +320,20 @@ class Engine:
     def next_deadline_ms(self) -> int | None:
         """The next time box close (or exam end) after the clock; None when none is ahead.
 
-        A driver may skip :meth:`evaluate` until its watermark reaches this.
+        A driver may skip :meth:`evaluate` until its watermark reaches this. Cached:
+        time marks change only with control events (and restores), the clock only in
+        :meth:`evaluate`.
         """
+        if self._deadline_ok:
+            return self._deadline
+        clock = self.clock
         ahead = [
             m
             for p in self.platforms.values()
             for ex in p.exams.values()
             for m in ex.time_marks()
-            if m > self.clock
+            if m > clock
         ]
-        return min(ahead, default=None)
+        self._deadline = min(ahead, default=None)
+        self._deadline_ok = True
+        return self._deadline

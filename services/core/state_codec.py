@@ -123,6 +123,7 @@ def restore_platform(engine: Engine, data: bytes | dict[str, Any]) -> None:
         raise GradingError(f"corrupt engine state: {exc}") from exc
     engine.platforms[pid] = p
     engine.clock = max(engine.clock, int(obj.get("c", NEVER)))
+    engine.invalidate_deadline()
     p.reindex()
     for ex, saved in zip(p.exams.values(), decided, strict=True):
         if ex.rubric is not None:

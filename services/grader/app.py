@@ -309,7 +309,7 @@ class GraderWorker:
         if grader is not None:
             return grader
         assert self.sink is not None
-        grader = PartitionGrader(partition, self.engines)
+        grader = PartitionGrader(partition, self.engines, topics=self.input_topics)
         for row in grader.restore(self._table_records()):
             self.sink.offer(row)
         for topic, offset in grader.positions.items():
@@ -656,6 +656,7 @@ class GraderWorker:
                 continue
             if high is None:
                 continue
+            grader.note_log_ends({tp.topic: high})
             resume = grader.resume_at(tp.topic) or 0
             self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - resume))
             marks[tp] = (resume, high)
