@@ -1,6 +1,7 @@
 """Benchmark of the worker's grading step (PartitionGrader.handle) beside the engine alone.
 
     .venv/bin/python bench/partition.py [--records 100000] [--platforms 20] [--runs 3]
+        [--old-grader FILE]   # e.g. `git show <rev>:services/grader/grading.py > FILE`
 
 A generated partition: ``--platforms`` load exams (``load_exam``) of about
 ``--records / --platforms`` records each, merged in event-time order, each record on
@@ -9,21 +10,29 @@ time of the process; the machine is shared):
 
 * µs/record through ``PartitionGrader.handle`` (engine included);
 * µs/record of the engines alone (``Engine.apply`` of every record on its platform's
-  engine, nothing else);
-* the difference: what the grading step costs beyond the engine's own apply.
+  engine, then ``Engine.evaluate`` at the platform's latest event time, nothing else);
+* the grading step beyond the engine: handle's time less the time spent inside the
+  engine's own calls (apply, evaluate, next_deadline_ms), timed around each call;
+* with ``--old-grader``, the same figures for another PartitionGrader module (an
+  earlier version of services/grader/grading.py) in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 import statistics
+import sys
 import time
 from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
 
 from services.contract.schemas import load_contract
 from services.core.engine_store import EngineStore
 from services.core.events import Event, SourcePosition
+from services.core.model import Transition
 from services.grader.grading import PartitionGrader
 from services.offline.load import load_exam
 
@@ -43,8 +52,56 @@ def stream(records: int, platforms: int) -> list[tuple[Event, SourcePosition]]:
     return out
 
 
-def run_grader(steps: list[tuple[Event, SourcePosition]], store: EngineStore) -> float:
-    grader = PartitionGrader(0, store, clock_ms=lambda: 0)
+class Timed:
+    """An engine whose calls are timed (the time inside the engine, not the grader's)."""
+
+    spent = 0.0
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+
+    @property
+    def conflict(self) -> bool:
+        return bool(getattr(self.engine, "conflict", False))
+
+    def apply(self, event: Event) -> Sequence[Transition]:
+        t0 = time.process_time()
+        out = self.engine.apply(event)
+        Timed.spent += time.process_time() - t0
+        return out
+
+    def evaluate(self, at_ms: int) -> Sequence[Transition]:
+        t0 = time.process_time()
+        out = self.engine.evaluate(at_ms)
+        Timed.spent += time.process_time() - t0
+        return out
+
+    def next_deadline_ms(self) -> int | None:
+        t0 = time.process_time()
+        out = self.engine.next_deadline_ms()
+        Timed.spent += time.process_time() - t0
+        return out
+
+
+class TimedStore:
+    def __init__(self, store: EngineStore) -> None:
+        self.store = store
+
+    def new(self, platform_id: str) -> Timed:
+        return Timed(self.store.new(platform_id))
+
+    def dump(self, engine: Timed) -> bytes:
+        return self.store.dump(engine.engine)
+
+    def load(self, data: bytes) -> Timed:
+        return Timed(self.store.load(data))
+
+
+def run_grader(
+    steps: list[tuple[Event, SourcePosition]], store: EngineStore, grader_cls: Any
+) -> tuple[float, float]:
+    """(CPU seconds of the whole run, of it inside the engines)."""
+    grader = grader_cls(0, TimedStore(store), clock_ms=lambda: 0)
     note = getattr(grader, "note_log_ends", None)
     if note is not None:  # the worker's tick: every topic read to its end is idle
         ends: dict[str, int] = defaultdict(int)
@@ -52,22 +109,48 @@ def run_grader(steps: list[tuple[Event, SourcePosition]], store: EngineStore) ->
             ends[pos.topic] = pos.offset + 1
         note(dict(ends))
     gc.collect()
+    Timed.spent = 0.0
     t0 = time.process_time()
     for ev, pos in steps:
         grader.handle(ev, pos)
-    return time.process_time() - t0
+    return time.process_time() - t0, Timed.spent
 
 
 def run_engines(steps: list[tuple[Event, SourcePosition]], store: EngineStore) -> float:
+    """The engines' own work: apply each record, then evaluate its platform at the
+    platform's latest event time (the time boxes close as in the grader)."""
     engines = {}
+    latest: dict[str, int] = {}
     gc.collect()
     t0 = time.process_time()
     for ev, _ in steps:
-        engine = engines.get(ev.platform_id)
+        pid = ev.platform_id
+        engine = engines.get(pid)
         if engine is None:
-            engine = engines[ev.platform_id] = store.new(ev.platform_id)
+            engine = engines[pid] = store.new(pid)
         engine.apply(ev)
+        if ev.ts_ms > latest.get(pid, 0):
+            latest[pid] = ev.ts_ms
+            engine.evaluate(ev.ts_ms)
     return time.process_time() - t0
+
+
+def load_grader(path: str) -> Any:
+    spec = importlib.util.spec_from_file_location("old_grading", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["old_grading"] = module
+    spec.loader.exec_module(module)
+    return module.PartitionGrader
+
+
+def report(name: str, runs: list[tuple[float, float]], n: int) -> None:
+    total = statistics.median(r[0] for r in runs)
+    step = statistics.median(r[0] - r[1] for r in runs)
+    print(
+        f"{name}: handle {total / n * 1e6:6.1f} µs/record, grading step beyond the engine "
+        f"{step / n * 1e6:5.1f} µs/record"
+    )
 
 
 def main() -> None:
@@ -75,16 +158,25 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=100_000)
     ap.add_argument("--platforms", type=int, default=20)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--old-grader", default=None)
     args = ap.parse_args()
     steps = stream(args.records, args.platforms)
     store = EngineStore()
     n = len(steps)
-    graded = statistics.median(run_grader(steps, store) for _ in range(args.runs))
-    alone = statistics.median(run_engines(steps, store) for _ in range(args.runs))
     print(f"{n} records, {args.platforms} platforms, median of {args.runs} runs (CPU time)")
-    print(f"PartitionGrader.handle: {graded / n * 1e6:8.1f} µs/record")
-    print(f"engines alone (apply):  {alone / n * 1e6:8.1f} µs/record")
-    print(f"grading step beyond the engine: {(graded - alone) / n * 1e6:8.1f} µs/record")
+    graders = [("PartitionGrader", PartitionGrader)]
+    if args.old_grader:
+        graders.append(("old PartitionGrader", load_grader(args.old_grader)))
+    results = {name: [] for name, _ in graders}
+    for _ in range(args.runs):  # alternate, so both see the same load of the machine
+        for name, cls in graders:
+            results[name].append(run_grader(steps, store, cls))
+    for name, _ in graders:
+        report(name, results[name], n)
+    alone = statistics.median(run_engines(steps, store) for _ in range(args.runs))
+    print(
+        f"engines alone (apply, evaluate at the platform's time): {alone / n * 1e6:6.1f} µs/record"
+    )
 
 
 if __name__ == "__main__":

@@ -64,7 +64,7 @@ def _exam(ex: ExamState) -> dict[str, Any]:
 
 def _unexam(engine: Engine, pid: str, obj: dict[str, Any]) -> ExamState:
     ex = ExamState(pid, obj["id"])
-    ex.ledger = {e[1]: _unev(pid, e) for e in obj["l"]}
+    ex.set_ledger(_unev(pid, e) for e in obj["l"])
     ex.verdicts = {k: _unverdict(v) for k, v in obj["v"].items()}
     ex.opened = {k: int(v) for k, v in obj["o"].items()}
     ex.flags = list(obj["g"])
@@ -80,6 +80,7 @@ def _unexam(engine: Engine, pid: str, obj: dict[str, Any]) -> ExamState:
         if obj["h"] is not None and ex.coverage is not None:
             ex.coverage.load(obj["h"])
     ex.pending = {g: {e[1]: _unev(pid, e) for e in held} for g, held in obj["q"].items()}
+    ex.recount()
     return ex
 
 
@@ -93,6 +94,7 @@ def platform_state(engine: Engine, platform_id: str) -> dict[str, Any]:
         "c": engine.clock,
         "u": [_ev(e) for e in p.unbound.values()],
         "d": p.dropped_max_ts,
+        "r": list(p.recent.items()),
         "x": [_exam(ex) for ex in p.exams.values()],
     }
 
@@ -114,6 +116,8 @@ def restore_platform(engine: Engine, data: bytes | dict[str, Any]) -> None:
         p = PlatformState(pid)
         p.unbound = {e[1]: _unev(pid, e) for e in obj["u"]}
         p.dropped_max_ts = obj["d"]
+        p.recent = {str(k): int(v) for k, v in obj.get("r", [])}
+        p.recount()
         decided: list[list[Any] | None] = []
         for x in obj["x"]:
             ex = _unexam(engine, pid, x)
