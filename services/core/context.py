@@ -103,7 +103,11 @@ class Answers:
             if not ds:
                 continue
             i = bisect.bisect_left(ds, (lo, ""), key=_diag_key)
-            if i < len(ds) and ds[i].ts_ms <= hi and (best is None or _diag_key(ds[i]) < _diag_key(best)):
+            if (
+                i < len(ds)
+                and ds[i].ts_ms <= hi
+                and (best is None or _diag_key(ds[i]) < _diag_key(best))
+            ):
                 best = ds[i]
         return best
 
@@ -163,6 +167,9 @@ class ExamContext:
     artifacts: tuple[Artifact, ...] = ()
     self_grades: tuple[SelfGrade, ...] = ()
     conflicts: tuple[str, ...] = ()
+    #: decided at an honest event-time clock (the stream worker): what lies ahead of
+    #: the clock (a self grade) is not read yet
+    clocked: bool = False
 
     @property
     def started(self) -> bool:
@@ -213,6 +220,8 @@ def derive_context(
     rubric: Rubric | None,
     verdicts: Mapping[str, TextVerdict],
     answers: Answers | None = None,
+    *,
+    clocked: bool = False,
 ) -> ExamContext:
     """The context of one exam from the set of its control events.
 
@@ -331,4 +340,5 @@ def derive_context(
         artifacts=artifacts,
         self_grades=tuple(grades),
         conflicts=tuple(conflicts),
+        clocked=clocked,
     )

@@ -225,11 +225,16 @@ class Engine:
         *,
         rubric_version: str | None = None,
         limits: Limits | None = None,
+        clocked: bool = False,
     ) -> None:
         self.rubrics = rubrics
         self.judge = judge
         self.rubric_version = rubric_version
         self.limits = limits or Limits()
+        #: exams are decided at the engine's clock only, exam.ended included (the stream
+        #: worker, whose clocks are honest); unclocked (a replay), an exam.ended closes
+        #: every box of its exam on arrival
+        self.clocked = clocked
         self.platforms: dict[str, PlatformState] = {}
         self.clock = NEVER
         self.audit = Audit()
@@ -363,7 +368,7 @@ class Engine:
         p = self._platform(ev.platform_id)
         ex = p.exams.get(exam_id)
         if ex is None:
-            ex = p.exams[exam_id] = ExamState(ev.platform_id, exam_id)
+            ex = p.exams[exam_id] = ExamState(ev.platform_id, exam_id, clocked=self.clocked)
         added = ex.add_control(ev, self.judge, self.limits)
         if added == "conflict":
             self._conflict()

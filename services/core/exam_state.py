@@ -139,9 +139,11 @@ def strip_content(ev: Event) -> Event:
 class ExamState:
     """Everything the engine knows about one exam (one exam_id on one platform)."""
 
-    def __init__(self, platform_id: str, exam_id: str) -> None:
+    def __init__(self, platform_id: str, exam_id: str, *, clocked: bool = False) -> None:
         self.platform_id = platform_id
         self.exam_id = exam_id
+        #: see :attr:`Engine.clocked`
+        self.clocked = clocked
         self.ledger: dict[str, Event] = {}
         #: the ledger grouped by type, and its diagnoses indexed (kept as events arrive)
         self.by_type: dict[str, list[Event]] = {}
@@ -216,6 +218,10 @@ class ExamState:
 
     # ------------------------------------------------------------------ time
     def now(self, clock: int) -> int:
+        """The time the exam is decided at: the clock, or (unclocked) its end once it
+        ended, so a replay without a clock closes every box at exam.ended."""
+        if self.clocked:
+            return clock
         end = self.ctx.end_ms
         return clock if end is None or clock >= end else end
 
@@ -276,7 +282,13 @@ class ExamState:
 
     def refresh_context(self) -> None:
         self.ctx = derive_context(
-            self.exam_id, self.platform_id, self.by_type, self.rubric, self.verdicts, self.answers
+            self.exam_id,
+            self.platform_id,
+            self.by_type,
+            self.rubric,
+            self.verdicts,
+            self.answers,
+            clocked=self.clocked,
         )
         if self.query is not None:
             self.query.ctx = self.ctx

@@ -63,7 +63,7 @@ def _exam(ex: ExamState) -> dict[str, Any]:
 
 
 def _unexam(engine: Engine, pid: str, obj: dict[str, Any]) -> ExamState:
-    ex = ExamState(pid, obj["id"])
+    ex = ExamState(pid, obj["id"], clocked=engine.clocked)
     ex.set_ledger(_unev(pid, e) for e in obj["l"])
     ex.verdicts = {k: _unverdict(v) for k, v in obj["v"].items()}
     ex.opened = {k: int(v) for k, v in obj["o"].items()}
@@ -159,7 +159,11 @@ def engine_from_bytes(data: bytes, like: Engine) -> Engine:
     except orjson.JSONDecodeError as exc:
         raise GradingError(f"corrupt engine state: {exc}") from exc
     engine = Engine(
-        like.rubrics, like.judge, rubric_version=like.rubric_version, limits=like.limits
+        like.rubrics,
+        like.judge,
+        rubric_version=like.rubric_version,
+        limits=like.limits,
+        clocked=like.clocked,
     )
     engine.clock = int(obj.get("c", NEVER))
     for p in obj.get("p", []):
