@@ -184,6 +184,7 @@ class PartitionGrader:
         self.highs: dict[str, int] = dict.fromkeys(topics, _NO_TIME)
         #: log-end offsets the worker noted (a topic read up to its end is idle)
         self._ends: dict[str, int] = {}
+        self._ends_changed = False
         self._timers: list[tuple[int, str]] = []
         self._dirty: set[str] = set()
         #: records graded (or dead-lettered) since the last flush
@@ -206,6 +207,7 @@ class PartitionGrader:
                 self.highs[topic] = max(self.highs.get(topic, _NO_TIME), high)
         for topic in self.positions:
             self.highs.setdefault(topic, _NO_TIME)
+        self._ends_changed = True
         outbox: list[TransitionRow] = []
         for record in mine:
             if is_marker(record.platform_id):
@@ -253,7 +255,9 @@ class PartitionGrader:
         watermark moves at the next record (rows are attributed to a record).
         """
         for topic, end in ends.items():
-            self._ends[topic] = end
+            if self._ends.get(topic) != end:
+                self._ends[topic] = end
+                self._ends_changed = True
             self.highs.setdefault(topic, _NO_TIME)
 
     def _aligned(self) -> int:
@@ -326,8 +330,11 @@ class PartitionGrader:
         # The engine decides at its own clock as it stood before this record, as the
         # time-ordered stream would have it.
         before = own.latest_ms if own.latest_ms < wm else wm
-        produced: list[tuple[str, Transition]] = [(pid, t) for t in engine.evaluate(before)]
-        produced += [(pid, t) for t in engine.apply(event)]
+        produced: list[tuple[str, Transition]] = []
+        for t in engine.evaluate(before):
+            produced.append((pid, t))
+        for t in engine.apply(event):
+            produced.append((pid, t))
         conflict = bool(getattr(engine, "conflict", False))
         self._dirty.add(pid)
         positions[topic] = source.offset + 1
@@ -338,14 +345,23 @@ class PartitionGrader:
         moved = high is None or ts > high
         if moved:
             self.highs[topic] = ts
+        # The watermark can move only when: the topic was at or below it and rose (it
+        # may have held the minimum), the topic became idle, an idle topic rose past it
+        # (every topic idle: the highest counts), or the log ends changed.
         end = self._ends.get(topic)
-        if moved or (end is not None and source.offset + 1 >= end):
+        if end is not None and source.offset + 1 >= end:
+            recompute = source.offset + 1 == end or ts > wm
+        else:
+            recompute = moved and (high is None or high <= wm)
+        if recompute or self._ends_changed:
+            self._ends_changed = False
             aligned = self._aligned()
             if aligned > wm:
                 self.watermark_ms = wm = aligned
         clock = own.latest_ms if own.latest_ms < wm else wm
         if clock > before:
-            produced += [(pid, t) for t in engine.evaluate(clock)]
+            for t in engine.evaluate(clock):
+                produced.append((pid, t))
         self._queue(pid, own)
         if self._timers and self._timers[0][0] <= wm:
             self._fire(produced)
@@ -369,6 +385,7 @@ class PartitionGrader:
             return _REPLAYED
         self.positions[source.topic] = source.offset + 1
         self.highs.setdefault(source.topic, _NO_TIME)
+        self._ends_changed = True  # the topic may have become idle: look again
         self.unflushed += 1
         return _NOTHING
 
