@@ -309,7 +309,7 @@ class GraderWorker:
         if grader is not None:
             return grader
         assert self.sink is not None
-        grader = PartitionGrader(partition, self.engines, topics=self.input_topics)
+        grader = PartitionGrader(partition, self.engines)
         for row in grader.restore(self._table_records()):
             self.sink.offer(row)
         for topic, offset in grader.positions.items():

@@ -162,8 +162,12 @@ class PartitionGrader:
     The worker calls :meth:`handle` (or :meth:`mark`) per record, :meth:`note_log_ends`
     from its tick with each input topic's log-end offset of this partition, and
     :meth:`flush` at commits. Without log ends (tests, replays), a topic is never idle:
-    the watermark is the minimum of the topics read so far. ``topics`` names the
-    partition's input topics up front, so a topic not read yet holds the clock too.
+    the watermark is the minimum of the topics read so far. A topic the grader has not
+    met (no record graded, no log end noted, not in the restored marker) does not hold
+    the clock: a partition whose other topics stay empty must not wait for a tick. So
+    the worker notes log ends as soon as it takes a partition over, before its first
+    record, and at every tick. ``topics`` names input topics up front that hold the
+    clock until read or noted idle (tools that know them all, tests).
     """
 
     def __init__(
@@ -384,7 +388,6 @@ class PartitionGrader:
         if source.offset < self.positions.get(source.topic, 0):
             return _REPLAYED
         self.positions[source.topic] = source.offset + 1
-        self.highs.setdefault(source.topic, _NO_TIME)
         self._ends_changed = True  # the topic may have become idle: look again
         self.unflushed += 1
         return _NOTHING
