@@ -130,3 +130,17 @@ def test_a_restart_restores_the_clocks_and_grades_the_rest_with_the_same_transit
     got += [r.transition_id for e, pos in steps for r in second.handle(e, pos).rows]
     assert got == expected
     assert any(r.state in ("expired", "met") for r in whole._platforms["basecamp-bob"].pending)
+
+
+def test_a_topic_never_met_or_only_dead_lettered_does_not_hold_the_clock() -> None:
+    """The worker's live case: every record on one topic, a dead letter on another, the
+    other topics empty; no tick needed for the partition's clock to follow its records."""
+    g = PartitionGrader(0, ProbeStore())
+    g.handle(ev("a", "a1", 5_000), SourcePosition("platform.observability", 0, 0))
+    g.mark(SourcePosition("platform.flink", 0, 0))
+    g.handle(ev("a", "a2", 11_000), SourcePosition("platform.observability", 0, 1))
+    assert g.watermark_ms == 11_000 and g.clock_of("a") == 11_000
+    # a tick that reports a topic with records left makes it hold from then on
+    g.note_log_ends({"exam.control": 3})
+    g.handle(ev("a", "a3", 12_000), SourcePosition("platform.observability", 0, 2))
+    assert g.watermark_ms == 11_000
