@@ -13,6 +13,8 @@ CPU time of the engines alone; the machine is shared):
   engine, then ``Engine.evaluate`` at the platform's latest event time, nothing else);
 * the grading step beyond the engine: handle's time less the time spent inside the
   engine's own calls (apply, evaluate, next_deadline_ms), timed around each call;
+* the grading step alone: handle with engines that do nothing (CPU time, the
+  steadiest figure on a shared machine);
 * with ``--old-grader``, the same figures for another PartitionGrader module (an
   earlier version of services/grader/grading.py) in the same run.
 """
@@ -118,6 +120,48 @@ def run_grader(
     return time.perf_counter() - t0, Timed.spent
 
 
+class Noop:
+    """An engine that does nothing: what is left is the grading step's own cost."""
+
+    conflict = False
+
+    def apply(self, event: Event) -> Sequence[Transition]:
+        return ()
+
+    def evaluate(self, at_ms: int) -> Sequence[Transition]:
+        return ()
+
+    def next_deadline_ms(self) -> int | None:
+        return None
+
+
+class NoopStore:
+    def new(self, platform_id: str) -> Noop:
+        return Noop()
+
+    def dump(self, engine: Noop) -> bytes:
+        return b""
+
+    def load(self, data: bytes) -> Noop:
+        return Noop()
+
+
+def run_noop(steps: list[tuple[Event, SourcePosition]], grader_cls: Any) -> float:
+    """CPU seconds of handle over the stream with engines that do nothing."""
+    grader = grader_cls(0, NoopStore(), clock_ms=lambda: 0)
+    note = getattr(grader, "note_log_ends", None)
+    if note is not None:
+        ends: dict[str, int] = defaultdict(int)
+        for _, pos in steps:
+            ends[pos.topic] = pos.offset + 1
+        note(dict(ends))
+    gc.collect()
+    t0 = time.process_time()
+    for ev, pos in steps:
+        grader.handle(ev, pos)
+    return time.process_time() - t0
+
+
 def run_engines(steps: list[tuple[Event, SourcePosition]], store: EngineStore) -> float:
     """The engines' own work: apply each record, then evaluate its platform at the
     platform's latest event time (the time boxes close as in the grader)."""
@@ -175,6 +219,9 @@ def main() -> None:
             results[name].append(run_grader(steps, store, cls))
     for name, _ in graders:
         report(name, results[name], n)
+    for name, cls in graders:
+        noop = statistics.median(run_noop(steps, cls) for _ in range(max(3, args.runs)))
+        print(f"{name} with engines that do nothing: {noop / n * 1e6:6.1f} µs/record (CPU)")
     alone = statistics.median(run_engines(steps, store) for _ in range(args.runs))
     print(
         f"engines alone (apply, evaluate at the platform's time): {alone / n * 1e6:6.1f} µs/record"
