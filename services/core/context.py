@@ -10,12 +10,13 @@ extra is listed in ``conflicts`` so the exam is flagged for review.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import bisect
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from services.core.events import Event
-from services.core.matching import clock, integer, mapping, number, strings, text
+from services.core.matching import clock, integer, mapping, norm, number, strings, text
 from services.core.textjudge import TextVerdict
 
 if TYPE_CHECKING:
@@ -54,6 +55,79 @@ class Diagnosis:
     event_id: str
 
 
+def _diag_key(d: Diagnosis) -> tuple[int, str]:
+    return (d.ts_ms, d.event_id)
+
+
+class Answers:
+    """An exam's diagnoses, sorted by (time, event id), indexed for the questions the
+    rubric asks: the first answer to a fault in a time range, and the first right one.
+
+    Built incrementally as diagnoses arrive (each is added once, in O(log n) lookups),
+    so an exam with thousands of diagnoses is graded in linear time: the context used
+    to rebuild every diagnosis and the rules to scan all of them on each new one.
+    """
+
+    __slots__ = ("_all", "_by_answer", "_by_fault")
+
+    def __init__(self, diagnoses: Iterable[Diagnosis] = ()) -> None:
+        self._all: list[Diagnosis] = []
+        #: fault id ("" answers the exam's only fault) -> diagnoses
+        self._by_fault: dict[str, list[Diagnosis]] = {}
+        #: (fault id, layer, kind) normalised -> diagnoses
+        self._by_answer: dict[tuple[str, str, str], list[Diagnosis]] = {}
+        for d in diagnoses:
+            self.add(d)
+
+    def add(self, d: Diagnosis) -> None:
+        bisect.insort(self._all, d, key=_diag_key)
+        bisect.insort(self._by_fault.setdefault(d.fault_id, []), d, key=_diag_key)
+        answer = (d.fault_id, norm(d.layer), norm(d.kind))
+        bisect.insort(self._by_answer.setdefault(answer, []), d, key=_diag_key)
+
+    def __iter__(self) -> Iterator[Diagnosis]:
+        return iter(self._all)
+
+    def __len__(self) -> int:
+        return len(self._all)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Answers) and self._all == other._all
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @staticmethod
+    def _first(lists: Iterable[list[Diagnosis] | None], lo: int, hi: int) -> Diagnosis | None:
+        best: Diagnosis | None = None
+        for ds in lists:
+            if not ds:
+                continue
+            i = bisect.bisect_left(ds, (lo, ""), key=_diag_key)
+            if (
+                i < len(ds)
+                and ds[i].ts_ms <= hi
+                and (best is None or _diag_key(ds[i]) < _diag_key(best))
+            ):
+                best = ds[i]
+        return best
+
+    def first(self, fault_id: str, lo: int, hi: int) -> Diagnosis | None:
+        """The earliest diagnosis answering ``fault_id`` (or no fault id) in [lo, hi]."""
+        lists = [self._by_fault.get("")]
+        if fault_id:
+            lists.append(self._by_fault.get(fault_id))
+        return self._first(lists, lo, hi)
+
+    def first_naming(
+        self, fault_id: str, layer: str, kind: str, lo: int, hi: int
+    ) -> Diagnosis | None:
+        """The earliest diagnosis of ``fault_id`` (or none) naming this layer and kind."""
+        lists = [self._by_answer.get(("", norm(layer), norm(kind)))]
+        if fault_id:
+            lists.append(self._by_answer.get((fault_id, norm(layer), norm(kind))))
+        return self._first(lists, lo, hi)
+
+
 @dataclass(frozen=True, slots=True)
 class Artifact:
     part: int | None
@@ -89,10 +163,13 @@ class ExamContext:
     declared_event: str = ""
     fault: Fault | None = None
     row_broken: Point | None = None
-    diagnoses: tuple[Diagnosis, ...] = ()
+    diagnoses: Answers = field(default_factory=Answers)
     artifacts: tuple[Artifact, ...] = ()
     self_grades: tuple[SelfGrade, ...] = ()
     conflicts: tuple[str, ...] = ()
+    #: decided at an honest event-time clock (the stream worker): what lies ahead of
+    #: the clock (a self grade) is not read yet
+    clocked: bool = False
 
     @property
     def started(self) -> bool:
@@ -126,20 +203,41 @@ def _anchor_event(spec: PartSpec, by_type: Mapping[str, list[Event]]) -> list[Ev
     return [e for e in events if integer(e.get("part")) == spec.opens_on.part]
 
 
+def diagnosis(e: Event) -> Diagnosis:
+    return Diagnosis(
+        fault_id=text(e.get("fault_id")),
+        layer=text(e.get("layer")),
+        kind=text(e.get("kind")),
+        ts_ms=e.ts_ms,
+        event_id=e.event_id,
+    )
+
+
 def derive_context(
     exam_id: str,
     platform_id: str,
-    control: Iterable[Event],
+    control: Iterable[Event] | Mapping[str, list[Event]],
     rubric: Rubric | None,
     verdicts: Mapping[str, TextVerdict],
+    answers: Answers | None = None,
+    *,
+    clocked: bool = False,
 ) -> ExamContext:
     """The context of one exam from the set of its control events.
 
     ``verdicts`` maps artifact event ids to their text verdicts (judged once, on arrival).
+    ``control`` may come grouped by type and the diagnoses as an :class:`Answers` kept
+    by the caller (the engine keeps both as events arrive, so a new control event does
+    not cost a pass over all of them).
     """
-    by_type: dict[str, list[Event]] = {}
-    for ev in control:
-        by_type.setdefault(ev.type, []).append(ev)
+    by_type: Mapping[str, list[Event]]
+    if isinstance(control, Mapping):
+        by_type = control
+    else:
+        grouped: dict[str, list[Event]] = {}
+        for ev in control:
+            grouped.setdefault(ev.type, []).append(ev)
+        by_type = grouped
     conflicts: list[str] = []
 
     started = _earliest(by_type.get("exam.started", []))
@@ -207,15 +305,10 @@ def derive_context(
     if rb is not None:
         anchors["row.broken"] = rb.ts_ms
 
-    diagnoses = tuple(
-        Diagnosis(
-            fault_id=text(e.get("fault_id")),
-            layer=text(e.get("layer")),
-            kind=text(e.get("kind")),
-            ts_ms=e.ts_ms,
-            event_id=e.event_id,
-        )
-        for e in sorted(by_type.get("diagnosis.submitted", []), key=lambda e: (e.ts_ms, e.event_id))
+    diagnoses = (
+        answers
+        if answers is not None
+        else Answers(diagnosis(e) for e in by_type.get("diagnosis.submitted", []))
     )
     artifacts = tuple(
         Artifact(
@@ -254,4 +347,5 @@ def derive_context(
         artifacts=artifacts,
         self_grades=tuple(grades),
         conflicts=tuple(conflicts),
+        clocked=clocked,
     )

@@ -31,12 +31,21 @@ Pure (no I/O, no clock): the Faust worker and ``proctor replay`` drive the same 
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from services.core.contract_fields import CONTROL_TYPES
+import orjson
+
+from services.core.contract_fields import CONTROL_TYPES, HEARTBEAT
 from services.core.events import Event
-from services.core.exam_state import ExamState, Limits, RubricResolver
+from services.core.exam_state import (
+    ExamState,
+    Limits,
+    RubricResolver,
+    event_bytes,
+    same_body,
+)
 from services.core.model import ExamResult, Transition
 from services.core.rules.base import NEVER
 from services.core.textjudge import TextJudge
@@ -56,6 +65,10 @@ class Audit:
     claimed: int = 0
     #: held signals dropped because the platform's hold buffer was full
     dropped: int = 0
+    #: signals after the end of the platform's latest exam (not held: no exam claims them)
+    outside: int = 0
+    #: deliveries of a known event id with another body (the first was kept)
+    conflicts: int = 0
     #: control events without an exam_id
     ignored: int = 0
     #: signals of exams that cannot be graded (unknown rubric)
@@ -66,7 +79,7 @@ class Audit:
     @property
     def bound(self) -> int:
         """Signals folded into an exam (directly or after waiting)."""
-        return self.signals - self.held + self.claimed - self.ungradable
+        return self.signals - self.held - self.outside + self.claimed - self.ungradable
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -76,23 +89,48 @@ class Audit:
             "held": self.held,
             "claimed": self.claimed,
             "dropped": self.dropped,
+            "outside": self.outside,
+            "conflicts": self.conflicts,
             "ignored": self.ignored,
             "ungradable": self.ungradable,
         }
 
 
+def strip_heartbeat(ev: Event) -> Event:
+    """A held heartbeat keeps only what coverage reads: collector, health, error."""
+    data = {k: ev.data.get(k) for k in ("collector", "healthy", "error")}
+    err = data["error"]
+    if isinstance(err, str) and len(err) > 80:
+        data["error"] = err[:80]
+    return Event(ev.type, ev.platform_id, ev.event_id, ev.ts_ms, data, ev.source)
+
+
+def digest(ev: Event) -> int:
+    """A stable 32-bit digest of an event's body (the same in every process)."""
+    return zlib.crc32(orjson.dumps([ev.type, ev.ts_ms, dict(ev.data)], option=orjson.OPT_SORT_KEYS))
+
+
 class PlatformState:
-    """The exams of one platform and the signals that no exam has claimed yet."""
+    """The exams of one platform and the signals that no exam has claimed yet.
+
+    Held signals are bounded in bytes (:class:`Limits`): heartbeats are held with only
+    what coverage reads, signals after the end of the platform's latest exam are not
+    held at all, and past the bound the oldest are dropped (counted, and an exam that
+    starts before a dropped signal is flagged for review).
+    """
 
     def __init__(self, platform_id: str) -> None:
         self.platform_id = platform_id
         self.exams: dict[str, ExamState] = {}
         self.started: list[ExamState] = []
         self.unbound: dict[str, Event] = {}
+        self.unbound_size = 0
         self.dropped_max_ts: int | None = None
         self.bound_exam: ExamState | None = None
         self.bound_lo = 0
         self.bound_hi = -1
+        #: event id -> digest of the body, of the latest signals (oldest first)
+        self.recent: dict[str, int] = {}
 
     def reindex(self) -> None:
         self.started = sorted(
@@ -101,6 +139,9 @@ class PlatformState:
         )
         self.bound_exam = None
         self.bound_hi = -1
+
+    def recount(self) -> None:
+        self.unbound_size = sum(event_bytes(e) for e in self.unbound.values())
 
     def bind(self, ts: int) -> ExamState | None:
         """The exam with the latest start at or before ``ts``, if ``ts`` is not after its end."""
@@ -124,18 +165,48 @@ class PlatformState:
         self.bound_exam, self.bound_lo, self.bound_hi = found, start, hi
         return found
 
-    def hold(self, ev: Event, limits: Limits, audit: Audit) -> None:
-        if ev.event_id in self.unbound:
-            return
+    def seen(self, ev: Event, limits: Limits) -> bool | None:
+        """Remember a signal's id; None when new, else whether the body is the same."""
+        d = digest(ev)
+        known = self.recent.get(ev.event_id)
+        if known is not None:
+            return known == d
+        self.recent[ev.event_id] = d
+        if len(self.recent) > limits.recent_ids:
+            del self.recent[next(iter(self.recent))]
+        return None
+
+    def hold(self, ev: Event, limits: Limits, audit: Audit) -> bool:
+        """Hold a signal no exam covers yet; False when it conflicts with a held one."""
+        if ev.type == HEARTBEAT:
+            ev = strip_heartbeat(ev)
+        known = self.unbound.get(ev.event_id)
+        if known is not None:
+            return same_body(known, ev)
+        if self.started:
+            end = self.started[-1].ctx.end_ms
+            if end is not None and ev.ts_ms > end:
+                audit.outside += 1
+                return True
         self.unbound[ev.event_id] = ev
+        self.unbound_size += event_bytes(ev)
         audit.held += 1
-        if len(self.unbound) > limits.unbound_per_platform:
-            drop = sorted(self.unbound.values(), key=lambda e: (e.ts_ms, e.event_id))
-            for old in drop[: max(1, len(drop) // 10)]:
-                del self.unbound[old.event_id]
-                audit.dropped += 1
-                if self.dropped_max_ts is None or old.ts_ms > self.dropped_max_ts:
-                    self.dropped_max_ts = old.ts_ms
+        if len(self.unbound) > limits.unbound_per_platform or self.unbound_size > limits.held_bytes:
+            self._drop_oldest(limits, audit)
+        return True
+
+    def _drop_oldest(self, limits: Limits, audit: Audit) -> None:
+        """Drop the oldest held signals until a tenth under both bounds."""
+        count_goal = limits.unbound_per_platform - limits.unbound_per_platform // 10
+        bytes_goal = limits.held_bytes - limits.held_bytes // 10
+        for old in sorted(self.unbound.values(), key=lambda e: (e.ts_ms, e.event_id)):
+            if len(self.unbound) <= count_goal and self.unbound_size <= bytes_goal:
+                break
+            del self.unbound[old.event_id]
+            self.unbound_size -= event_bytes(old)
+            audit.dropped += 1
+            if self.dropped_max_ts is None or old.ts_ms > self.dropped_max_ts:
+                self.dropped_max_ts = old.ts_ms
 
     def review_for(self, ex: ExamState) -> list[str]:
         start = ex.ctx.start_ms
@@ -154,18 +225,38 @@ class Engine:
         *,
         rubric_version: str | None = None,
         limits: Limits | None = None,
+        clocked: bool = False,
     ) -> None:
         self.rubrics = rubrics
         self.judge = judge
         self.rubric_version = rubric_version
         self.limits = limits or Limits()
+        #: exams are decided at the engine's clock only, exam.ended included (the stream
+        #: worker, whose clocks are honest); unclocked (a replay), an exam.ended closes
+        #: every box of its exam on arrival
+        self.clocked = clocked
         self.platforms: dict[str, PlatformState] = {}
         self.clock = NEVER
         self.audit = Audit()
+        #: the last :meth:`apply` met an event id seen before with another body (the
+        #: first is kept, the event graded nothing): a driver reports it
+        self.conflict = False
+        #: cache of :meth:`next_deadline_ms` (valid while ``_deadline_ok``)
+        self._deadline: int | None = None
+        self._deadline_ok = False
+
+    def invalidate_deadline(self) -> None:
+        """Time marks or the clock changed outside :meth:`evaluate` (restore, control)."""
+        self._deadline_ok = False
 
     # ------------------------------------------------------------------ input
     def apply(self, event: Event) -> list[Transition]:
-        """Grade one event; the transitions of every criterion whose state changed."""
+        """Grade one event; the transitions of every criterion whose state changed.
+
+        Sets :attr:`conflict` when the event's id was seen before with another body:
+        the first is kept and this one grades nothing.
+        """
+        self.conflict = False
         if event.type in CONTROL_TYPES:
             return self._control(event)
         dirty: set[int] = set()
@@ -214,7 +305,11 @@ class Engine:
         old = self.clock
         if at_ms <= old:
             return []
+        deadline = self.next_deadline_ms()
         self.clock = at_ms
+        if deadline is None or at_ms < deadline:
+            return []  # no box closes in (old, at_ms]: the next deadline stays ahead
+        self._deadline_ok = False
         out: list[Transition] = []
         for p in self.platforms.values():
             for ex in p.exams.values():
@@ -249,9 +344,13 @@ class Engine:
         if p is None:
             p = self._platform(ev.platform_id)
         ts = ev.ts_ms
+        if ev.type != HEARTBEAT and p.seen(ev, self.limits) is False:
+            self._conflict()
+            return None
         ex = p.bound_exam if p.bound_lo <= ts <= p.bound_hi else p.bind(ts)
         if ex is None:
-            p.hold(ev, self.limits, self.audit)
+            if not p.hold(ev, self.limits, self.audit):
+                self._conflict()
             self.audit.unclaimed[p.platform_id] = len(p.unbound)
             return None
         if ex.rubric is None:
@@ -269,9 +368,13 @@ class Engine:
         p = self._platform(ev.platform_id)
         ex = p.exams.get(exam_id)
         if ex is None:
-            ex = p.exams[exam_id] = ExamState(ev.platform_id, exam_id)
-        if not ex.add_control(ev, self.judge):
+            ex = p.exams[exam_id] = ExamState(ev.platform_id, exam_id, clocked=self.clocked)
+        added = ex.add_control(ev, self.judge, self.limits)
+        if added == "conflict":
+            self._conflict()
+        if added != "added":
             return []
+        self._deadline_ok = False
         had_rubric = ex.rubric is not None
         window = (ex.ctx.start_ms, ex.ctx.end_ms)
         ex.ensure_rubric(self.rubrics, self.rubric_version)
@@ -283,6 +386,10 @@ class Engine:
         out += ex.redecide_all(self.clock, ev.ts_ms)
         return out
 
+    def _conflict(self) -> None:
+        self.conflict = True
+        self.audit.conflicts += 1
+
     def _claim_unbound(self, p: PlatformState) -> list[Transition]:
         """Bind held signals that an exam now covers (after an exam.started arrived)."""
         if not p.unbound:
@@ -293,6 +400,7 @@ class Engine:
             if ex is None or ex.rubric is None:
                 continue
             del p.unbound[ev.event_id]
+            p.unbound_size -= event_bytes(ev)
             self.audit.claimed += 1
             entry = claimed.setdefault(id(ex), (ex, set()))
             ex.fold_signal(ev, entry[1], self.limits, self.clock)
@@ -305,13 +413,20 @@ class Engine:
     def next_deadline_ms(self) -> int | None:
         """The next time box close (or exam end) after the clock; None when none is ahead.
 
-        A driver may skip :meth:`evaluate` until its watermark reaches this.
+        A driver may skip :meth:`evaluate` until its watermark reaches this. Cached:
+        time marks change only with control events (and restores), the clock only in
+        :meth:`evaluate`.
         """
+        if self._deadline_ok:
+            return self._deadline
+        clock = self.clock
         ahead = [
             m
             for p in self.platforms.values()
             for ex in p.exams.values()
             for m in ex.time_marks()
-            if m > self.clock
+            if m > clock
         ]
-        return min(ahead, default=None)
+        self._deadline = min(ahead, default=None)
+        self._deadline_ok = True
+        return self._deadline

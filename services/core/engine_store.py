@@ -15,7 +15,8 @@ from services.errors import GradingError
 class EngineStore:
     """Creates engines and moves their state to and from bytes.
 
-    ``rubrics`` and ``judge`` default to the rubric files shipped with proctor and the
+    Engines are clocked by default (see :attr:`Engine.clocked`): the stream worker
+    evaluates each at an honest clock. ``rubrics`` and ``judge`` default to the rubric files shipped with proctor and the
     default judge (imported only when no other is given, so the core stays free of I/O).
     """
 
@@ -26,6 +27,7 @@ class EngineStore:
         *,
         rubric_version: str | None = None,
         limits: Limits | None = None,
+        clocked: bool = True,
     ) -> None:
         if rubrics is None:
             from services.rubrics import resolver
@@ -35,11 +37,15 @@ class EngineStore:
             from services.core.judges import default_judge
 
             judge = default_judge()
-        self.template = Engine(rubrics, judge, rubric_version=rubric_version, limits=limits)
+        self.template = Engine(
+            rubrics, judge, rubric_version=rubric_version, limits=limits, clocked=clocked
+        )
 
     def new(self, platform_id: str) -> Engine:
         t = self.template
-        return Engine(t.rubrics, t.judge, rubric_version=t.rubric_version, limits=t.limits)
+        return Engine(
+            t.rubrics, t.judge, rubric_version=t.rubric_version, limits=t.limits, clocked=t.clocked
+        )
 
     def dump(self, engine: object) -> bytes:
         if not isinstance(engine, Engine):

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from services.core.context import ExamContext, derive_context
+import orjson
+
+from services.core.context import Answers, ExamContext, derive_context, diagnosis
 from services.core.contract_fields import HEARTBEAT
 from services.core.events import Event
 from services.core.facts.base import Fact, FactSpec
@@ -34,12 +36,53 @@ _SENTENCE_CHARS = 160
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Bounds on what the engine holds back; exceeding one drops the oldest and flags review."""
+    """Bounds on what the engine holds back; exceeding one drops the oldest and flags review.
+
+    The byte bounds keep one platform's state record (what the worker writes to its
+    changelog, base64 in JSON, plus its outbox) under the broker's message limit (1 MB
+    by default) whatever the platform sends: held signals are bounded in bytes, not only
+    in count, since one signal may be 100 KB. Sizes are those of the events' JSON.
+    """
 
     #: signals of a platform waiting for an exam.started that covers them
     unbound_per_platform: int = 20_000
     #: signals of an exam waiting for a gate's anchor (part start, fault, row.broken)
     pending_per_gate: int = 20_000
+    #: bytes of the signals a platform holds while no exam covers them
+    held_bytes: int = 128 * 1024
+    #: bytes of the signals an exam holds for its gates' anchors (all gates)
+    pending_bytes: int = 128 * 1024
+    #: bytes of the candidate's submissions an exam keeps (diagnoses, artifacts without
+    #: their text, self grades, pipeline declarations); beyond it they are refused
+    submission_bytes: int = 128 * 1024
+    #: event ids (with a digest of their body) of recent signals kept per platform, to
+    #: tell a conflicting duplicate (same id, another body) from a redelivery
+    recent_ids: int = 128
+
+    @classmethod
+    def within(cls, state_bytes: int) -> Limits:
+        """Limits whose held state fits one platform record of ``state_bytes`` (the
+        changelog's message limit, well under it): a quarter each for held signals,
+        gate buffers and submissions, the rest for facts, results and the outbox; the
+        record carries the state in base64 (4/3 larger)."""
+        share = max(4096, (state_bytes * 3 // 4) // 4)
+        return cls(held_bytes=share, pending_bytes=share, submission_bytes=share)
+
+
+#: control events a candidate sends (through the submission endpoint): bounded in bytes
+SUBMISSION_TYPES = frozenset(
+    {"pipeline.declared", "diagnosis.submitted", "artifact.submitted", "self_grade.submitted"}
+)
+
+
+def event_bytes(ev: Event) -> int:
+    """The size of an event as state keeps it (its JSON, roughly)."""
+    return len(ev.event_id) + len(ev.type) + 24 + len(orjson.dumps(dict(ev.data)))
+
+
+def same_body(a: Event, b: Event) -> bool:
+    """Two deliveries of one event id carry the same event (type, time and data)."""
+    return a.type == b.type and a.ts_ms == b.ts_ms and dict(a.data) == dict(b.data)
 
 
 def compact_verdict(v: TextVerdict) -> TextVerdict:
@@ -76,20 +119,36 @@ def judge_artifact(judge: TextJudge, ev: Event) -> TextVerdict | None:
 
 
 def strip_content(ev: Event) -> Event:
-    if ev.type != "artifact.submitted" or not ev.get("content"):
-        return ev
-    data = dict(ev.data)
-    data["content"] = ""
-    return Event(ev.type, ev.platform_id, ev.event_id, ev.ts_ms, data, ev.source)
+    """A submission as the ledger keeps it: an artifact without its text (judged once on
+    arrival), a diagnosis with its summary cut short (no rule reads it)."""
+    if ev.type == "artifact.submitted" and ev.get("content"):
+        data = dict(ev.data)
+        data["content"] = ""
+        return Event(ev.type, ev.platform_id, ev.event_id, ev.ts_ms, data, ev.source)
+    summary = ev.get("summary")
+    if (
+        ev.type == "diagnosis.submitted"
+        and isinstance(summary, str)
+        and len(summary) > _SENTENCE_CHARS
+    ):
+        data = dict(ev.data)
+        data["summary"] = summary[:_SENTENCE_CHARS]
+        return Event(ev.type, ev.platform_id, ev.event_id, ev.ts_ms, data, ev.source)
+    return ev
 
 
 class ExamState:
     """Everything the engine knows about one exam (one exam_id on one platform)."""
 
-    def __init__(self, platform_id: str, exam_id: str) -> None:
+    def __init__(self, platform_id: str, exam_id: str, *, clocked: bool = False) -> None:
         self.platform_id = platform_id
         self.exam_id = exam_id
+        #: see :attr:`Engine.clocked`
+        self.clocked = clocked
         self.ledger: dict[str, Event] = {}
+        #: the ledger grouped by type, and its diagnoses indexed (kept as events arrive)
+        self.by_type: dict[str, list[Event]] = {}
+        self.answers = Answers()
         self.verdicts: dict[str, TextVerdict] = {}
         self.ctx = ExamContext(exam_id=exam_id, platform_id=platform_id)
         self.rubric: Rubric | None = None
@@ -108,6 +167,9 @@ class ExamState:
         #: the open review notes last reported (note id -> reason)
         self.notes: dict[str, str] = {}
         self.query: Query | None = None
+        #: bytes of the gate buffers and of the kept submissions (see :class:`Limits`)
+        self.pending_size = 0
+        self.submission_size = 0
 
     # ------------------------------------------------------------------ building
     def _build(self, rubric: Rubric) -> None:
@@ -144,7 +206,7 @@ class ExamState:
         if self.rubric is not None or self.error is not None:
             return
         if ref is None:
-            started = [e for e in self.ledger.values() if e.type == "exam.started"]
+            started = self.by_type.get("exam.started", [])
             if not started:
                 return
             first = min(started, key=lambda e: (e.ts_ms, e.event_id))
@@ -159,6 +221,10 @@ class ExamState:
 
     # ------------------------------------------------------------------ time
     def now(self, clock: int) -> int:
+        """The time the exam is decided at: the clock, or (unclocked) its end once it
+        ended, so a replay without a clock closes every box at exam.ended."""
+        if self.clocked:
+            return clock
         end = self.ctx.end_ms
         return clock if end is None or clock >= end else end
 
@@ -174,21 +240,58 @@ class ExamState:
         return any(old < m <= new for m in self.time_marks())
 
     # ------------------------------------------------------------------ control
-    def add_control(self, ev: Event, judge: TextJudge) -> bool:
-        """Add a control event to the ledger; False when it was already there."""
-        if ev.event_id in self.ledger:
-            return False
+    def add_control(
+        self, ev: Event, judge: TextJudge, limits: Limits | None = None
+    ) -> Literal["added", "known", "conflict", "refused"]:
+        """Add a control event to the ledger.
+
+        "known": the same event was there (a redelivery); "conflict": its id was there
+        with another body (the first is kept); "refused": a submission past the exam's
+        submission bytes (the exam is flagged).
+        """
+        known = self.ledger.get(ev.event_id)
+        if known is not None:
+            return "known" if same_body(known, strip_content(ev)) else "conflict"
+        kept = strip_content(ev)
+        if ev.type in SUBMISSION_TYPES:
+            size = event_bytes(kept)
+            cap = (limits or Limits()).submission_bytes
+            if self.submission_size + size > cap:
+                self._flag(f"submissions past {cap} bytes were refused")
+                return "refused"
+            self.submission_size += size
         if ev.type == "artifact.submitted":
             verdict = judge_artifact(judge, ev)
             if verdict is not None:
                 self.verdicts[ev.event_id] = verdict
-            ev = strip_content(ev)
+        self._index(kept)
+        return "added"
+
+    def _index(self, ev: Event) -> None:
         self.ledger[ev.event_id] = ev
-        return True
+        self.by_type.setdefault(ev.type, []).append(ev)
+        if ev.type == "diagnosis.submitted":
+            self.answers.add(diagnosis(ev))
+
+    def set_ledger(self, events: Iterable[Event]) -> None:
+        """Replace the ledger (a restore)."""
+        self.ledger, self.by_type, self.answers = {}, {}, Answers()
+        for ev in events:
+            self._index(ev)
+
+    def _flag(self, flag: str) -> None:
+        if flag not in self.flags:
+            self.flags.append(flag)
 
     def refresh_context(self) -> None:
         self.ctx = derive_context(
-            self.exam_id, self.platform_id, self.ledger.values(), self.rubric, self.verdicts
+            self.exam_id,
+            self.platform_id,
+            self.by_type,
+            self.rubric,
+            self.verdicts,
+            self.answers,
+            clocked=self.clocked,
         )
         if self.query is not None:
             self.query.ctx = self.ctx
@@ -202,6 +305,8 @@ class ExamState:
             if gate not in self.opened:
                 self.opened[gate] = at
                 held = self.pending.pop(gate, {})
+                for ev in held.values():
+                    self.pending_size -= event_bytes(ev)
                 for ev in sorted(held.values(), key=lambda e: (e.ts_ms, e.event_id)):
                     for fact, g, _ in self.routes.get(ev.type, ()):
                         if g == gate:
@@ -232,14 +337,42 @@ class ExamState:
 
     def _hold(self, gate: str, ev: Event, limits: Limits) -> None:
         held = self.pending.setdefault(gate, {})
+        if ev.event_id in held:
+            return  # the first delivery is kept
         held[ev.event_id] = ev
+        self.pending_size += event_bytes(ev)
         if len(held) > limits.pending_per_gate:
             drop = sorted(held.values(), key=lambda e: (e.ts_ms, e.event_id))
             for old in drop[: max(1, len(drop) // 10)]:
                 del held[old.event_id]
-            flag = f"signals held for {gate} exceeded {limits.pending_per_gate}; the oldest were dropped"
-            if flag not in self.flags:
-                self.flags.append(flag)
+                self.pending_size -= event_bytes(old)
+            self._flag(
+                f"signals held for {gate} exceeded {limits.pending_per_gate}; the oldest were dropped"
+            )
+        if self.pending_size > limits.pending_bytes:
+            self._trim_pending(limits.pending_bytes)
+
+    def _trim_pending(self, cap: int) -> None:
+        """Drop the oldest held signals (of any gate) until a tenth under ``cap``."""
+        everything = sorted(
+            ((e.ts_ms, e.event_id, g) for g, held in self.pending.items() for e in held.values()),
+        )
+        goal = cap - cap // 10
+        for _, eid, gate in everything:
+            if self.pending_size <= goal:
+                break
+            old = self.pending[gate].pop(eid)
+            self.pending_size -= event_bytes(old)
+            self._flag(f"signals held for {gate} exceeded {cap} bytes; the oldest were dropped")
+
+    def recount(self) -> None:
+        """Sizes after a restore (they are not stored)."""
+        self.pending_size = sum(
+            event_bytes(e) for held in self.pending.values() for e in held.values()
+        )
+        self.submission_size = sum(
+            event_bytes(e) for e in self.ledger.values() if e.type in SUBMISSION_TYPES
+        )
 
     # ------------------------------------------------------------------ deciding
     def decide(self, i: int, now: int) -> CriterionResult:

@@ -64,8 +64,8 @@ def _exam(ex: ExamState) -> dict[str, Any]:
 
 
 def _unexam(engine: Engine, pid: str, obj: dict[str, Any]) -> ExamState:
-    ex = ExamState(pid, obj["id"])
-    ex.ledger = {e[1]: _unev(pid, e) for e in obj["l"]}
+    ex = ExamState(pid, obj["id"], clocked=engine.clocked)
+    ex.set_ledger(_unev(pid, e) for e in obj["l"])
     ex.verdicts = {k: _unverdict(v) for k, v in obj["v"].items()}
     ex.opened = {k: int(v) for k, v in obj["o"].items()}
     ex.flags = list(obj["g"])
@@ -83,6 +83,7 @@ def _unexam(engine: Engine, pid: str, obj: dict[str, Any]) -> ExamState:
         if obj["h"] is not None and ex.coverage is not None:
             ex.coverage.load(obj["h"])
     ex.pending = {g: {e[1]: _unev(pid, e) for e in held} for g, held in obj["q"].items()}
+    ex.recount()
     return ex
 
 
@@ -96,6 +97,7 @@ def platform_state(engine: Engine, platform_id: str) -> dict[str, Any]:
         "c": engine.clock,
         "u": [_ev(e) for e in p.unbound.values()],
         "d": p.dropped_max_ts,
+        "r": list(p.recent.items()),
         "x": [_exam(ex) for ex in p.exams.values()],
     }
 
@@ -117,6 +119,8 @@ def restore_platform(engine: Engine, data: bytes | dict[str, Any]) -> None:
         p = PlatformState(pid)
         p.unbound = {e[1]: _unev(pid, e) for e in obj["u"]}
         p.dropped_max_ts = obj["d"]
+        p.recent = {str(k): int(v) for k, v in obj.get("r", [])}
+        p.recount()
         decided: list[list[Any] | None] = []
         for x in obj["x"]:
             ex = _unexam(engine, pid, x)
@@ -126,6 +130,7 @@ def restore_platform(engine: Engine, data: bytes | dict[str, Any]) -> None:
         raise GradingError(f"corrupt engine state: {exc}") from exc
     engine.platforms[pid] = p
     engine.clock = max(engine.clock, int(obj.get("c", NEVER)))
+    engine.invalidate_deadline()
     p.reindex()
     for ex, saved in zip(p.exams.values(), decided, strict=True):
         if ex.rubric is not None:
@@ -157,7 +162,11 @@ def engine_from_bytes(data: bytes, like: Engine) -> Engine:
     except orjson.JSONDecodeError as exc:
         raise GradingError(f"corrupt engine state: {exc}") from exc
     engine = Engine(
-        like.rubrics, like.judge, rubric_version=like.rubric_version, limits=like.limits
+        like.rubrics,
+        like.judge,
+        rubric_version=like.rubric_version,
+        limits=like.limits,
+        clocked=like.clocked,
     )
     engine.clock = int(obj.get("c", NEVER))
     for p in obj.get("p", []):

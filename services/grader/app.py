@@ -235,6 +235,11 @@ class GraderWorker:
         if sink is not None and settled:
             self.assignments.restore_idle(self.assigned_partitions(), sink)
         ends = self._log_ends()
+        async with self.assignments.lock:  # the graders may be grading in their thread
+            for partition, topic_ends in ends.items():
+                grader = self.assignments.graders.get(partition)
+                if grader is not None:
+                    grader.note_log_ends(topic_ends)
         for seek in self.rewind.seeks(time.monotonic(), self._marks(ends), settled):
             topic, partition = seek.tp
             if seek.stalled_s is not None:

@@ -112,7 +112,9 @@ def build_worker(settings: GraderSettings, engines: Any = None) -> Any:
     codec = WireCodec(registry, topic_prefix=settings.topic_prefix)
     return GraderWorker(
         settings,
-        engines if engines is not None else core_engine_store(),
+        engines
+        if engines is not None
+        else core_engine_store(state_max_bytes=settings.state_max_bytes),
         codec,
         catalog_factory(settings),
         trino_factory(settings),

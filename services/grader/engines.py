@@ -7,10 +7,15 @@ is the only module that imports the core's engine.
 from __future__ import annotations
 
 from services.core.engine_store import EngineStore as CoreEngineStore
+from services.core.exam_state import Limits
 from services.grader.grading import EngineStore
 
 
-def core_engine_store(rubric_version: str | None = None) -> EngineStore:
-    """The EngineStore of ``services.core``: shipped rubrics, the default text judge."""
-    store: EngineStore = CoreEngineStore(rubric_version=rubric_version)
+def core_engine_store(
+    rubric_version: str | None = None, state_max_bytes: int | None = None
+) -> EngineStore:
+    """The EngineStore of ``services.core``: shipped rubrics, the default text judge,
+    clocked engines, held state bounded to ``state_max_bytes`` per platform."""
+    limits = Limits.within(state_max_bytes) if state_max_bytes is not None else None
+    store: EngineStore = CoreEngineStore(rubric_version=rubric_version, limits=limits)
     return store

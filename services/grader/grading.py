@@ -2,10 +2,22 @@
 
 All input topics share the partition count and are keyed by platform_id, so partition
 ``p`` of every topic holds the complete history of the same platforms. A
-:class:`PartitionGrader` owns those platforms: it feeds each record to its platform's
-engine, advances the partition's event-time watermark (the highest event time seen) and,
-when it moves, asks every engine of the partition to close time boxes at that watermark:
-an event-time timer, never the wall clock.
+:class:`PartitionGrader` owns those platforms and feeds each record to its platform's
+engine. Time boxes close on event-time clocks, never the wall clock, and the clocks are
+honest:
+
+* the partition's *aligned watermark* is the minimum, over its input topics, of the
+  highest event time read on each; a topic read to its log end (the worker's tick
+  reports log ends through :meth:`PartitionGrader.note_log_ends`) is idle and does not
+  hold the others back. A backlog read one topic first cannot close a time box before
+  the other topics' records of that time have been read;
+* each platform's engine (its exams) is evaluated at ``min(its own latest event time,
+  the aligned watermark)``: another platform's records, whatever their dates, never close
+  its boxes. A quiet candidate's clock still moves: its collectors' heartbeats, keyed by
+  its platform, arrive every 30 s;
+* the partition keeps a timer heap of (next deadline, platform): a record visits only
+  the platforms whose deadline the watermark passed, not every platform.
+
 The result of each record is the rows to sink; the state goes to the table in flushes.
 
 Determinism is what makes restarts exact: everything here is a function of the records
@@ -15,8 +27,9 @@ gives the same transitions with the same ids.
 
 from __future__ import annotations
 
+import heapq
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -51,6 +64,16 @@ class StepResult:
     rows: tuple[TransitionRow, ...] = ()
     #: the record was already in the restored state and was not graded again
     replayed: bool = False
+    #: the record's event id was seen before with another body: the engine kept the
+    #: first and graded nothing; the worker dead-letters it as ``conflicting_duplicate``
+    conflict: bool = False
+
+
+_NOTHING = StepResult()
+_REPLAYED = StepResult(replayed=True)
+_CONFLICT = StepResult(conflict=True)
+#: "no event time yet" for clocks (earlier than any event; the watermark starts at 0)
+_NO_TIME = 0
 
 
 @dataclass(slots=True)
@@ -58,6 +81,10 @@ class _Platform:
     engine: GradingEngine
     seq: int = 0
     pending: list[TransitionRow] = field(default_factory=list)
+    #: the platform's own clock: the highest event time of its records
+    latest_ms: int = _NO_TIME
+    #: the deadline it is queued for in the timer heap (None: not queued)
+    queued: int | None = None
 
 
 #: table keys of partition markers start with this (no platform id can: ids are names)
@@ -72,14 +99,15 @@ def is_marker(key: str) -> bool:
     return key.startswith(MARKER_PREFIX)
 
 
-def _due(engine: GradingEngine, at_ms: int) -> bool:
-    """Whether ``evaluate(at_ms)`` can change anything: engines that know their next
-    deadline (``next_deadline_ms()``, None when none is open) save the call."""
+def _next_deadline(engine: GradingEngine, clock: int) -> int | None:
+    """When ``evaluate`` can next change anything: engines that know it
+    (``next_deadline_ms()``, None when none is ahead) say so; any other engine may
+    change with every step of time."""
     next_deadline = getattr(engine, "next_deadline_ms", None)
     if next_deadline is None:
-        return True
-    deadline = next_deadline()
-    return deadline is not None and deadline <= at_ms
+        return clock + 1
+    deadline: int | None = next_deadline()
+    return deadline
 
 
 def part_number(part: str) -> int | None:
@@ -119,16 +147,27 @@ def to_row(
 
 
 class PartitionGrader:
-    """The platforms of one partition number, their engines, positions and watermark.
+    """The platforms of one partition number, their engines, positions and clocks.
 
     State is written in flushes, not per record (:meth:`flush`): the platform records the
-    records since the last flush touched, then the partition marker holding the positions
-    and the watermark, always last. A crash keeps a prefix of the changelog, so a marker
+    records since the last flush touched (each with its own clock), then the partition
+    marker holding the positions, the highest event time read on each topic and the
+    aligned watermark, always last. A crash keeps a prefix of the changelog, so a marker
     that survived vouches for every platform record written before it; the restarted
     worker resumes reading at the marker's positions (see the worker's rewind). Platforms
     written after the surviving marker are ahead of it: the engine ignores the events it
     has already seen, and their outbox rows from records beyond the marker are held back
     until those records are graded again, so every row enters the sink with its record.
+
+    The worker calls :meth:`handle` (or :meth:`mark`) per record, :meth:`note_log_ends`
+    from its tick with each input topic's log-end offset of this partition, and
+    :meth:`flush` at commits. Without log ends (tests, replays), a topic is never idle:
+    the watermark is the minimum of the topics read so far. A topic the grader has not
+    met (no record graded, no log end noted, not in the restored marker) does not hold
+    the clock: a partition whose other topics stay empty must not wait for a tick. So
+    the worker notes log ends as soon as it takes a partition over, before its first
+    record, and at every tick. ``topics`` names input topics up front that hold the
+    clock until read or noted idle (tools that know them all, tests).
     """
 
     def __init__(
@@ -136,13 +175,21 @@ class PartitionGrader:
         partition: int,
         engines: EngineStore,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        topics: Iterable[str] = (),
     ) -> None:
         self.partition = partition
         self._engines = engines
         self._clock_ms = clock_ms
         self._platforms: dict[str, _Platform] = {}
         self.positions: dict[str, int] = {}
-        self.watermark_ms = 0
+        #: the aligned watermark (never moves back)
+        self.watermark_ms = _NO_TIME
+        #: the highest event time read on each input topic
+        self.highs: dict[str, int] = dict.fromkeys(topics, _NO_TIME)
+        #: log-end offsets the worker noted (a topic read up to its end is idle)
+        self._ends: dict[str, int] = {}
+        self._ends_changed = False
+        self._timers: list[tuple[int, str]] = []
         self._dirty: set[str] = set()
         #: records graded (or dead-lettered) since the last flush
         self.unflushed = 0
@@ -158,14 +205,25 @@ class PartitionGrader:
         mine = [r for r in records if r.partition == self.partition]
         marker = next((r for r in mine if is_marker(r.platform_id)), None)
         self.positions = dict(marker.positions) if marker is not None else {}
-        self.watermark_ms = marker.watermark_ms if marker is not None else 0
+        self.watermark_ms = marker.watermark_ms if marker is not None else _NO_TIME
+        if marker is not None:
+            for topic, high in marker.highs.items():
+                self.highs[topic] = max(self.highs.get(topic, _NO_TIME), high)
+        for topic in self.positions:
+            self.highs.setdefault(topic, _NO_TIME)
+        self._ends_changed = True
         outbox: list[TransitionRow] = []
         for record in mine:
             if is_marker(record.platform_id):
                 continue
-            self._platforms[record.platform_id] = _Platform(
-                self._engines.load(record.state), record.seq, list(record.pending)
+            live = _Platform(
+                self._engines.load(record.state),
+                record.seq,
+                list(record.pending),
+                record.latest_ms,
             )
+            self._platforms[record.platform_id] = live
+            self._queue(record.platform_id, live)
             for row in record.pending:
                 src = row.source
                 if src.offset < self.positions.get(src.topic, 0):
@@ -187,6 +245,71 @@ class PartitionGrader:
     def held_rows(self) -> int:
         return sum(len(rows) for rows in self._held.values())
 
+    def clock_of(self, platform_id: str) -> int:
+        """The event time the platform's exams are evaluated at."""
+        live = self._platforms.get(platform_id)
+        return _NO_TIME if live is None else min(live.latest_ms, self.watermark_ms)
+
+    # --- clocks ------------------------------------------------------------------------
+    def note_log_ends(self, ends: Mapping[str, int]) -> None:
+        """The worker's tick: each input topic's log-end offset of this partition.
+
+        A topic read up to its end is idle and no longer holds the watermark back; one
+        with records left to read holds it at the highest event time read on it. The
+        watermark moves at the next record (rows are attributed to a record).
+        """
+        for topic, end in ends.items():
+            if self._ends.get(topic) != end:
+                self._ends[topic] = end
+                self._ends_changed = True
+            self.highs.setdefault(topic, _NO_TIME)
+
+    def _aligned(self) -> int:
+        """min over topics with records left of their highest event time read; the
+        highest of all when every topic is idle."""
+        low: int | None = None
+        top = _NO_TIME
+        positions = self.positions
+        ends = self._ends
+        for topic, high in self.highs.items():
+            if high > top:
+                top = high
+            end = ends.get(topic)
+            if end is not None and positions.get(topic, 0) >= end:
+                continue
+            if low is None or high < low:
+                low = high
+        return top if low is None else low
+
+    def _queue(self, pid: str, live: _Platform) -> None:
+        """(Re)enter the platform in the timer heap at its next deadline."""
+        clock = min(live.latest_ms, self.watermark_ms)
+        deadline = _next_deadline(live.engine, clock)
+        if deadline is not None and deadline != live.queued:
+            live.queued = deadline
+            heapq.heappush(self._timers, (deadline, pid))
+
+    def _fire(self, produced: list[tuple[str, Transition]]) -> None:
+        """Evaluate the platforms whose deadline the watermark passed (and their own
+        clock too; a platform held back by its own clock is evaluated at its next record)."""
+        timers = self._timers
+        wm = self.watermark_ms
+        while timers and timers[0][0] <= wm:
+            deadline, pid = heapq.heappop(timers)
+            live = self._platforms[pid]
+            if live.queued != deadline:
+                continue  # superseded
+            live.queued = None
+            if deadline > live.latest_ms:
+                continue
+            clock = live.latest_ms if live.latest_ms < wm else wm
+            # An evaluated engine is written back even when nothing changed: evaluate
+            # moves its clock, which later decisions read.
+            self._dirty.add(pid)
+            for t in live.engine.evaluate(clock):
+                produced.append((pid, t))
+            self._queue(pid, live)
+
     # --- grading -----------------------------------------------------------------------
     def _platform(self, platform_id: str) -> _Platform:
         live = self._platforms.get(platform_id)
@@ -197,53 +320,77 @@ class PartitionGrader:
 
     def handle(self, event: Event, source: SourcePosition) -> StepResult:
         """Grade one record of this partition (a record below the positions is skipped)."""
-        if source.offset < self.positions.get(source.topic, 0):
-            return StepResult(replayed=True)
-        own = self._platform(event.platform_id)
-        # The engine decides at its own clock: bring it to the partition's watermark first
-        # (another platform's records may have moved it), as one engine holding every
-        # platform would be; deciding at a stale clock makes the result depend on how
-        # the topics interleave.
-        produced: list[tuple[str, Transition]] = [
-            (event.platform_id, t) for t in own.engine.evaluate(self.watermark_ms)
-        ]
-        produced += [(event.platform_id, t) for t in own.engine.apply(event)]
-        self._dirty.add(event.platform_id)
-        self.positions[source.topic] = source.offset + 1
+        topic = source.topic
+        positions = self.positions
+        if source.offset < positions.get(topic, 0):
+            return _REPLAYED
+        pid = event.platform_id
+        own = self._platforms.get(pid)
+        if own is None:
+            own = self._platform(pid)
+        engine = own.engine
+        ts = event.ts_ms
+        wm = self.watermark_ms
+        # The engine decides at its own clock as it stood before this record, as the
+        # time-ordered stream would have it.
+        before = own.latest_ms if own.latest_ms < wm else wm
+        produced: list[tuple[str, Transition]] = []
+        for t in engine.evaluate(before):
+            produced.append((pid, t))
+        for t in engine.apply(event):
+            produced.append((pid, t))
+        conflict = bool(getattr(engine, "conflict", False))
+        self._dirty.add(pid)
+        positions[topic] = source.offset + 1
         self.unflushed += 1
-        advanced = event.ts_ms > self.watermark_ms
-        self.watermark_ms = max(self.watermark_ms, event.ts_ms)
-        # Close time boxes at the watermark: every platform when it moved, else the
-        # record's own (new platforms included), so each engine has been evaluated at
-        # the current watermark whatever the order the records came in.
-        # An evaluated engine is written back even when nothing changed: evaluate moves
-        # its clock, which later decisions read; a restart from the older clock would
-        # grade the following records differently from an uninterrupted run.
-        for pid in self.platforms if advanced else [event.platform_id]:
-            live = self._platforms[pid]
-            if not _due(live.engine, self.watermark_ms):
-                continue
-            self._dirty.add(pid)
-            for t in live.engine.evaluate(self.watermark_ms):
+        if ts > own.latest_ms:
+            own.latest_ms = ts
+        high = self.highs.get(topic)
+        moved = high is None or ts > high
+        if moved:
+            self.highs[topic] = ts
+        # The watermark can move only when: the topic was at or below it and rose (it
+        # may have held the minimum), the topic became idle, an idle topic rose past it
+        # (every topic idle: the highest counts), or the log ends changed.
+        end = self._ends.get(topic)
+        if end is not None and source.offset + 1 >= end:
+            recompute = source.offset + 1 == end or ts > wm
+        else:
+            recompute = moved and (high is None or high <= wm)
+        if recompute or self._ends_changed:
+            self._ends_changed = False
+            aligned = self._aligned()
+            if aligned > wm:
+                self.watermark_ms = wm = aligned
+        clock = own.latest_ms if own.latest_ms < wm else wm
+        if clock > before:
+            for t in engine.evaluate(clock):
                 produced.append((pid, t))
+        self._queue(pid, own)
+        if self._timers and self._timers[0][0] <= wm:
+            self._fire(produced)
+        held = self._held.pop((topic, source.offset), None)
+        if not produced and held is None:
+            return _CONFLICT if conflict else _NOTHING
         now = self._clock_ms()
-        rows: list[TransitionRow] = self._held.pop((source.topic, source.offset), [])
-        for pid, t in produced:
-            live = self._platforms[pid]
+        rows: list[TransitionRow] = held or []
+        for owner, t in produced:
+            live = self._platforms[owner]
             live.seq += 1
             row = to_row(t, live.seq, source, event, now)
             live.pending.append(row)
             rows.append(row)
-        return StepResult(tuple(rows))
+        return StepResult(tuple(rows), conflict=conflict)
 
     def mark(self, source: SourcePosition) -> StepResult:
         """A record that grades nothing (a dead letter) still moves the partition on; the
         next flush's marker keeps its position, so a restart does not dead-letter it again."""
         if source.offset < self.positions.get(source.topic, 0):
-            return StepResult(replayed=True)
+            return _REPLAYED
         self.positions[source.topic] = source.offset + 1
+        self._ends_changed = True  # the topic may have become idle: look again
         self.unflushed += 1
-        return StepResult()
+        return _NOTHING
 
     def touch_all(self) -> None:
         """Write every platform at the next flush (a previous flush may not have landed)."""
@@ -266,6 +413,7 @@ class PartitionGrader:
                 positions=dict(self.positions),
                 watermark_ms=self.watermark_ms,
                 seq=0,
+                highs=dict(self.highs),
             )
         )
         self._dirty.clear()
@@ -282,4 +430,5 @@ class PartitionGrader:
             watermark_ms=self.watermark_ms,
             seq=live.seq,
             pending=tuple(live.pending),
+            latest_ms=live.latest_ms,
         )

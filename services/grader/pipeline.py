@@ -245,6 +245,11 @@ class BatchPipeline:
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(self._thread, _grade_steps, live)
             for step in live:
+                if step.result.conflict and isinstance(step.decoded, Event):
+                    # the engine kept the first body; the record's position moves only
+                    # once its dead letter is acknowledged (still under the lock, so no
+                    # checkpoint can commit the position before it)
+                    await self._dead_letter_conflict(step)
                 for row in step.result.rows:
                     self._sink.offer(row)
                     self._metrics.transitions.labels(row.state).inc()
@@ -258,6 +263,20 @@ class BatchPipeline:
                 self._metrics.grading_seconds.observe(step.seconds)
                 outcomes[(step.raw.topic_name, _outcome(step))] += 1
         return rows
+
+    async def _dead_letter_conflict(self, step: _Step) -> None:
+        event = step.decoded
+        assert isinstance(event, Event)
+        dead = dead_letter_for(
+            step.raw,
+            f"event id {event.event_id!r} was graded before with another body; the first "
+            "one stands (a sender that reuses event ids must make them unique)",
+            "conflicting_duplicate",
+        )
+        _topic, key, value = dead_letter_record(dead, self._codec)
+        await self._outbox.dead_letter(key, value)
+        self._metrics.dead_letters.labels(step.raw.topic_name, dead.error_class).inc()
+        log.warning("dead letter %s: %s", step.pos, dead.reason)
 
     async def _publish(self, rows: Sequence[TransitionRow]) -> None:
         for row in rows:
@@ -287,4 +306,5 @@ def _grade_steps(steps: list[_Step]) -> None:
 def _outcome(step: _Step) -> str:
     if step.result.replayed:
         return "replayed"
-    return "dead_letter" if isinstance(step.decoded, DeadLetter) else "graded"
+    dead = isinstance(step.decoded, DeadLetter) or step.result.conflict
+    return "dead_letter" if dead else "graded"

@@ -7,6 +7,9 @@ shape with no state, holds the positions the partition resumes from):
 - ``state``: the engine's serialized state;
 - ``positions``: for the platform's partition number, the next offset of every input topic
   processed when the value was written (the newest value of a partition has the highest);
+- ``latest_ms``: the platform's own clock (the highest event time of its records);
+- ``highs`` (the marker only): the highest event time read on each input topic, from
+  which the aligned watermark (``watermark_ms``) is computed;
 - ``pending``: transitions produced but not yet known to be in Iceberg (the outbox). A
   restart re-offers them to the sink, which drops those its committed offsets cover.
 
@@ -38,6 +41,8 @@ class PlatformRecord:
     watermark_ms: int
     seq: int
     pending: tuple[TransitionRow, ...] = field(default_factory=tuple)
+    latest_ms: int = 0
+    highs: Mapping[str, int] = field(default_factory=dict)
 
     def encode(self) -> bytes:
         return json.dumps(
@@ -50,6 +55,8 @@ class PlatformRecord:
                 "watermark_ms": self.watermark_ms,
                 "seq": self.seq,
                 "pending": [r.to_json_obj() for r in self.pending],
+                "latest_ms": self.latest_ms,
+                "highs": dict(self.highs),
             },
             separators=(",", ":"),
         ).encode()
@@ -68,6 +75,9 @@ class PlatformRecord:
                 watermark_ms=int(obj["watermark_ms"]),
                 seq=int(obj["seq"]),
                 pending=tuple(TransitionRow.from_json_obj(r) for r in obj["pending"]),
+                # values written before the clocks were kept: no own clock, no highs
+                latest_ms=int(obj.get("latest_ms", 0)),
+                highs={str(k): int(v) for k, v in obj.get("highs", {}).items()},
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise SinkError(

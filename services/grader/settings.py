@@ -68,6 +68,9 @@ class GraderSettings(BaseSettings):
     #: span, one metrics update and one round of state sends per batch, not per record
     batch_records: int = Field(default=500, ge=1)
     batch_wait_s: float = Field(default=0.02, gt=0)
+    #: the budget of one platform's held state in the changelog (``Limits.within``),
+    #: well under the broker's message limit (1 MB by default) whatever a platform sends
+    state_max_bytes: int = Field(default=512 * 1024, ge=64 * 1024, le=1_000_000)
 
     # Trust (docs/trust.md): PROCTOR_TRUSTED_KEYS, PROCTOR_ROSTER_SECRET, PROCTOR_MAX_SKEW_S
     trusted_keys: str | None = None

@@ -20,20 +20,23 @@ if TYPE_CHECKING:
     from services.core.rubric import CriterionSpec
 
 
-def answers(ctx: ExamContext, close_ms: int) -> tuple[Fault | None, list[Diagnosis]]:
-    """The fault and the diagnoses of it, submitted between the fault and the close.
+def first_answer(ctx: ExamContext, close_ms: int) -> tuple[Fault | None, Diagnosis | None]:
+    """The fault and the first diagnosis of it submitted between the fault and the close.
 
     A diagnosis without a fault id answers the exam's (only) fault; one naming another
     fault id answers something else and is not graded here.
     """
     fault = ctx.fault
     if fault is None:
-        return None, []
-    return fault, [
-        d
-        for d in ctx.diagnoses
-        if fault.ts_ms <= d.ts_ms <= close_ms and (not d.fault_id or d.fault_id == fault.fault_id)
-    ]
+        return None, None
+    return fault, ctx.diagnoses.first(fault.fault_id, fault.ts_ms, close_ms)
+
+
+def first_right(ctx: ExamContext, fault: Fault, close_ms: int) -> Diagnosis | None:
+    """The first diagnosis of the fault, in the same range, that names its layer and kind."""
+    return ctx.diagnoses.first_naming(
+        fault.fault_id, fault.layer, fault.kind, fault.ts_ms, close_ms
+    )
 
 
 def grade(d: Diagnosis, fault: Fault) -> str:
@@ -61,12 +64,11 @@ class RootCause(Rule[RootCauseParams]):
     blind_sensitive = False
 
     def decide(self, q: Query) -> Outcome:
-        fault, ds = answers(q.ctx, q.close_ms)
+        fault, first = first_answer(q.ctx, q.close_ms)
         if fault is None:
             return pending("No fault.injected yet.")
-        if not ds:
+        if first is None:
             return pending(f"No diagnosis of the fault injected at {clock(fault.ts_ms)} yet.")
-        first = ds[0]
         g = grade(first, fault)
         said = f"{first.layer}/{first.kind}"
         if g == "right":
@@ -82,7 +84,7 @@ class RootCause(Rule[RootCauseParams]):
                 (first.event_id,),
                 first.ts_ms,
             )
-        later = next((d for d in ds[1:] if grade(d, fault) == "right"), None)
+        later = first_right(q.ctx, fault, q.close_ms)  # not the first: it was not right
         symptom = norm(first.layer) in {norm(s) for s in self.p.symptom_layers}
         blamed = "blamed the symptom" if symptom else "named the wrong layer"
         if later is not None:
@@ -114,10 +116,10 @@ class RootCauseOnTime(Rule[OnTimeParams]):
     blind_sensitive = False
 
     def decide(self, q: Query) -> Outcome:
-        fault, ds = answers(q.ctx, q.close_ms)
+        fault = q.ctx.fault
         if fault is None:
             return pending("No fault.injected yet.")
-        right = next((d for d in ds if grade(d, fault) == "right"), None)
+        right = first_right(q.ctx, fault, q.close_ms)
         due = fault.ts_ms + self.p.within_minutes * 60_000
         if right is None:
             return pending(f"No right diagnosis yet (due by {clock(due)}).")

@@ -111,6 +111,8 @@ class SelfGradeAgreement(OverallRule[SelfGradeParams]):
         now: int,
     ) -> Outcome:
         grades = [g for g in ctx.self_grades if ctx.end_ms is None or g.ts_ms <= ctx.end_ms]
+        if ctx.clocked:  # a self grade is read when the exam's clock reaches it
+            grades = [g for g in grades if g.ts_ms <= now]
         if not grades:
             if ctx.end_ms is not None and now >= ctx.end_ms:
                 return Outcome(

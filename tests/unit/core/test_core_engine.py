@@ -65,7 +65,9 @@ def test_signals_outside_every_exam_grade_nothing_and_are_counted(engine: Engine
     assert engine.apply(other) == []
     engine.evaluate(b.at(600))
     assert states(engine)["exam-2026-11-27-alice"]["p1.schema_registered"] == "expired"
-    assert engine.audit.unclaimed == {"basecamp-alice": 1, "basecamp-zed": 1}
+    # after the end of alice's (latest) exam: not held, counted; zed has no exam: held
+    assert engine.audit.unclaimed == {"basecamp-alice": 0, "basecamp-zed": 1}
+    assert engine.audit.outside == 1
 
 
 def test_signals_before_exam_started_are_bound_when_it_arrives(engine: Engine) -> None:

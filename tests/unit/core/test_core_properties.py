@@ -329,3 +329,25 @@ def test_the_engine_never_raises_on_valid_events(
     assert comparable(restored.results()) == comparable(results)
     for r in results:
         assert r.error is not None or len(r.criteria) > 0
+
+
+@SETTINGS
+@given(events=exams(), seed=st.integers(0, 2**32), dup=st.sampled_from([0.0, 0.2]))
+def test_clocked_engines_on_their_own_platforms_clock_grade_like_the_reference(
+    rubrics, judge, events: list[Event], seed: int, dup: float
+) -> None:
+    """The worker's way: one clocked engine per platform, evaluated at the platform's own
+    clock (the highest event time of its records) as they arrive in any order; each
+    ends where the reference, at that platform's final clock, does."""
+    engines: dict[str, Engine] = {}
+    own: dict[str, int] = {}
+    for ev in deliver(events, seed, dup):
+        engine = engines.setdefault(ev.platform_id, Engine(rubrics, judge, clocked=True))
+        engine.evaluate(own.get(ev.platform_id, 0))
+        engine.apply(ev)
+        own[ev.platform_id] = max(own.get(ev.platform_id, 0), ev.ts_ms)
+        engine.evaluate(own[ev.platform_id])
+    for pid, engine in engines.items():
+        mine = [e for e in events if e.platform_id == pid]
+        reference = grade_history(mine, rubrics, judge, at_ms=own[pid])
+        assert comparable(engine.results()) == comparable(reference), pid

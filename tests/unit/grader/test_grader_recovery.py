@@ -184,7 +184,7 @@ def latest(rows: list[TransitionRow]) -> dict[tuple[str, str], str]:
 
 
 def reference(steps: list[Step]) -> list[TransitionRow]:
-    g, s, iceberg = PartitionGrader(0, CountingStore()), sink(), Iceberg()
+    g, s, iceberg = PartitionGrader(0, CountingStore(), topics=TOPICS), sink(), Iceberg()
     for step in steps:
         grade(g, s, step)
     fake_commit(s, iceberg)
@@ -216,7 +216,7 @@ def life(
     markers' positions, commit at the given steps; then finish or crash. A crash keeps
     the writes of completed commits and a prefix of those after them (``cut``); with
     ``mid_commit`` it comes inside a commit whose flush has begun."""
-    g, s = PartitionGrader(0, CountingStore()), sink()
+    g, s = PartitionGrader(0, CountingStore(), topics=TOPICS), sink()
     s.finish(CommitResult(0, 1, dict(iceberg.offsets), 0.0, 1))  # what open() reads
     for row in g.restore(table_of(writes).values()):
         s.offer(row)
@@ -277,7 +277,7 @@ def test_a_platform_written_after_the_surviving_marker_releases_its_rows_with_th
         (Event("tool.used", "a", f"a{i}", 1000 + i), SourcePosition("exam.control", 0, i))
         for i in range(2)
     ]
-    g1, s1 = PartitionGrader(0, CountingStore()), sink()
+    g1, s1 = PartitionGrader(0, CountingStore(), topics=TOPICS), sink()
     grade(g1, s1, steps[0])
     first = g1.flush(s1.is_committed)
     assert [r.platform_id for r in first][-1].startswith("\x00partition:")
@@ -285,7 +285,7 @@ def test_a_platform_written_after_the_surviving_marker_releases_its_rows_with_th
     second = g1.flush(s1.is_committed)
     table = table_of(list(first) + list(second[:-1]))  # the second marker was lost
 
-    g2 = PartitionGrader(0, CountingStore())
+    g2 = PartitionGrader(0, CountingStore(), topics=TOPICS)
     assert g2.restore(table.values()) == []
     assert g2.resume_at("exam.control") == 1 and g2.held_rows == 1
     again = g2.handle(*steps[1])
@@ -297,40 +297,50 @@ def test_a_platform_written_after_the_surviving_marker_releases_its_rows_with_th
 
 def test_records_already_in_the_restored_state_are_not_graded_again() -> None:
     steps = make_steps(6, 1)
-    g1, s1 = PartitionGrader(0, CountingStore()), sink()
+    g1, s1 = PartitionGrader(0, CountingStore(), topics=TOPICS), sink()
     for step in steps:
         grade(g1, s1, step)
     table = table_of(list(g1.flush(s1.is_committed)))
-    g2 = PartitionGrader(0, CountingStore())
+    g2 = PartitionGrader(0, CountingStore(), topics=TOPICS)
     g2.restore(table.values())
     replayed = [g2.handle(ev, pos) for ev, pos in steps]
     assert all(r.replayed and not r.rows for r in replayed)
     assert g2.unflushed == 0
 
 
-def test_evaluation_follows_the_watermark_not_the_wall_clock() -> None:
+def test_evaluation_follows_each_platforms_own_clock_not_the_wall_clock() -> None:
+    """b's records move the partition's watermark to 15 s, but a's tick waits for a's
+    own clock (here a's heartbeat at 15 s): another platform never closes a's boxes."""
     g, s = PartitionGrader(0, CountingStore(), clock_ms=lambda: 0), sink()
     a0 = Event("tool.used", "a", "a0", 10_000)
     b0 = Event("tool.used", "b", "b0", 14_999)
     b1 = Event("tool.used", "b", "b1", 15_000)
+    a1 = Event("collector.heartbeat", "a", "a1", 15_000)
     grade(g, s, (a0, SourcePosition("exam.control", 0, 0)))
     r1 = g.handle(b0, SourcePosition("exam.control", 0, 1))
     assert [r.criterion_id for r in r1.rows] == []
-    # b's record moves the partition's watermark to 15 s: a's 5 s tick closes, b counts 2.
     r2 = g.handle(b1, SourcePosition("exam.control", 0, 2))
     assert sorted((r.platform_id, r.criterion_id, r.state) for r in r2.rows) == [
-        ("a", "c.tick", "met"),
         ("b", "c.count", "met"),
     ]
-    tick = next(r for r in r2.rows if r.criterion_id == "c.tick")
-    assert tick.event_ts_ms == 15_000 and tick.source.offset == 2
+    assert g.watermark_ms == 15_000 and g.clock_of("a") == 10_000
+    r3 = g.handle(a1, SourcePosition("exam.control", 0, 3))
+    assert sorted((r.platform_id, r.criterion_id, r.state) for r in r3.rows) == [
+        ("a", "c.count", "met"),
+        ("a", "c.tick", "met"),
+    ]
+    tick = next(r for r in r3.rows if r.criterion_id == "c.tick")
+    assert tick.event_ts_ms == 15_000 and tick.source.offset == 3
     written = g.flush(s.is_committed)
     assert [rec.platform_id for rec in written[:-1]] == ["a", "b"]
-    assert written[-1].positions == {"exam.control": 3} and written[-1].watermark_ms == 15_000
+    assert [rec.latest_ms for rec in written[:-1]] == [15_000, 15_000]
+    marker = written[-1]
+    assert marker.positions == {"exam.control": 4} and marker.watermark_ms == 15_000
+    assert marker.highs == {"exam.control": 15_000}
 
 
 def test_outbox_is_trimmed_of_rows_the_sink_committed() -> None:
-    g, s = PartitionGrader(0, CountingStore()), sink()
+    g, s = PartitionGrader(0, CountingStore(), topics=TOPICS), sink()
     steps = [
         (Event("tool.used", "a", f"a{i}", 1000 + i), SourcePosition("exam.control", 0, i))
         for i in range(3)
@@ -346,10 +356,10 @@ def test_outbox_is_trimmed_of_rows_the_sink_committed() -> None:
 
 
 def test_dead_letter_marker_moves_positions_so_a_restart_skips_it() -> None:
-    g = PartitionGrader(0, CountingStore())
+    g = PartitionGrader(0, CountingStore(), topics=TOPICS)
     assert not g.mark(SourcePosition("platform.flink", 0, 4)).rows
     (marker,) = g.flush(lambda r: False)
-    g2 = PartitionGrader(0, CountingStore())
+    g2 = PartitionGrader(0, CountingStore(), topics=TOPICS)
     g2.restore([marker])
     assert g2.positions == {"platform.flink": 5} and g2.platforms == []
     assert g2.mark(SourcePosition("platform.flink", 0, 4)).replayed

@@ -47,6 +47,10 @@ class Engine:
 
     def apply(self, event: Event) -> Sequence[Transition]:
         Engine.threads.add(threading.current_thread().name)
+        #: an id the engine saw before with another body: it keeps the first, grades nothing
+        self.conflict = event.event_id.startswith("dup")
+        if self.conflict:
+            return []
         Engine.applied.append(event.event_id)
         return [
             Transition(
@@ -225,6 +229,19 @@ def test_the_dead_letter_of_a_refusal_carries_its_class_and_reason(
     assert seen[0].raw_value == b"evil/e0" and seen[0].source_timestamp_ms == TS_MS + 5
     assert rig.assignments.graders[0].positions == {TOPIC: 2}
     assert Engine.applied == []
+
+
+def test_a_conflicting_duplicate_is_a_dead_letter_sent_before_its_position_moves() -> None:
+    rig = Rig()
+    rig.run([rec(0, b"p1/e0"), rec(1, b"p1/dup-e0"), rec(2, b"p1/e2")])
+    assert Engine.applied == ["e0", "e2"], "the conflicting record grades nothing"
+    ((key, value),) = rig.outbox.dead
+    assert json.loads(value)[0] == "grading.dead_letter"
+    assert rig.metrics.dead_letters.labels(TOPIC, "conflicting_duplicate")._value.get() == 1
+    assert rig.assignments.graders[0].positions == {TOPIC: 3}
+    assert rig.sink.offsets == {(TOPIC, 0): 3}
+    assert rig.outcome("dead_letter") == 1 and rig.outcome("graded") == 2
+    assert [r.criterion_id for r in rig.sink.rows] == ["c.e0", "c.e2"]
 
 
 def test_a_dead_letter_already_in_the_state_is_not_sent_again() -> None:
