@@ -236,6 +236,7 @@ def test_a_conflicting_duplicate_is_a_dead_letter_sent_before_its_position_moves
     rig.run([rec(0, b"p1/e0"), rec(1, b"p1/dup-e0"), rec(2, b"p1/e2")])
     assert Engine.applied == ["e0", "e2"], "the conflicting record grades nothing"
     ((key, value),) = rig.outbox.dead
+    assert key == b"k"
     assert json.loads(value)[0] == "grading.dead_letter"
     assert rig.metrics.dead_letters.labels(TOPIC, "conflicting_duplicate")._value.get() == 1
     assert rig.assignments.graders[0].positions == {TOPIC: 3}
