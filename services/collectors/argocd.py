@@ -82,10 +82,9 @@ def _revisions(doc: Any) -> tuple[str, list[str]]:
     listed = as_list(doc.get("revisions"), "revisions")
     revisions: list[str] = []
     for i, item in enumerate(listed):
-        if not isinstance(item, str):
-            raise PayloadError(f"revisions[{i}]: {item!r} is not a revision string")
-        if item and item not in revisions:
-            revisions.append(item)
+        if not isinstance(item, str) or not item:
+            raise PayloadError(f"revisions[{i}]: {item!r} is not a revision")
+        revisions.append(item)  # kept in source order, repeats included
     revision = opt_str(doc, "revision", "")
     if revision is None:
         revision = revisions[0] if revisions else opt_str(doc, "operationRevision", "")
@@ -94,9 +93,7 @@ def _revisions(doc: Any) -> tuple[str, list[str]]:
             "revision: missing (no syncResult.revision, revisions or operation revision)",
             "missing_required_field",
         )
-    if revision not in revisions:
-        revisions.insert(0, revision)
-    return revision, revisions
+    return revision, revisions or [revision]
 
 
 def parse(inbound: Inbound) -> Parsed:
