@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from services.collectors import argocd, gitops
-from services.collectors.flink import CHECKPOINTING_OFF, checkpointing, job_data
+from services.collectors.flink import job_data
 from services.collectors.webhook_payload import Inbound
 from services.contract.schemas import load_contract
 from services.core.events import rfc3339_to_ms
@@ -171,8 +171,8 @@ def test_streaming_job_without_checkpointing_answers_long_max() -> None:
     """A streaming job that never called enableCheckpointing answers /checkpoints/config
     with 200 and Flink's 'disabled' interval, Long.MAX_VALUE; the mode there is a default."""
     config = {"mode": "exactly_once", "interval": 9223372036854775807, "timeout": 600000}
-    assert CHECKPOINTING_OFF == 9223372036854775807
-    assert checkpointing(config) == (None, None)
-    data = job_data({"jid": "a" * 32, "name": "j", "state": "RUNNING"}, {"plan": {}}, config)
+    job = {"jid": "a" * 32, "name": "j", "state": "RUNNING"}
+    data = job_data(job, {"plan": {}}, config)
     assert (data["checkpointing_mode"], data["checkpoint_interval_ms"]) == (None, None)
-    assert checkpointing({"mode": "exactly_once", "interval": 500}) == ("exactly_once", 500)
+    on = job_data(job, {"plan": {}}, {"mode": "exactly_once", "interval": 500})
+    assert (on["checkpointing_mode"], on["checkpoint_interval_ms"]) == ("exactly_once", 500)
