@@ -52,6 +52,12 @@ src_dir() {
   printf '%s\n' "$dir"
 }
 
+# One build of a target at a time: a second run waits, then finds the binary cached.
+locked() {
+  command -v flock >/dev/null || { "$@"; return; }
+  (flock 9; "$@") 9>"$CACHE/.lock-$2"
+}
+
 build_kube() {
   local name=$1 out=$CACHE/$1
   if [ -x "$out" ]; then say "$name: cached at $out"; return; fi
@@ -61,11 +67,11 @@ build_kube() {
   say "$name: building (several minutes)"
   (
     cd "$dir"
-    GOFLAGS=-mod=mod go build -o "$out.tmp" \
+    GOFLAGS=-mod=mod go build -o "$out.tmp.$$" \
       -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$KUBE_MINOR" \
       "./cmd/$name"
   )
-  mv "$out.tmp" "$out"
+  mv "$out.tmp.$$" "$out"
   say "$name: built in $(($(date +%s) - start)) s, $(du -h "$out" | cut -f1) at $out"
 }
 
@@ -84,8 +90,8 @@ targets=("$@")
 [ "${#targets[@]}" -gt 0 ] || targets=(kine kube-apiserver kubectl)
 for target in "${targets[@]}"; do
   case $target in
-    kine) build_kine ;;
-    kube-apiserver | kubectl) build_kube "$target" ;;
+    kine) locked build_kine kine ;;
+    kube-apiserver | kubectl) locked build_kube "$target" ;;
     *) say "unknown target $target (kube-apiserver, kubectl, kine)"; exit 2 ;;
   esac
 done
