@@ -109,6 +109,10 @@ rules:
     nonResourceURLs: ["/healthz*", "/readyz*", "/livez*", "/version", "/openapi*"]
   - level: None
     verbs: [get, list, watch]
+  - level: None
+    users: ["system:apiserver", "system:kube-controller-manager", "system:kube-scheduler"]
+  - level: None
+    resources: [{group: "coordination.k8s.io", resources: ["leases"]}, {group: "", resources: ["events"]}]
   - level: Metadata
 """
 
