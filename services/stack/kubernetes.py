@@ -221,6 +221,11 @@ class KubeCluster:
     _files: dict[str, Path] = field(default_factory=dict)
 
     @property
+    def audit_log(self) -> Path:
+        """The API server's log backend: every audit event it also posted, one JSON a line."""
+        return self.workdir / "audit.log"
+
+    @property
     def server(self) -> str:
         return f"https://{HOST}:{self.port}"
 
@@ -299,6 +304,10 @@ class KubeCluster:
                 "--audit-webhook-mode=batch",
                 f"--audit-webhook-batch-max-wait={self.audit_batch_wait_s}s",
                 "--audit-webhook-initial-backoff=1s",
+                # the same events as JSON lines, kept beside the cluster's other files
+                f"--audit-log-path={self.audit_log}",
+                "--audit-log-format=json",
+                "--audit-log-maxbackup=1",
                 "--enable-priority-and-fairness=false",
                 "--profiling=false",
                 "--watch-cache=false",
