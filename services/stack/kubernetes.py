@@ -22,7 +22,9 @@ import signal
 import socket
 import ssl
 import subprocess
+import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -205,6 +207,69 @@ def kubeconfig_text(server: str, token: str, ca_file: Path | None, name: str) ->
     return json.dumps(doc, indent=2)
 
 
+class TlsFront:
+    """A TLS-terminating forwarder on loopback in front of a plain-HTTP receiver.
+
+    client-go reads a kubeconfig's credentials only for TLS servers, so the API server's
+    audit webhook sends no bearer token to an ``http://`` URL: a receiver without TLS of
+    its own needs a front like this one (in production: its ingress).
+    """
+
+    def __init__(self, target_port: int, cert: Path, key: Path) -> None:
+        self.target_port = target_port
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(str(cert), str(key))
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((HOST, 0))
+        self.sock.listen(16)
+        self.port: int = self.sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="tls-front", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        self.sock.settimeout(0.5)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        try:
+            conn.settimeout(30)
+            tls = self.ctx.wrap_socket(conn, server_side=True)
+            upstream = socket.create_connection((HOST, self.target_port), timeout=30)
+        except OSError:
+            conn.close()
+            return
+
+        def pipe(src: socket.socket, dst: socket.socket) -> None:
+            try:
+                while data := src.recv(65536):
+                    dst.sendall(data)
+            except OSError:
+                pass
+            finally:
+                with contextlib.suppress(OSError):
+                    dst.shutdown(socket.SHUT_WR)
+
+        back = threading.Thread(target=pipe, args=(upstream, tls), daemon=True)
+        back.start()
+        pipe(tls, upstream)
+        back.join(30)
+        for s in (tls, upstream):
+            with contextlib.suppress(OSError):
+                s.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()
+
+
 @dataclass
 class KubeCluster:
     """kine + kube-apiserver on loopback ports, stopped by the pids it started."""
@@ -219,6 +284,7 @@ class KubeCluster:
     port: int = 0
     _procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     _files: dict[str, Path] = field(default_factory=dict)
+    _front: TlsFront | None = None
 
     @property
     def audit_log(self) -> Path:
@@ -264,7 +330,13 @@ class KubeCluster:
         policy = self.workdir / "audit-policy.yaml"
         policy.write_text(AUDIT_POLICY)
         webhook = self.workdir / "audit-webhook.kubeconfig"
-        webhook.write_text(kubeconfig_text(self.audit.url, self.audit.token, None, "proctor"))
+        url = urllib.parse.urlsplit(self.audit.url)
+        sink, ca = self.audit.url, None
+        if url.scheme == "http":  # the token would not be sent: put TLS in front
+            self._front = TlsFront(url.port or 80, self._files["cert"], self._files["key"])
+            sink = url._replace(scheme="https", netloc=f"{HOST}:{self._front.port}").geturl()
+            ca = self._files["ca"]
+        webhook.write_text(kubeconfig_text(sink, self.audit.token, ca, "proctor"))
         webhook.chmod(0o600)
 
         kine_port = free_port()
@@ -287,6 +359,7 @@ class KubeCluster:
                 f"--etcd-servers=http://{HOST}:{kine_port}",
                 f"--bind-address={HOST}",
                 f"--advertise-address={HOST}",
+                "--endpoint-reconciler-type=none",  # no kubernetes Service endpoint on loopback
                 f"--secure-port={self.port}",
                 f"--cert-dir={self.workdir / 'certs'}",
                 f"--tls-cert-file={files['cert']}",
@@ -351,6 +424,9 @@ class KubeCluster:
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(10)
         self._procs.clear()
+        if self._front is not None:
+            self._front.close()
+            self._front = None
 
     def __enter__(self) -> KubeCluster:
         try:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from services.collectors import k8s_audit
@@ -46,7 +47,7 @@ from services.stack.kubernetes import (
     ensure_binaries,
     kubectl_env,
 )
-from tests.integration.collectors.conftest import Env, _wait_for_leaders
+from tests.integration.collectors.conftest import Env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -78,6 +79,24 @@ def binaries() -> KubeBinaries:
         return ensure_binaries(build=build)
     except StackError as exc:
         pytest.skip(f"{exc} (or set PROCTOR_BUILD_KUBE=1)")
+
+
+def _wait_for_leaders(settings: ClientSettings, topics: list[str]) -> None:
+    """New topics answer "not leader" for a moment; wait until each partition answers."""
+    consumer = Consumer(settings.kafka_config(**{"group.id": f"wait-{uuid.uuid4().hex}"}))
+    deadline = time.monotonic() + 60
+    try:
+        for name in topics:
+            for p in consumer.list_topics(name, timeout=10).topics[name].partitions:
+                while True:
+                    try:
+                        consumer.get_watermark_offsets(TopicPartition(name, p), timeout=5)
+                        break
+                    except KafkaException:
+                        assert time.monotonic() < deadline, f"{name}/{p} has no leader"
+                        time.sleep(0.1)
+    finally:
+        consumer.close()
 
 
 @pytest.fixture(scope="module")
