@@ -68,7 +68,7 @@ build_kube() {
   (
     cd "$dir"
     GOFLAGS=-mod=mod go build -o "$out.tmp.$$" \
-      -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$KUBE_MINOR" \
+      -ldflags "-s -w -X k8s.io/client-go/pkg/version.gitVersion=$KUBE_VERSION -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$KUBE_MINOR" \
       "./cmd/$name"
   )
   mv "$out.tmp.$$" "$out"

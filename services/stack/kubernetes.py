@@ -323,7 +323,10 @@ class KubeCluster:
         tokens = self.workdir / "tokens.csv"
         tokens.write_text(
             "".join(
-                f'{i.token},{i.name},{i.name},"{",".join(i.groups)}"\n' for i in self.identities
+                f"{i.token},{i.name},{i.name}"
+                + (f',"{",".join(i.groups)}"' if i.groups else "")
+                + "\n"
+                for i in self.identities
             )
         )
         tokens.chmod(0o600)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from services.collectors import argocd, gitops
+from services.collectors import argocd, gitops, k8s_audit
 from services.collectors.flink import job_data
 from services.collectors.webhook_payload import Inbound
 from services.contract.schemas import load_contract
@@ -176,3 +176,31 @@ def test_streaming_job_without_checkpointing_answers_long_max() -> None:
     assert (data["checkpointing_mode"], data["checkpoint_interval_ms"]) == (None, None)
     on = job_data(job, {"plan": {}}, {"mode": "exactly_once", "interval": 500})
     assert (on["checkpointing_mode"], on["checkpoint_interval_ms"]) == ("exactly_once", 500)
+
+
+# ----------------------------------------------------------------------------- k8s-audit
+def test_real_api_server_batch_tells_dry_runs_and_windows_kubectl_apart() -> None:
+    """The EventList of a session against a real kube-apiserver v1.37.2 (see the README)."""
+    parsed = k8s_audit.parse(
+        Inbound("basecamp-alice", raw("k8s-audit", "kubectl-session.eventlist.json"))
+    )
+    assert parsed.rejected == () and len(parsed.events) == 9
+    for event in parsed.events:
+        load_contract().to_datum(event)
+    alice = [e.data for e in parsed.events if e.data["user"] == "alice"]
+    dry = [d for d in alice if d["dry_run"]]
+    assert [(d["verb"], d["name"]) for d in dry] == [
+        ("patch", "settings"),  # apply --dry-run=server
+        ("patch", "settings"),  # diff
+        ("create", "new-one"),  # apply --dry-run=server of a new object
+    ]
+    assert {d["field_manager"] for d in dry} == {"kubectl-client-side-apply"}
+    real = [(d["verb"], d["field_manager"], d["name"]) for d in alice if not d["dry_run"]]
+    assert real == [
+        ("patch", "kubectl-client-side-apply", "settings"),  # apply
+        ("patch", "kubectl", "other"),  # apply --server-side
+        ("create", "kubectl-client-side-apply", "windows"),  # apply, as kubectl.exe
+    ]
+    assert alice[-1]["user_agent"].startswith("kubectl.exe/")
+    argo = [e.data for e in parsed.events if e.data["user"].startswith("system:serviceaccount:")]
+    assert len(argo) == 3 and not any(d["dry_run"] for d in argo)
