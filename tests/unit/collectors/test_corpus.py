@@ -204,3 +204,49 @@ def test_real_api_server_batch_tells_dry_runs_and_windows_kubectl_apart() -> Non
     assert alice[-1]["user_agent"].startswith("kubectl.exe/")
     argo = [e.data for e in parsed.events if e.data["user"].startswith("system:serviceaccount:")]
     assert len(argo) == 3 and not any(d["dry_run"] for d in argo)
+
+
+class _FakeFlinkRest:
+    """Answers of a JobManager with one sound job and one whose plan is not an object."""
+
+    def __init__(self, answers: dict[str, Any]) -> None:
+        self.answers = answers
+
+    def request(self, method: str, path: str, allow: tuple[int, ...] = ()) -> tuple[int, Any]:
+        if path not in self.answers:
+            return 404, None
+        return 200, self.answers[path]
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.request("GET", path)[1]
+
+    def close(self) -> None:
+        pass
+
+
+def test_one_unreadable_flink_job_does_not_stop_the_others() -> None:
+    from services.collectors.flink import FlinkCollector, Settings
+    from services.collectors.http import SourceError
+
+    good, bad = "a" * 32, "b" * 32
+    off = {"mode": "exactly_once", "interval": 9223372036854775807}
+    answers: dict[str, Any] = {
+        "/jobs/overview": {
+            "jobs": [
+                {"jid": bad, "name": "broken", "state": "RUNNING", "last-modification": 1},
+                {"jid": good, "name": "orders", "state": "RUNNING", "last-modification": 2},
+            ]
+        },
+        f"/jobs/{bad}/plan": ["not", "an", "object"],
+        f"/jobs/{good}/plan": {"plan": {"nodes": []}},
+        f"/jobs/{good}/checkpoints/config": off,
+    }
+    collector = FlinkCollector(Settings(url="http://flink.invalid:8081"), "basecamp-alice")
+    collector.http = _FakeFlinkRest(answers)  # type: ignore[assignment]
+    result = collector.poll({})
+    (job,) = [e for e in result.events if e.type == "flink.job"]
+    assert job.data["job_id"] == good and job.data["checkpointing_mode"] is None
+    assert bad not in result.position and result.lag == 1  # read again next poll
+    answers["/jobs/overview"]["jobs"] = answers["/jobs/overview"]["jobs"][:1]
+    with pytest.raises(SourceError, match="no Flink job could be read"):
+        collector.poll({})
