@@ -72,19 +72,28 @@ def _enum(doc: Any, key: str, allowed: tuple[str, ...], default: str | None) -> 
     return value
 
 
-def _revision(doc: Any) -> str:
+def _revisions(doc: Any) -> tuple[str, list[str]]:
+    """(first revision, every source's revision) of the sync.
+
+    A single-source application reports ``syncResult.revision``; a multi-source one
+    (``spec.sources``) reports ``syncResult.revisions``, one per source in order, and a fix
+    merged to any of its sources is synced there, so all of them are kept.
+    """
+    listed = as_list(doc.get("revisions"), "revisions")
+    revisions: list[str] = []
+    for i, item in enumerate(listed):
+        if not isinstance(item, str) or not item:
+            raise PayloadError(f"revisions[{i}]: {item!r} is not a revision")
+        revisions.append(item)  # kept in source order, repeats included
     revision = opt_str(doc, "revision", "")
-    if revision is None:  # multi-source applications report one revision per source
-        revisions = [
-            r for r in as_list(doc.get("revisions"), "revisions") if isinstance(r, str) and r
-        ]
+    if revision is None:
         revision = revisions[0] if revisions else opt_str(doc, "operationRevision", "")
     if revision is None:
         raise PayloadError(
             "revision: missing (no syncResult.revision, revisions or operation revision)",
             "missing_required_field",
         )
-    return revision
+    return revision, revisions or [revision]
 
 
 def parse(inbound: Inbound) -> Parsed:
@@ -109,16 +118,18 @@ def parse(inbound: Inbound) -> Parsed:
             "finishedAt and startedAt: both missing; the sync has no time", "missing_required_field"
         )
     app_key = opt_str(doc, "appUid", "") or f"{opt_str(doc, 'appNamespace', '') or 'argocd'}/{app}"
+    revision, revisions = _revisions(doc)
     data = {
         "app": app,
         "project": opt_str(doc, "project", "") or "default",
-        "revision": _revision(doc),
+        "revision": revision,
         "sync_status": _enum(doc, "syncStatus", SYNC_STATUSES, "Unknown"),
         "health_status": _enum(doc, "healthStatus", HEALTH_STATUSES, "Unknown"),
         "phase": _enum(doc, "phase", PHASES, None),
         "initiated_by": _initiated_by(doc.get("initiatedBy")),
         "finished_at": None if finished_ms is None else ms_to_rfc3339(finished_ms),
         "resources": _resources(doc.get("resources")),
+        "revisions": revisions,
     }
     natural = f"{app_key}@{started or ''}/{finished or ''}"
     event = Event(

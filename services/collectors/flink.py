@@ -2,7 +2,8 @@
 
 ``/jobs/overview`` lists the jobs; a job whose state or last modification changed is
 published again with its plan (``/jobs/{id}/plan``: node descriptions) and checkpoint
-configuration (``/jobs/{id}/checkpoints/config``; 404 there means checkpointing is off).
+configuration (``/jobs/{id}/checkpoints/config``; checkpointing is off when that answers
+404, or 200 with an interval of Long.MAX_VALUE).
 ``/jobs/{id}/checkpoints`` gives the recent history (``web.checkpoints.history``, 10 by
 default) and the latest completed and failed ones; each finished checkpoint is published
 once. Checkpoints that left the history between two polls are counted as lag: poll more
@@ -12,21 +13,26 @@ often than ``history x interval`` to see them all.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import click
 from pydantic import Field
 
-from services.collectors.http import JsonClient, expect
+from services.collectors.http import JsonClient, SourceError, expect
 from services.collectors.polling import Collector, PollResult, Position
 from services.collectors.runner import common_options, run_one, split_common
 from services.collectors.settings import SourceSettings, parse_model
 from services.core.events import ms_to_rfc3339
 
+log = logging.getLogger("proctor.collectors.flink")
+
 TERMINAL = frozenset({"FINISHED", "CANCELED", "FAILED"})
 FINAL_CHECKPOINT = frozenset({"COMPLETED", "FAILED"})
 MODES = frozenset({"exactly_once", "at_least_once"})
+#: ``interval`` of a job whose checkpointing is off (Java's Long.MAX_VALUE)
+CHECKPOINTING_OFF = 2**63 - 1
 #: checkpoint ids kept per job in the position (the history is shorter than this)
 KEEP_IDS = 64
 
@@ -38,21 +44,36 @@ class Settings(SourceSettings):
     )
 
 
+def checkpointing(config: Mapping[str, Any] | None) -> tuple[str | None, int | None]:
+    """(mode, interval ms) of ``/checkpoints/config``, or (None, None) when checkpointing is off.
+
+    Off is answered two ways: 404 (a batch job, no checkpoint coordinator), or 200 with
+    ``interval`` = Long.MAX_VALUE (a streaming job without ``enableCheckpointing``: its
+    coordinator exists only for savepoints, and the mode it reports is the default, not
+    a choice).
+    """
+    if not config:
+        return None, None
+    raw = config.get("interval")
+    interval = raw if isinstance(raw, int) and not isinstance(raw, bool) else None
+    if interval is not None and interval >= CHECKPOINTING_OFF:
+        return None, None
+    mode = str(config.get("mode", "")).lower()
+    return (mode if mode in MODES else None), (interval if interval and interval > 0 else None)
+
+
 def job_data(
     overview: Mapping[str, Any], plan: Mapping[str, Any], config: Mapping[str, Any] | None
 ) -> dict[str, Any]:
     nodes = plan.get("plan", {}).get("nodes", [])
-    mode = str(config.get("mode", "")).lower() if config else ""
-    interval = config.get("interval") if config else None
+    mode, interval = checkpointing(config)
     return {
         "job_id": str(overview["jid"]),
         "job_name": str(overview.get("name", "")),
         "state": str(overview.get("state", "")),
         "operators": [str(n.get("description", "")) for n in nodes if isinstance(n, Mapping)],
-        "checkpointing_mode": mode if mode in MODES else None,
-        "checkpoint_interval_ms": int(interval)
-        if isinstance(interval, int) and interval > 0
-        else None,
+        "checkpointing_mode": mode,
+        "checkpoint_interval_ms": interval,
     }
 
 
@@ -107,25 +128,50 @@ class FlinkCollector(Collector):
         events = []
         new: dict[str, Any] = {}
         lag = 0
+        failures: list[Exception] = []
+        tried = 0
         for job in overview.get("jobs", []):
+            if not isinstance(job, Mapping):
+                failures.append(SourceError(f"GET /jobs/overview: job entry {job!r} is no object"))
+                continue
             name = str(job.get("name", ""))
             if self.settings.job_name_pattern and self.settings.job_name_pattern not in name:
                 continue
-            jid = str(job["jid"])
-            old = position.get(jid, {})
-            stamp = f"{job.get('state')}@{job.get('last-modification')}"
-            state: dict[str, Any] = {"state": job.get("state"), "stamp": stamp}
-            changed = old.get("stamp") != stamp
-            if changed:
-                events.append(self._job(job))
-            cps = list(old.get("checkpoints", []))
-            if changed or job.get("state") not in TERMINAL:
-                found, cps, missed = self._checkpoints(jid, cps)
-                events.extend(found)
-                lag += missed
-            state["checkpoints"] = cps
+            tried += 1
+            jid = str(job.get("jid", ""))
+            try:
+                found, state, missed = self._one_job(job, position.get(jid, {}))
+            except (SourceError, KeyError, TypeError, ValueError) as exc:
+                # One job whose answers cannot be read must not hide the others: keep its
+                # old position (it is read again next poll) and report it.
+                log.warning("flink job %s skipped this poll: %s", jid or "?", exc)
+                failures.append(exc)
+                if jid in position:
+                    new[jid] = position[jid]
+                continue
+            events.extend(found)
+            lag += missed
             new[jid] = state
-        return PollResult(tuple(events), new, lag)
+        if failures and len(failures) >= tried:
+            raise SourceError(f"no Flink job could be read: {failures[0]}") from failures[0]
+        return PollResult(tuple(events), new, lag + len(failures))
+
+    def _one_job(
+        self, job: Mapping[str, Any], old: Mapping[str, Any]
+    ) -> tuple[list[Any], dict[str, Any], int]:
+        """The new signals of one job, its position entry and the checkpoints it missed."""
+        jid = str(job["jid"])
+        stamp = f"{job.get('state')}@{job.get('last-modification')}"
+        state: dict[str, Any] = {"state": job.get("state"), "stamp": stamp}
+        changed = old.get("stamp") != stamp
+        events = [self._job(job)] if changed else []
+        cps = list(old.get("checkpoints", []))
+        missed = 0
+        if changed or job.get("state") not in TERMINAL:
+            found, cps, missed = self._checkpoints(jid, cps)
+            events.extend(found)
+        state["checkpoints"] = cps
+        return events, state, missed
 
     def _job(self, job: Mapping[str, Any]) -> Any:
         jid = str(job["jid"])

@@ -9,6 +9,16 @@ with the shared secret (``X-Hub-Signature-256: sha256=<hex>``, or Gitea's
 - ``push`` to the repository's default branch: the pushed head, with the files the
   pushed commits added, modified or removed.
 
+GitLab deliveries (``X-Gitlab-Event``; the body's ``object_kind`` says what it is):
+
+- ``merge_request`` with ``object_attributes.action: merge``: the merge, with the MR's
+  ``iid``, ``merge_commit_sha`` and the user who merged it (``user.username``);
+- ``push`` to the project's default branch: ``checkout_sha``/``after``, ``user_username``,
+  and the files of the pushed commits.
+
+Gogs pushes (``X-Gogs-Event``) carry no ``head_commit``: the push time is the timestamp
+of the pushed head among ``commits``.
+
 A merged pull request also produces a push of the same commit; both are kept (their
 event ids differ: ``pr:<repo>#<n>`` and ``push:<repo>@<sha>``) and consumers key merges
 by ``commit_sha``. Pings, other actions, branches and tags are authentic but carry no
@@ -42,6 +52,7 @@ from services.errors import PayloadError
 
 NAME = "gitops"
 EVENT_HEADERS = ("x-github-event", "x-gitea-event", "x-gogs-event")
+GITLAB_HEADER = "x-gitlab-event"
 ZERO_SHA = "0" * 40
 
 
@@ -111,6 +122,21 @@ def _pusher(doc: Mapping[str, Any]) -> str:
     raise PayloadError("sender.login and .pusher.name: both missing", "missing_required_field")
 
 
+def _pushed_head_time(commits: list[Any], after: str) -> int:
+    """The timestamp of the pushed head among ``commits`` (Gogs and GitLab send no
+    ``head_commit``); the newest commit's when the head is not listed (GitLab lists
+    only the newest 20)."""
+    listed = [c for c in commits if isinstance(c, Mapping)]
+    head = next((c for c in listed if c.get("id") == after), listed[-1] if listed else None)
+    if head is None or not head.get("timestamp"):
+        raise PayloadError(
+            "push has no repository.pushed_at, head_commit.timestamp or timestamp of the "
+            "pushed commit",
+            "missing_required_field",
+        )
+    return timestamp_ms(head["timestamp"], "commits[].timestamp")
+
+
 def _push(doc: Mapping[str, Any], platform_id: str) -> Event | str:
     ref = req_str(doc, "ref", "")
     repository = _repo(doc)
@@ -131,10 +157,7 @@ def _push(doc: Mapping[str, Any], platform_id: str) -> Event | str:
     elif isinstance(head, Mapping) and head.get("timestamp"):
         ts = timestamp_ms(head["timestamp"], "head_commit.timestamp")
     else:
-        raise PayloadError(
-            "push has neither repository.pushed_at nor head_commit.timestamp",
-            "missing_required_field",
-        )
+        ts = _pushed_head_time(as_list(doc.get("commits"), "commits"), after)
     merged_by = _pusher(doc)
     data = {
         "repo": repo,
@@ -149,12 +172,82 @@ def _push(doc: Mapping[str, Any], platform_id: str) -> Event | str:
     )
 
 
+def _gitlab_merge_request(doc: Mapping[str, Any], platform_id: str) -> Event | str:
+    attrs = obj(doc, "object_attributes", "")
+    action = attrs.get("action")
+    if action != "merge":
+        return f"merge_request {action}"
+    project = obj(doc, "project", "")
+    repo = req_str(project, "path_with_namespace", "project")
+    number = req_int(attrs, "iid", "object_attributes")
+    when = opt_str(attrs, "merged_at", "object_attributes") or req_str(
+        attrs, "updated_at", "object_attributes"
+    )
+    merged_at = timestamp_ms(when, "object_attributes.merged_at")
+    data = {
+        "repo": repo,
+        "pr_number": number,
+        "commit_sha": req_str(attrs, "merge_commit_sha", "object_attributes"),
+        "merged_by": req_str(obj(doc, "user", ""), "username", "user"),
+        "files": [],
+        "merged_at": ms_to_rfc3339(merged_at),
+    }
+    eid = event_id(NAME, platform_id, f"pr:{repo}#{number}")
+    return Event("gitops.merge", platform_id, eid, merged_at, data)
+
+
+def _gitlab_push(doc: Mapping[str, Any], platform_id: str) -> Event | str:
+    project = obj(doc, "project", "")
+    branch = opt_str(project, "default_branch", "project")
+    ref = req_str(doc, "ref", "")
+    default_refs = {f"refs/heads/{branch}"} if branch else {"refs/heads/main", "refs/heads/master"}
+    if ref not in default_refs:
+        return f"push to {ref}"
+    after = req_str(doc, "after", "")
+    if after == ZERO_SHA:
+        return "branch deleted"
+    repo = req_str(project, "path_with_namespace", "project")
+    commits = as_list(doc.get("commits"), "commits")
+    ts = _pushed_head_time(commits, after)
+    data = {
+        "repo": repo,
+        "pr_number": None,
+        "commit_sha": opt_str(doc, "checkout_sha", "") or after,
+        "merged_by": opt_str(doc, "user_username", "") or req_str(doc, "user_name", ""),
+        "files": _files(commits),
+        "merged_at": ms_to_rfc3339(ts),
+    }
+    sha = data["commit_sha"]
+    return Event(
+        "gitops.merge", platform_id, event_id(NAME, platform_id, f"push:{repo}@{sha}"), ts, data
+    )
+
+
+def _gitlab(inbound: Inbound) -> Parsed:
+    """A GitLab delivery: what it is comes from the body's object_kind (the header names
+    the hook, e.g. 'Merge Request Hook', and system hooks send 'System Hook' for all)."""
+    doc = as_object(_body(inbound), "body")
+    kind = doc.get("object_kind")
+    if kind == "merge_request":
+        result = _gitlab_merge_request(doc, inbound.platform_id)
+    elif kind == "push":
+        result = _gitlab_push(doc, inbound.platform_id)
+    else:
+        return Parsed(ignored=(f"{kind or inbound.header(GITLAB_HEADER)} event",))
+    if isinstance(result, str):
+        return Parsed(ignored=(result,))
+    return Parsed(events=(result,))
+
+
 def parse(inbound: Inbound) -> Parsed:
     """One delivery -> a gitops.merge, or nothing for deliveries that are not merges."""
+    if inbound.header(GITLAB_HEADER):
+        return _gitlab(inbound)
     kind = next((inbound.header(h) for h in EVENT_HEADERS if inbound.header(h)), None)
     if kind is None:
         raise PayloadError(
-            "no X-GitHub-Event (or X-Gitea-Event) header: not a Git host webhook delivery",
+            "no X-GitHub-Event, X-Gitea-Event, X-Gogs-Event or X-Gitlab-Event header: not "
+            "a Git host webhook delivery",
             "missing_required_field",
         )
     if kind == "ping":

@@ -6,6 +6,11 @@ Panic) becomes one k8s.audit; the other stages and non-resource requests (``/hea
 carry no signal and are counted as ignored. A bad event in a batch is dead-lettered alone,
 the rest of the batch is accepted. The natural id is the request's auditID and stage, so a
 batch the API server re-sends yields the same event ids.
+
+A dry run (``?dryRun=All`` on the request URI: ``kubectl apply --dry-run=server``, and
+``kubectl diff``, which sends its patches with dryRun=All) is audited like the real write
+but persists nothing: it is published with ``dry_run: true`` so the grading rules can tell
+it from a change (the verb, field manager and user agent are those of a real apply).
 """
 
 from __future__ import annotations
@@ -42,10 +47,23 @@ API_VERSION = "audit.k8s.io/v1"
 SIGNAL_STAGES = ("ResponseComplete", "Panic")
 
 
+def _query(request_uri: str) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(request_uri).query)
+
+
 def field_manager(request_uri: str) -> str | None:
     """The ``fieldManager`` query parameter of a request URI, or None."""
-    values = parse_qs(urlsplit(request_uri).query).get("fieldManager")
+    values = _query(request_uri).get("fieldManager")
     return values[0] if values and values[0] else None
+
+
+def dry_run(request_uri: str) -> bool:
+    """Whether the request was a dry run: any non-empty ``dryRun`` query value.
+
+    The API server accepts only ``All`` and refuses other values with 400 before the
+    request reaches storage, so any value there means nothing was persisted.
+    """
+    return any(v for v in _query(request_uri).get("dryRun", ()))
 
 
 def audit_event(item: Mapping[str, Any], platform_id: str, path: str = "") -> Event | str:
@@ -74,11 +92,12 @@ def audit_event(item: Mapping[str, Any], platform_id: str, path: str = "") -> Ev
     groups = [
         g for g in as_list(user.get("groups"), at_path(path, "user.groups")) if isinstance(g, str)
     ]
+    uri = opt_str(item, "requestURI", path) or ""
     data = {
         "verb": req_str(item, "verb", path),
         "user": req_str(user, "username", at_path(path, "user")),
         "user_agent": opt_str(item, "userAgent", path) or "",
-        "field_manager": field_manager(opt_str(item, "requestURI", path) or ""),
+        "field_manager": field_manager(uri),
         "resource": req_str(ref, "resource", at_path(path, "objectRef")),
         "subresource": opt_str(ref, "subresource", at_path(path, "objectRef")),
         "namespace": opt_str(ref, "namespace", at_path(path, "objectRef")),
@@ -86,6 +105,7 @@ def audit_event(item: Mapping[str, Any], platform_id: str, path: str = "") -> Ev
         "response_code": code,
         "audit_id": audit_id,
         "user_groups": groups,
+        "dry_run": dry_run(uri),
     }
     eid = event_id(NAME, platform_id, f"{audit_id}/{stage}")
     return Event(

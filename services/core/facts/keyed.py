@@ -23,22 +23,35 @@ from services.core.where import Cond, compile_where
 SEP = "\x1f"
 
 
+def synced_revisions(d: Mapping[str, Any]) -> list[str]:
+    """The revisions an argocd.sync synced: every source's (``revisions``, one per source of
+    a multi-source application), else the single ``revision``."""
+    revs = [r for r in strings(d.get("revisions")) if r]
+    if not revs:
+        rev = text(d.get("revision"))
+        revs = [rev] if rev else [""]
+    return list(dict.fromkeys(revs))
+
+
 @dataclass(frozen=True, slots=True)
 class KeyRule:
     """Which key(s) an event files under. ``fields`` joined by SEP; "" key when no fields."""
 
     fields: tuple[str, ...] = ()
-    #: special multi-key rules: "argocd_namespaces" (one key per resource namespace,
-    #: joined with revision and whether the sync was automated), "columns_by_user"
-    #: (one key per column read, joined with the user)
+    #: special multi-key rules: "argocd_namespaces" (one key per resource namespace and
+    #: synced revision, joined with whether the sync was automated), "argocd_revisions"
+    #: (one key per synced revision: a multi-source application syncs several),
+    #: "columns_by_user" (one key per column read, joined with the user)
     special: str = ""
 
     def keys(self, d: Mapping[str, Any]) -> Iterable[str]:
         if self.special == "argocd_namespaces":
-            rev = text(d.get("revision"))
             auto = "auto" if text(d.get("initiated_by")) == "automated" else "manual"
             nss = {text(r.get("namespace")) for r in records(d.get("resources"))}
-            return [SEP.join((ns, rev, auto)) for ns in sorted(nss) if ns]
+            revs = synced_revisions(d)
+            return [SEP.join((ns, rev, auto)) for ns in sorted(nss) if ns for rev in revs]
+        if self.special == "argocd_revisions":
+            return [r for r in synced_revisions(d) if r]
         if self.special == "columns_by_user":
             user = text(d.get("user"))
             return [c + SEP + user for c in strings(d.get("columns"))] if user else []

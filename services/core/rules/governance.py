@@ -18,22 +18,38 @@ if TYPE_CHECKING:
 
 
 class ManualApplyParams(Params):
-    """What counts as a manual kubectl apply in the Kubernetes audit log."""
+    """What counts as a manual kubectl apply in the Kubernetes audit log.
+
+    kubectl names itself ``kubectl/<version>`` (``kubectl.exe/<version>`` on Windows) and
+    sends a field manager per command: ``kubectl-client-side-apply`` and ``kubectl``
+    (``apply --server-side``), and ``kubectl-<command>`` for the other commands that write
+    an object a person wrote or edited. A dry run (``apply --dry-run=server``, ``diff``)
+    persists nothing and is never a manual apply.
+    """
 
     verbs: tuple[str, ...] = ("create", "update", "patch")
-    user_agent_prefix: str = "kubectl/"
-    field_managers: tuple[str, ...] = ("kubectl-client-side-apply", "kubectl")
+    user_agent_pattern: str = r"^kubectl(\.exe)?/"
+    field_managers: tuple[str, ...] = (
+        "kubectl-client-side-apply",
+        "kubectl",
+        "kubectl-create",
+        "kubectl-edit",
+        "kubectl-patch",
+        "kubectl-replace",
+        "kubectl-run",
+    )
     system_prefixes: tuple[str, ...] = ("system:",)
     max_response_code: int = 399
 
     def conds(self) -> tuple[Cond, ...]:
         return (
             Cond("verb", "in", self.verbs),
-            Cond("user_agent", "prefix", self.user_agent_prefix),
+            Cond("user_agent", "matches", self.user_agent_pattern),
             Cond("field_manager", "in", self.field_managers),
             Cond("user", "not_prefix", self.system_prefixes),
             Cond("user", "matches", r"\S"),
             Cond("response_code", "at_most", self.max_response_code),
+            Cond("dry_run", "not_equals", True),
         )
 
     def fact_spec(self, after: str | None) -> EarliestSpec:

@@ -157,7 +157,7 @@ class GitopsFix(Rule[GitopsFixParams]):
         self._syncs = EarliestSpec(
             "argocd.sync",
             (Cond("phase", "equals", self.p.phase), Cond("health_status", "equals", self.p.health)),
-            KeyRule(("revision",)),
+            KeyRule(special="argocd_revisions"),
         )
         self._applies = self.p.fact_spec(f"part:{spec.part}")
 

@@ -85,6 +85,7 @@ def test_automated_successful_sync() -> None:
                 "status": "Synced",
             },
         ],
+        "revisions": ["9fceb02d0ae598e95dc970b74767f19372d61af8"],
     }
 
 
@@ -165,5 +166,6 @@ def test_multi_source_revision_and_missing_statuses() -> None:
     )
     event = one(raw)
     assert event.data["revision"] == "abc123"
+    assert event.data["revisions"] == ["abc123", "def456"]  # a fix to the 2nd source matches
     assert (event.data["health_status"], event.data["sync_status"]) == ("Unknown", "Unknown")
     assert event.data["initiated_by"] == "unknown"

@@ -43,6 +43,7 @@ def test_batch_yields_one_event_per_finished_resource_request() -> None:
         "response_code": 200,
         "audit_id": "6c2b4d1e-8f3a-4c5b-9d7e-1a2b3c4d5e6f",
         "user_groups": ["system:authenticated"],
+        "dry_run": False,
     }
     assert apply.ts_ms == 1795776000004  # stageTimestamp ...10:40:00.004512Z, truncated
     assert argo.data["field_manager"] == "argocd-controller"

@@ -337,7 +337,21 @@ def test_pillars_must_share_one_trace_id(grade) -> None:
         ("get", "alice", None, "kubectl/v1.31.0", 200, "met"),
         ("delete", "alice", None, "kubectl/v1.31.0", 200, "met"),
         ("patch", "alice", "kubectl-client-side-apply", "kubectl/v1.31.0", 403, "met"),
-        ("patch", "alice", "kubectl-edit", "kubectl/v1.31.0", 200, "met"),
+        ("patch", "alice", "kubectl-edit", "kubectl/v1.31.0", 200, "failed"),
+        ("patch", "alice", "kubectl-patch", "kubectl/v1.31.0", 200, "failed"),
+        ("update", "alice", "kubectl-replace", "kubectl/v1.31.0", 200, "failed"),
+        ("create", "alice", "kubectl-create", "kubectl/v1.31.0", 201, "failed"),
+        ("create", "alice", "kubectl-run", "kubectl/v1.31.0", 201, "failed"),
+        (
+            "patch",
+            "alice",
+            "kubectl-client-side-apply",
+            "kubectl.exe/v1.30.0 (windows/amd64) kubernetes/7c48c2b",
+            200,
+            "failed",
+        ),
+        ("patch", "alice", "kubectl-client-side-apply", "kubectlx/v1.31.0", 200, "met"),
+        ("patch", "alice", "helm", "kubectl/v1.31.0", 200, "met"),
         ("patch", "alice", "kubectl-client-side-apply", "Go-http-client/1.1", 200, "met"),
     ],
 )
@@ -366,6 +380,33 @@ def test_zero_manual_apply(
     assert c.state == state, c.reason
     if state == "failed":
         assert "namespace pipeline" in c.reason and c.evidence
+
+
+@pytest.mark.parametrize(("dry_run", "state"), [(True, "met"), (False, "failed"), (None, "failed")])
+def test_a_dry_run_is_no_manual_apply(grade, dry_run: bool | None, state: str) -> None:
+    """apply --dry-run=server and diff send the apply's own request with dryRun=All."""
+    b = ExamBuilder("basecamp-alice")
+    b.start()
+    extra = {} if dry_run is None else {"dry_run": dry_run}
+    b.add(
+        "k8s.audit",
+        70,
+        verb="patch",
+        user="alice",
+        user_agent="kubectl/v1.37.2 (linux/amd64) kubernetes/$Format",
+        field_manager="kubectl-client-side-apply",
+        resource="deployments",
+        subresource=None,
+        namespace="pipeline",
+        name="orders-api",
+        response_code=200,
+        audit_id="a-1",
+        user_groups=[],
+        **extra,
+    )
+    b.finish()
+    c = grade(b.events).criterion("p1.zero_manual_apply")
+    assert c.state == state, c.reason
 
 
 def test_manual_apply_outside_pipeline_namespaces_or_after_part1_does_not_fail_part1(grade) -> None:

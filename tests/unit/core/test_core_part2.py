@@ -127,6 +127,37 @@ def test_gitops_fix(grade) -> None:
     assert grade(merge_before_fault).criterion("p2.fix_via_gitops").state == "expired"
 
 
+@pytest.mark.parametrize(
+    ("revisions", "state"),
+    [
+        (["1111111111111111111111111111111111111111", "<fix>"], "met"),  # fix in source 2
+        (["<fix>"], "met"),
+        (["1111111111111111111111111111111111111111"], "expired"),
+    ],
+)
+def test_gitops_fix_synced_by_any_source_of_a_multi_source_app(
+    grade, revisions: list[str], state: str
+) -> None:
+    """A multi-source application syncs one revision per source; the fix may be in any."""
+    events = exam().events
+    fix = next(e for e in events if e.type == "gitops.merge").data["commit_sha"]
+    revs = [fix if r == "<fix>" else r for r in revisions]
+    out = [
+        Event(
+            e.type,
+            e.platform_id,
+            e.event_id,
+            e.ts_ms,
+            {**e.data, "revision": revs[0], "revisions": revs},
+        )
+        if e.type == "argocd.sync" and e.data["revision"] == fix
+        else e
+        for e in events
+    ]
+    assert any(e.type == "argocd.sync" and e.data.get("revisions") == revs for e in out)
+    assert grade(out).criterion("p2.fix_via_gitops").state == state
+
+
 def test_manual_apply_during_the_incident_fails_the_fix_but_not_part1(grade) -> None:
     r = grade(exam(manual_apply=True).events)
     c = r.criterion("p2.fix_via_gitops")
