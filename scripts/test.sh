@@ -12,6 +12,8 @@ say "mypy (strict on services/core)"
 .venv/bin/mypy services
 say "manifests: kustomize, kubeconform, policy, secrets scan"
 scripts/check-manifests.sh
+say "a real Kubernetes control plane for the audit collector's test (cached after the first build)"
+scripts/build-kube.sh
 
 started=0
 if ! .venv/bin/proctor stack status >/dev/null 2>&1; then
