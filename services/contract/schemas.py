@@ -36,7 +36,7 @@ from services.contract.convert import (
     FieldError,
     ToAvro,
     ToJson,
-    compile_to_avro,
+    compile_record_to_avro,
     compile_to_json,
     strip_logical_types,
 )
@@ -277,7 +277,7 @@ def _load_one(event_type: str, path: Path) -> EventSchema:
         raw=raw,
         parsed=parsed,
         plain=plain,
-        data_to_avro=compile_to_avro(data_view, named),
+        data_to_avro=compile_record_to_avro(data_view, named),
         data_to_json=compile_to_json(data_view, named),
         field_names=tuple(fields),
     )
