@@ -523,3 +523,135 @@ def compile_record_to_avro(schema: Mapping[str, Any], named: Mapping[str, Any]) 
     exec("\n".join(body), env)  # code generated above from a parsed schema, no input
     fast: ToAvro = env["record_fast"]
     return fast
+
+
+#: heads ``YYYY-MM-DDTHH:MM:SS`` whose ``.dddZ`` texts are the contract's canonical form
+_CANONICAL_HEADS: dict[str, bool] = {}
+
+
+def _canonical_timestamp(x: Any) -> bool:
+    """Whether ``x`` is a timestamp text that the JSON form keeps as it is:
+    ``format_timestamp(parse_timestamp(x)) == x``.
+
+    For ``head.dddZ`` (three ASCII digits) the time is the head's second plus ``ddd`` ms,
+    and :func:`format_timestamp` writes the second's text (from the whole second: ``ddd``
+    ms never reach the next one) followed by ``.ddd`` and ``Z``; so the round trip holds for
+    every ``ddd`` when it holds for ``.000`` and ``.999``, which is checked once per head.
+    """
+    if type(x) is not str or len(x) != 24 or x[19] != "." or x[23] != "Z":
+        return False
+    ms = x[20:23]
+    if not (ms.isascii() and ms.isdigit()):
+        return False
+    head = x[:19]
+    ok = _CANONICAL_HEADS.get(head)
+    if ok is None:
+        try:
+            ok = all(
+                format_timestamp(parse_timestamp(head + end)) == head + end
+                for end in (".000Z", ".999Z")
+            )
+        except (FieldError, ValueError, OverflowError, OSError):
+            ok = False
+        if len(_CANONICAL_HEADS) > 200_000:
+            _CANONICAL_HEADS.clear()
+        _CANONICAL_HEADS[head] = ok
+    return ok
+
+
+def compile_record_json_owned(
+    schema: Mapping[str, Any], named: Mapping[str, Any]
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Validate and normalise a top-level record given in the JSON form, in place.
+
+    ``f(v)`` equals ``to_json(to_avro(v, ""))`` (the exact converters of
+    :func:`compile_to_avro` and :func:`compile_to_json`) and raises the same
+    :class:`FieldError`; it reuses ``v``, which the caller hands over (a freshly parsed
+    line). Per field, in schema order: a value that passes its test (:func:`_fast_test`;
+    those types need no JSON conversion) or is a canonical timestamp text
+    (:func:`_canonical_timestamp`) stays; anything else is replaced by the exact
+    round trip of that field; a record that is not a plain ``dict`` of known fields takes
+    the exact round trip whole.
+    """
+    exact = compile_to_avro(dict(schema), named)
+    whole = compile_to_json(dict(schema), named)
+    env: dict[str, Any] = {
+        "exact": exact,
+        "whole": whole if whole is not None else (lambda d: d),
+        "isfinite": math.isfinite,
+        "canonical_ts": _canonical_timestamp,
+        "MISSING": _MISSING,
+        "FieldError": FieldError,
+        "deepcopy": copy.deepcopy,
+        "NAMES": frozenset(f["name"] for f in schema["fields"]),
+    }
+    body = [
+        "def record_owned(v):",
+        "    if type(v) is not dict or not v.keys() <= NAMES:",
+        "        return whole(exact(v, ''))",
+    ]
+    for i, fld in enumerate(schema["fields"]):
+        name, ftype = fld["name"], fld["type"]
+        env[f"C_{i}"] = compile_to_avro(ftype, named)
+        to_json = compile_to_json(ftype, named)
+        env[f"J_{i}"] = to_json
+        test = _fast_test(ftype, named, str(i), env)
+        if test is None and _is_timestamp(ftype):
+            test = "canonical_ts(x)"
+        convert = (
+            f"J_{i}(C_{i}({{}}, {name!r}))" if to_json is not None else f"C_{i}({{}}, {name!r})"
+        )
+        body.append(f"    x = v.get({name!r}, MISSING)")
+        body.append("    if x is MISSING:")
+        if "default" in fld:
+            env[f"D_{i}"] = fld["default"]
+            body.append(f"        v[{name!r}] = " + convert.format(f"deepcopy(D_{i})"))
+        else:
+            body.append(f"        raise FieldError({name!r}, 'missing required field')")
+        if test is not None:
+            body.append(f"    elif not ({test}):")
+        else:
+            body.append("    else:")
+        body.append(f"        v[{name!r}] = " + convert.format("x"))
+    body.append("    return v")
+    # the common case first: every field present (n names found in a dict of n keys) and
+    # every field with a test passing it; fields without one are converted in schema
+    # order, which is still the order of errors (every field before them passed)
+    fields = schema["fields"]
+    body += [
+        "def record_owned_all(v):",
+        f"    if type(v) is not dict or len(v) != {len(fields)}:",
+        "        return record_owned(v)",
+        "    try:",
+        *(f"        x{i} = v[{f['name']!r}]" for i, f in enumerate(fields)),
+        "    except KeyError:",
+        "        return record_owned(v)",
+    ]
+    tests, rest = [], []
+    for i, fld in enumerate(fields):
+        ftype = fld["type"]
+        test = _fast_test(ftype, named, f"a{i}", env, f"x{i}")
+        if test is None and _is_timestamp(ftype):
+            test = f"canonical_ts(x{i})"
+        if test is not None:
+            tests.append(test)
+        else:
+            call = f"C_{i}(x{i}, {fld['name']!r})"
+            rest.append(
+                f"    v[{fld['name']!r}] = " + (f"J_{i}({call})" if env[f"J_{i}"] else call)
+            )
+    body.append(f"    if not ({' and '.join(tests) or 'True'}):")
+    body.append("        return record_owned(v)")
+    body += rest
+    body.append("    return v")
+    exec("\n".join(body), env)  # code generated above from a parsed schema, no input
+    owned: Callable[[dict[str, Any]], dict[str, Any]] = env["record_owned_all"]
+    return owned
+
+
+def _is_timestamp(ftype: Any) -> bool:
+    return (
+        isinstance(ftype, dict)
+        and ftype.get("type") == "long"
+        and ftype.get("logicalType") == "timestamp-millis"
+    )

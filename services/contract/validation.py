@@ -14,7 +14,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from services.contract.convert import FieldError, parse_timestamp_fast
-from services.contract.rules import check_rules
+from services.contract.rules import RULES, Rule
 from services.contract.schemas import Contract
 from services.core.events import Event
 from services.errors import RecordDecodeError
@@ -28,17 +28,44 @@ def field_error_class(exc: FieldError) -> str:
     return "missing_required_field" if exc.detail == MISSING_FIELD else "invalid_field"
 
 
-def check_decoded(event_type: str, datum: Mapping[str, Any], label: str | None = None) -> None:
+def check_decoded(event_type: str, datum: Mapping[str, Any], event_id: str | None = None) -> None:
     """What the schema cannot say: ids are non-empty and the contract's rules hold
-    (:mod:`services.contract.rules`). ``datum`` holds the fields in Avro form; ``label``
-    names the record in the message (default: its type)."""
+    (:mod:`services.contract.rules`). ``datum`` holds the fields in Avro form (or the JSON
+    form, where the two agree on every field a rule reads)."""
     for name in ("platform_id", "event_id"):
         if name in datum and not datum[name]:
             raise RecordDecodeError(f"field {name!r}: must be a non-empty string", "invalid_field")
+    rules = RULES.get(event_type)
+    if rules:
+        _apply_rules(event_type, rules, datum, event_id)
+
+
+def _apply_rules(
+    event_type: str, rules: tuple[Rule, ...], datum: Mapping[str, Any], event_id: str | None
+) -> None:
     try:
-        check_rules(event_type, datum)
+        for rule in rules:
+            rule(datum)
     except FieldError as exc:
-        raise RecordDecodeError(f"{label or event_type}: {exc}", "invalid_field") from exc
+        raise RecordDecodeError(f"{_label(event_type, event_id)}: {exc}", "invalid_field") from exc
+
+
+def _label(event_type: str, event_id: str | None) -> str:
+    return event_type if event_id is None else f"{event_type} event {event_id!r}"
+
+
+def _envelope_error(obj: dict[str, Any], values: tuple[Any, ...]) -> RecordDecodeError:
+    for key, value in zip(ENVELOPE, values, strict=True):
+        if value is None:
+            return RecordDecodeError(
+                f"field {key!r}: missing (every line needs type, platform_id, event_id, ts)",
+                "missing_required_field",
+            )
+        if type(value) is not str or not value:
+            return RecordDecodeError(
+                f"field {key!r}: must be a non-empty string, got {value!r}", "invalid_field"
+            )
+    raise AssertionError("the envelope is valid")  # pragma: no cover
 
 
 def event_from_json_obj(
@@ -46,25 +73,30 @@ def event_from_json_obj(
 ) -> Event:
     """The validated event of one JSON-form object (a line of a recording), or why not.
 
-    Takes ownership of ``obj`` (its envelope keys are popped). The event equals
-    ``contract.validate`` of the line (defaults filled, values normalised), which is what
-    the same event decodes to from a topic. ``types``, when given, are the only types
-    accepted (a recording holds what the grader reads; others are ``wrong_topic``).
+    Takes ownership of ``obj`` (its envelope keys are popped, its fields normalised in
+    place). The event equals ``contract.validate`` of the line (defaults filled, values
+    normalised), which is what the same event decodes to from a topic. ``types``, when
+    given, are the only types accepted (a recording holds what the grader reads; any
+    other type is ``wrong_topic``). Raises RecordDecodeError with the dead-letter class.
     """
-    envelope = []
-    for key in ENVELOPE:
-        value = obj.pop(key, None)
-        if type(value) is not str or not value:
-            if value is None:
-                raise RecordDecodeError(
-                    f"field {key!r}: missing (every line needs type, platform_id, event_id, ts)",
-                    "missing_required_field",
-                )
-            raise RecordDecodeError(
-                f"field {key!r}: must be a non-empty string, got {value!r}", "invalid_field"
-            )
-        envelope.append(value)
-    typ, pid, eid, ts = envelope
+    pop = obj.pop
+    typ, pid, eid, ts = (
+        pop("type", None),
+        pop("platform_id", None),
+        pop("event_id", None),
+        pop("ts", None),
+    )
+    if not (
+        type(typ) is str
+        and typ
+        and type(pid) is str
+        and pid
+        and type(eid) is str
+        and eid
+        and type(ts) is str
+        and ts
+    ):
+        raise _envelope_error(obj, (typ, pid, eid, ts))
     schema = contract.schemas.get(typ)
     if schema is None:
         raise RecordDecodeError(
@@ -81,10 +113,17 @@ def event_from_json_obj(
         ts_ms = parse_timestamp_fast(ts, "ts")
     except FieldError as exc:
         raise RecordDecodeError(str(exc), "invalid_field") from exc
+    owned = schema.data_json_owned
     try:
-        datum = schema.data_to_avro(obj, "")
+        datum = schema.data_to_avro(obj, "") if owned is None else owned(obj)
     except FieldError as exc:
-        raise RecordDecodeError(f"{typ} event {eid!r}: {exc}", field_error_class(exc)) from exc
-    check_decoded(typ, datum, f"{typ} event {eid!r}")
+        raise RecordDecodeError(f"{_label(typ, eid)}: {exc}", field_error_class(exc)) from exc
+    # the owned form is the JSON form; a type has one only where its rules read the same
+    # values in both forms (no timestamp or bytes field, or no rule: schemas.py)
+    rules = RULES.get(typ)
+    if rules:  # the ids are checked above: only the rules of check_decoded are left
+        _apply_rules(typ, rules, datum, eid)
     convert = schema.data_to_json
-    return Event(typ, pid, eid, ts_ms, datum if convert is None else convert(datum))
+    if owned is None and convert is not None:
+        datum = convert(datum)
+    return Event(typ, pid, eid, ts_ms, datum)
