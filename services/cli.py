@@ -49,6 +49,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "simulate": ("services.publisher.sim_cli", "simulate", "Simulate candidate platforms through a whole exam."),
     "scoreboard": ("services.scoreboard.cli", "scoreboard", "The live scoreboard: Superset over Trino, or a terminal table."),
+    "keys": ("services.trust.cli", "keys", "Generate the proctor's and the submission endpoint's signing keys."),
+    "roster": ("services.trust.cli", "roster", "Enroll, list and revoke the cohort's platforms (and their credentials)."),
     "demo": ("services.scoreboard.demo", "demo", "A whole simulated exam on the local stack, graded live, on the scoreboard."),
 }
 

@@ -17,6 +17,9 @@ import re
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -88,8 +91,66 @@ def stack_config() -> StackConfig:
     return config
 
 
+@dataclass(frozen=True)
+class TrustEnv:
+    """The session's keys (docs/trust.md): every worker and publisher a test starts,
+    in-process or as a subprocess, inherits them through the environment."""
+
+    directory: Path
+    proctor: Any  # services.trust.keys.SigningKey
+    submission: Any
+    keyring_path: Path
+    master: bytes
+
+
+TRUST_VARS = (
+    "PROCTOR_SIGNING_KEY",
+    "PROCTOR_SIGNING_KEY_ID",
+    "PROCTOR_TRUSTED_KEYS",
+    "PROCTOR_ROSTER_SECRET",
+)
+
+
 @pytest.fixture(scope="session")
-def stack(stack_config: StackConfig) -> Iterator[StackSession]:
+def trust_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrustEnv]:
+    """A proctor key, a submission key and a roster master secret in a private tmp dir,
+    exported as PROCTOR_SIGNING_KEY(_ID), PROCTOR_TRUSTED_KEYS, PROCTOR_ROSTER_SECRET."""
+    import secrets
+
+    from services.trust.keys import Keyring, generate, write_private_key
+
+    directory = tmp_path_factory.mktemp("trust")
+    directory.chmod(0o700)
+    proctor = generate("proctor")
+    submission = generate("submission")
+    path = write_private_key(proctor, directory)
+    write_private_key(submission, directory)
+    keyring_path = directory / "trusted-keys"
+    keyring_path.write_text(
+        "\n".join(k.line() for k in Keyring.of(proctor, submission)) + "\n", encoding="utf-8"
+    )
+    master = secrets.token_hex(32)
+    saved = {name: os.environ.get(name) for name in TRUST_VARS}
+    os.environ.update(
+        {
+            "PROCTOR_SIGNING_KEY": str(path),
+            "PROCTOR_SIGNING_KEY_ID": proctor.key_id,
+            "PROCTOR_TRUSTED_KEYS": str(keyring_path),
+            "PROCTOR_ROSTER_SECRET": master,
+        }
+    )
+    try:
+        yield TrustEnv(directory, proctor, submission, keyring_path, master.encode())
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@pytest.fixture(scope="session")
+def stack(stack_config: StackConfig, trust_env: TrustEnv) -> Iterator[StackSession]:
     """The running stack; ``stack.require(name, ...)`` starts components on demand."""
     if os.environ.get("PROCTOR_SKIP_STACK") == "1":
         pytest.skip(SKIP_REASON)

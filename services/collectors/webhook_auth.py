@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from services.errors import ConfigError
+from services.trust.credentials import webhook_secret
 
 SHARED_SECRET_ENV = "PROCTOR_WEBHOOK_SECRET"
 #: Shortest secret accepted: a guessable token is no authentication.
@@ -55,10 +56,13 @@ def secret_env(source: str) -> str:
     return f"{SHARED_SECRET_ENV}_{source.upper().replace('-', '_')}"
 
 
-def derive_secret(master: str, source: str, platform_id: str) -> str:
-    """A platform's own secret, derived from the master secret (hex, 64 characters)."""
-    message = f"proctor-webhook/{source}/{platform_id}".encode()
-    return hmac.new(master.encode(), message, hashlib.sha256).hexdigest()
+def derive_secret(master: str, source: str, platform_id: str, generation: int | None = None) -> str:
+    """A platform's own secret, derived from the master secret (hex, 64 characters).
+
+    With the platform's roster ``generation`` (docs/trust.md) a revoke voids the secret;
+    without it, the secret handed out before the roster existed.
+    """
+    return webhook_secret(master, source, platform_id, generation)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,9 +99,11 @@ class SecretBook:
             masters[source] = value
         return cls(masters, per_platform)
 
-    def secret(self, source: str, platform_id: str) -> str:
+    def secret(self, source: str, platform_id: str, generation: int | None = None) -> str:
         master = self.masters[source]
-        return derive_secret(master, source, platform_id) if self.per_platform else master
+        if not self.per_platform:
+            return master
+        return derive_secret(master, source, platform_id, generation)
 
 
 def check(

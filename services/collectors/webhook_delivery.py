@@ -5,11 +5,16 @@ A receiver answers 2xx only after every record of the request is acknowledged
 accepted event is never lost. One thread polls the producer for delivery reports and
 hands each one to the request waiting for it, so concurrent requests do not wait for
 each other (``Producer.flush`` would make every request wait for all of them).
+
+Every signal record gets the MAC headers of its platform (docs/trust.md) from
+``PROCTOR_ROSTER_SECRET`` (a receiver serving many platforms) or ``PROCTOR_SIGNAL_KEY``
+(one platform); dead letters are not signals and go without.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,7 +22,11 @@ from functools import partial
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from services.errors import DeliveryError
+from services.errors import ConfigError, DeliveryError
+from services.trust.credentials import SignalKeys
+
+log = logging.getLogger(__name__)
+_DEAD_LETTER = ("proctor.type", b"grading.dead_letter")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +55,15 @@ _Report = Callable[[int, KafkaError | None, Ack | None], None]
 class AckingSender:
     """Send records through ``producer`` and await their acknowledgements."""
 
-    def __init__(self, producer: Producer, poll_s: float = 0.05) -> None:
+    def __init__(
+        self,
+        producer: Producer,
+        poll_s: float = 0.05,
+        signal_keys: SignalKeys | str | None = "env",
+    ) -> None:
         self.producer = producer
+        #: the platforms' signal keys ("env": from the environment; None: no MACs)
+        self.signal_keys = SignalKeys.from_env() if signal_keys == "env" else signal_keys
         self._poll_s = poll_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, name="delivery-reports", daemon=True)
@@ -63,6 +79,18 @@ class AckingSender:
         self._thread.join(timeout_s)
         return int(self.producer.flush(timeout_s))
 
+    def _headers(self, record: OutRecord) -> list[tuple[str, str | bytes | None]]:
+        headers: list[tuple[str, str | bytes | None]] = list(record.headers)
+        keys = self.signal_keys
+        if not isinstance(keys, SignalKeys) or _DEAD_LETTER in record.headers or not record.key:
+            return headers
+        platform = record.key.decode("utf-8", "replace")
+        try:
+            headers.extend(keys.headers(platform, record.topic, record.key, record.value))
+        except ConfigError as exc:  # the worker refuses it with the reason; say so here too
+            log.warning("signal of %s sent without a MAC: %s", platform, exc)
+        return headers
+
     def _produce(self, records: Sequence[OutRecord], report: _Report) -> None:
         for index, record in enumerate(records):
             try:
@@ -70,7 +98,7 @@ class AckingSender:
                     record.topic,
                     value=record.value,
                     key=record.key,
-                    headers=list(record.headers),
+                    headers=self._headers(record),
                     on_delivery=partial(_on_delivery, report, index),
                 )
             except BufferError as exc:

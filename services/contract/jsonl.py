@@ -20,7 +20,7 @@ from typing import IO, Any
 from services.contract.convert import FieldError
 from services.contract.schemas import Contract, load_contract
 from services.contract.validation import event_from_json_obj
-from services.core.events import Event, event_to_json_obj
+from services.core.events import SIGNATURE_KEYS, Event, event_to_json_obj
 from services.errors import ContractError
 
 #: How many bad lines ``read_jsonl`` reports before it stops listing them.
@@ -40,6 +40,11 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def parse_line(text: str, contract: Contract | None = None) -> Event:
     """Parse and validate one JSON Lines record (no line number in the error; see read_*)."""
+    return parse_signed_line(text, contract)[0]
+
+
+def parse_signed_line(text: str, contract: Contract | None = None) -> tuple[Event, dict[str, Any]]:
+    """:func:`parse_line` plus the line's signature keys (``_signer``, ``_signature``), if any."""
     contract = contract or load_contract()
     try:
         obj = json.loads(text, object_pairs_hook=_no_duplicate_keys)
@@ -49,7 +54,8 @@ def parse_line(text: str, contract: Contract | None = None) -> Event:
         raise ContractError(f"not valid JSON: {exc}") from exc
     if not isinstance(obj, dict):
         raise ContractError(f"a line must be a JSON object, not {type(obj).__name__}")
-    return event_from_json_obj(obj, contract)
+    signature = {k: obj.pop(k) for k in SIGNATURE_KEYS if k in obj}
+    return event_from_json_obj(obj, contract), signature
 
 
 def _lines(source: Source) -> tuple[str, Iterator[str], IO[str] | None]:
@@ -115,11 +121,19 @@ def read_jsonl(source: Source, contract: Contract | None = None) -> list[Event]:
     return events
 
 
-def event_to_line(event: Event, contract: Contract | None = None) -> str:
-    """The canonical JSON Lines text of an event (validated; no trailing newline)."""
+def event_to_line(
+    event: Event, contract: Contract | None = None, signature: dict[str, Any] | None = None
+) -> str:
+    """The canonical JSON Lines text of an event (validated; no trailing newline).
+
+    ``signature`` (``_signer``/``_signature``) is appended after the event's fields.
+    """
     contract = contract or load_contract()
     normalised = contract.validate(event)
-    return json.dumps(event_to_json_obj(normalised), ensure_ascii=False, separators=(",", ":"))
+    obj = event_to_json_obj(normalised)
+    if signature:
+        obj.update({k: signature[k] for k in SIGNATURE_KEYS if k in signature})
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
 def write_jsonl(

@@ -15,6 +15,8 @@ from typing import Any
 
 #: JSON Lines keys that are envelope fields, not event data.
 ENVELOPE_KEYS: frozenset[str] = frozenset({"type", "platform_id", "event_id", "ts"})
+#: JSON Lines keys that carry a line's signature (docs/trust.md): never event data.
+SIGNATURE_KEYS: tuple[str, str] = ("_signer", "_signature")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +97,9 @@ def event_from_owned_json_obj(obj: dict[str, Any]) -> Event:
     pid = obj.pop("platform_id", None)
     eid = obj.pop("event_id", None)
     ts = obj.pop("ts", None)
+    if "_signature" in obj or "_signer" in obj:
+        obj.pop("_signature", None)
+        obj.pop("_signer", None)
     if not (
         type(typ) is str
         and typ
@@ -124,7 +129,7 @@ def event_from_json_obj(obj: Mapping[str, Any]) -> Event:
             raise KeyError(f"missing envelope field {key!r}")
         if not isinstance(obj[key], str) or not obj[key]:
             raise ValueError(f"envelope field {key!r} must be a non-empty string")
-    data = {k: v for k, v in obj.items() if k not in ENVELOPE_KEYS}
+    data = {k: v for k, v in obj.items() if k not in ENVELOPE_KEYS and k not in SIGNATURE_KEYS}
     return Event(
         type=obj["type"],
         platform_id=obj["platform_id"],

@@ -35,7 +35,14 @@ import faust
 from faust.types import TP
 from pyiceberg.catalog import Catalog
 
-from services.contract.dlq import DeadLetter, RawRecord, dead_letter_record, safe_decode
+from services.contract.admission import Admission, RecordFacts
+from services.contract.dlq import (
+    DeadLetter,
+    RawRecord,
+    dead_letter_for,
+    dead_letter_record,
+    safe_decode,
+)
 from services.contract.schemas import (
     DLQ_TOPIC,
     INPUT_TOPICS,
@@ -92,8 +99,12 @@ class GraderWorker:
         catalog_factory: Callable[[], Catalog],
         trino_factory: Callable[[], Any],
         metrics: Metrics | None = None,
+        *,
+        admission: Admission | None = None,
     ) -> None:
         self.settings = settings
+        #: who may say what (docs/trust.md); None grades every decoded record
+        self.admission = admission
         #: monotonic seconds for the seek rules (a test drives its own)
         self.clock: Callable[[], float] = time.monotonic
         self.engines = engines
@@ -173,6 +184,8 @@ class GraderWorker:
         app.consumer.perform_seek = self._seek_uncommitted  # type: ignore[method-assign]
         app.task(self._open_sink)
         app.timer(0.5)(self._tick)
+        if hasattr(self.admission, "refresh_roster"):
+            app.timer(s.roster_refresh_s)(self._refresh_roster)
         app.timer(s.maintenance_interval_s, on_leader=True)(self._maintain)
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
@@ -340,6 +353,40 @@ class GraderWorker:
                 log.warning("schema registry unavailable (%s); retrying", exc)
                 await asyncio.sleep(RETRY_S)
 
+    async def _admit(self, event: Event, raw: RawRecord) -> Any:
+        """The admission's refusal of a decoded record, or None to grade it.
+
+        An unknown platform may be one enrolled since the roster was last read: the
+        (blocking, rate-limited) re-read runs off the event loop.
+        """
+        assert self.admission is not None
+        facts = RecordFacts(
+            raw.topic_name,
+            raw.partition_no,
+            raw.offset_no,
+            raw.key_bytes,
+            raw.value_bytes or b"",
+            raw.header_list,
+            raw.timestamp_ms,
+        )
+        refusal = self.admission.admit(event, facts)
+        if refusal is not None and refusal.error_class == "unknown_platform":
+            recheck = getattr(self.admission, "admit_after_refresh", None)
+            if recheck is not None:
+                loop = asyncio.get_running_loop()
+                refusal = await loop.run_in_executor(None, recheck, event, facts)
+        return refusal
+
+    async def _refresh_roster(self) -> None:
+        """Read what is new on the roster topic (periodic; a failure is logged, not fatal)."""
+        refresh = getattr(self.admission, "refresh_roster", None)
+        if refresh is None:
+            return
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, refresh)
+        except Exception as exc:  # the roster held stays in force until the next read
+            log.warning("roster refresh failed: %s", exc)
+
     async def on_records(self, events: Sequence[faust.EventT[Any]]) -> None:
         """Grade a batch of records in their order (each in :meth:`_grade`, with its own
         span), then one metrics update and one round of state sends for the batch."""
@@ -404,6 +451,10 @@ class GraderWorker:
         )
         pos = SourcePosition(msg.topic, msg.partition, msg.offset)
         decoded = await self._decode(raw)
+        if not isinstance(decoded, DeadLetter) and self.admission is not None:
+            refusal = await self._admit(decoded, raw)
+            if refusal is not None:  # dead-lettered exactly like a record that cannot decode
+                decoded = dead_letter_for(raw, refusal.reason, refusal.error_class)
         if isinstance(decoded, DeadLetter):
             result = await self._dead_letter(grader, decoded, pos)
             outcome = "dead_letter"

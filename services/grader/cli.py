@@ -39,6 +39,65 @@ def trino_factory(settings: GraderSettings) -> Any:
     )
 
 
+def build_admission(settings: GraderSettings) -> Any:
+    """The trust check of the worker (docs/trust.md), or None with ``insecure_no_trust``.
+
+    Raises ConfigError naming what is missing: the worker never grades unauthenticated
+    input by accident.
+    """
+    import logging
+
+    if settings.insecure_no_trust:
+        logging.getLogger(__name__).warning(
+            "INSECURE: --insecure-no-trust is set; every decoded record grades, signed or "
+            "not. Anyone who can write to the topics can forge grades. Local experiments only."
+        )
+        return None
+    from services.contract.settings import ClientSettings
+    from services.trust.admission import TrustAdmission, trust_config
+    from services.trust.roster import RosterView
+
+    missing = [
+        name
+        for name, value in (
+            ("PROCTOR_TRUSTED_KEYS", settings.trusted_keys),
+            ("PROCTOR_ROSTER_SECRET", settings.roster_secret),
+        )
+        if not value
+    ]
+    if missing:
+        raise ConfigError(
+            f"the worker grades only authenticated input and needs {' and '.join(missing)} "
+            "(docs/trust.md: `proctor keys generate` prints the trusted-keys line, the roster "
+            "secret is at least 16 random characters); --insecure-no-trust skips every check "
+            "for local experiments"
+        )
+    env = {
+        "PROCTOR_TRUSTED_KEYS": settings.trusted_keys or "",
+        "PROCTOR_ROSTER_SECRET": settings.roster_secret.get_secret_value()
+        if settings.roster_secret
+        else "",
+        "PROCTOR_MAX_SKEW_S": str(settings.max_skew_s),
+        "PROCTOR_MAX_ARTIFACT_BYTES": str(settings.max_artifact_bytes),
+    }
+    client = ClientSettings.from_env(
+        bootstrap=settings.kafka_bootstrap,
+        registry_url=settings.schema_registry_url,
+        topic_prefix=settings.topic_prefix,
+    )
+    keyring, master, limits = trust_config(env)
+    roster = RosterView(client, keyring)
+    roster.refresh()
+    admission = TrustAdmission(keyring, roster, master, limits)
+    logging.getLogger(__name__).info(
+        "trust: %d trusted keys, %d platforms in the roster (%d records ignored)",
+        len(admission.keyring),
+        len(roster),
+        roster.ignored,
+    )
+    return admission
+
+
 def build_worker(settings: GraderSettings, engines: Any = None) -> Any:
     """The worker with its codec, catalog and Trino connections from ``settings``."""
     from services.contract.wire import WireCodec, registry_client
@@ -57,6 +116,7 @@ def build_worker(settings: GraderSettings, engines: Any = None) -> Any:
         codec,
         catalog_factory(settings),
         trino_factory(settings),
+        admission=build_admission(settings),
     )
 
 
@@ -110,10 +170,29 @@ def run(settings: GraderSettings, engines: Any = None) -> None:
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
     help="[PROCTOR_LOG_LEVEL]",
 )
+@click.option(
+    "--trusted-keys",
+    help="File of 'key_id role base64-public-key' lines the worker trusts [PROCTOR_TRUSTED_KEYS].",
+)
+@click.option(
+    "--max-skew",
+    "max_skew_s",
+    type=float,
+    help="Seconds an event may be dated past its broker timestamp [PROCTOR_MAX_SKEW_S; 120].",
+)
+@click.option(
+    "--insecure-no-trust",
+    is_flag=True,
+    default=None,
+    help="Grade unsigned input (no signature, MAC or roster check): local experiments only "
+    "[PROCTOR_INSECURE_NO_TRUST].",
+)
 def worker(**flags: Any) -> None:
     """Grade live: consume exam.control and platform.*, write grading.* and Iceberg.
 
-    Secrets (SASL password, registry credentials) come from the environment only.
+    Secrets (SASL password, registry credentials, PROCTOR_ROSTER_SECRET) come from the
+    environment only. Only authenticated input grades (docs/trust.md): control events
+    signed by a trusted key, signals MACed with their platform's key from the roster.
     """
     given = {
         {

@@ -61,6 +61,15 @@ class GraderSettings(BaseSettings):
     batch_records: int = Field(default=500, ge=1)
     batch_wait_s: float = Field(default=0.02, gt=0)
 
+    # Trust (docs/trust.md): PROCTOR_TRUSTED_KEYS, PROCTOR_ROSTER_SECRET, PROCTOR_MAX_SKEW_S
+    trusted_keys: str | None = None
+    roster_secret: SecretStr | None = None
+    max_skew_s: float = Field(default=120.0, ge=0)
+    max_artifact_bytes: int = Field(default=256 * 1024, ge=1)
+    roster_refresh_s: float = Field(default=30.0, gt=0)
+    #: grade every decoded record, signed or not: local experiments only, loudly logged
+    insecure_no_trust: bool = False
+
     # Maintenance
     maintenance_interval_s: float = Field(default=600.0, gt=0)
     snapshot_retention_s: int = Field(default=3600, ge=0)

@@ -91,7 +91,11 @@ def _publisher(opts: dict[str, Any]) -> Publisher:
     settings = ClientSettings.from_env(
         bootstrap=opts["bootstrap"], registry_url=opts["registry_url"], topic_prefix=opts["prefix"]
     )
-    return Publisher(settings, auto_register=opts["auto_register"])
+    return Publisher(
+        settings,
+        auto_register=opts["auto_register"],
+        say=lambda text: click.echo(text, err=True),
+    )
 
 
 def _send(events: list[Event], opts: dict[str, Any]) -> None:

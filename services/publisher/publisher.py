@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
@@ -26,6 +26,9 @@ from services.contract.settings import ClientSettings
 from services.contract.wire import WireCodec, registry_client
 from services.core.events import Event
 from services.errors import ConfigError, ContractError, DeliveryError
+
+if TYPE_CHECKING:
+    from services.trust.producing import RecordAuth
 
 #: Producer settings that make publishing exactly-once per record and co-partitioned.
 PRODUCER_DEFAULTS: Mapping[str, Any] = {
@@ -97,9 +100,20 @@ class Publisher:
         auto_register: bool = False,
         producer_config: Mapping[str, Any] | None = None,
         codec: WireCodec | None = None,
+        auth: RecordAuth | Literal["env"] | None = "env",
+        say: Callable[[str], None] | None = None,
     ) -> None:
+        """``auth`` signs control events and MACs signals (docs/trust.md); by default from
+        the environment (none set: records go unauthenticated and a worker refuses them).
+        ``say`` hears what the publisher did beyond sending (platforms it enrolled)."""
         self.settings = settings
         self.contract = contract or load_contract()
+        if auth == "env":
+            from services.trust.producing import RecordAuth
+
+            auth = RecordAuth.from_env()
+        self.auth: RecordAuth | None = auth
+        self.say = say
         self.codec = codec or WireCodec(
             registry_client(
                 settings.registry_url, basic_auth_user_info=settings.registry_user_info
@@ -169,6 +183,8 @@ class Publisher:
         """Send prepared events in order and wait for every acknowledgement."""
         results: list[Delivery | None] = [None] * len(encoded)
         failures: list[str] = []
+        if self.auth is not None:
+            self.auth.prepare_platforms(self.settings, (p.event for p in encoded), self.say)
 
         def report(index: int, event: Event) -> Callable[[KafkaError | None, Message], None]:
             def callback(err: KafkaError | None, msg: Message) -> None:
@@ -192,6 +208,8 @@ class Publisher:
         for index, prepared in enumerate(encoded):
             topic, key, value, event = prepared.topic, prepared.key, prepared.value, prepared.event
             headers: list[tuple[str, str | bytes | None]] = [(TYPE_HEADER, event.type.encode())]
+            if self.auth is not None:
+                headers.extend(self.auth.headers(event, topic, key, value))
             while True:
                 try:
                     self.producer.produce(

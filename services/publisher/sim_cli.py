@@ -208,7 +208,18 @@ def _run(events: list[Any], opts: dict[str, Any], config: StackConfig) -> Any:
                     highlight=False,
                 )
 
-        with Publisher(settings) as publisher:
+        from services.publisher.simulator import simulation_lead_s
+
+        lead_s = simulation_lead_s(events, opts["speed"])
+        if lead_s > 120:
+            err.print(
+                f"warning: at {opts['speed']:g}x the event times run up to {lead_s / 60:.0f} min "
+                "ahead of the clock; a worker dead-letters records dated more than "
+                "PROCTOR_MAX_SKEW_S (120 s) ahead as from_the_future: give --start in the past "
+                "or raise the worker's allowance",
+                highlight=False,
+            )
+        with Publisher(settings, say=lambda text: err.print(text, highlight=False)) as publisher:
             return play(
                 events,
                 speed=opts["speed"],

@@ -103,6 +103,8 @@ class Worker:
     http_port: int = 9464
     proc: subprocess.Popen[bytes] | None = None
     reused: bool = False
+    #: variables the worker gets beyond the demo's environment
+    extra_env: dict[str, str] = field(default_factory=dict)
     _log: IO[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -128,7 +130,7 @@ class Worker:
             return
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        env = {**os.environ, "PROCTOR_HTTP_PORT": str(self.http_port)}
+        env = {**os.environ, "PROCTOR_HTTP_PORT": str(self.http_port), **self.extra_env}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "services.cli", "worker"],
             stdout=self._log,
@@ -242,6 +244,9 @@ def demo(
     sys.exit(code)
 
 
+DEFAULT_SKEW_S = 120
+
+
 def run_demo(
     config: StackConfig,
     candidates: tuple[str, ...],
@@ -254,13 +259,23 @@ def run_demo(
 ) -> int:
     from services.publisher.publisher import Publisher
     from services.publisher.sim_cli import candidate_specs
-    from services.publisher.simulator import Player, default_start, remember_event_ts
+    from services.publisher.simulator import (
+        Player,
+        default_start,
+        remember_event_ts,
+        simulation_lead_s,
+    )
     from services.publisher.timeline import plan_candidates, run_events
     from services.scoreboard.cli import login_hint, scoreboard_up
     from services.scoreboard.watch import fetch_rows, render
     from services.stack.catalog import trino_connect
 
     prepare_stack(config)
+    from services.trust.local import ensure_local_trust
+
+    # Keys and the roster secret of the local stack (docs/trust.md), made once, 0600.
+    for name, value in ensure_local_trust(config.state_dir / "keys").items():
+        os.environ.setdefault(name, value)
     hint = ""
     for component in scoreboard_up(config, progress=_say, superset=not no_superset):
         if hasattr(component, "dashboard_url"):
@@ -274,11 +289,20 @@ def run_demo(
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     sim_thread: threading.Thread | None = None
     try:
+        plan = plan_candidates(candidate_specs(candidates, None, None), default_start(config), stagger_minutes)
+        events = run_events(plan, seed)
+        lead_s = simulation_lead_s(events, speed)
+        if lead_s > DEFAULT_SKEW_S:
+            # At speed x the simulated clock runs ahead of the broker's; the demo's own
+            # worker allows that lead (docs/trust.md: a worker in production keeps 120 s).
+            worker.extra_env["PROCTOR_MAX_SKEW_S"] = str(int(lead_s) + 300)
+            _say(
+                f"the simulation runs up to {lead_s / 60:.0f} min ahead of the clock at {speed:g}x: "
+                f"the demo's worker allows event times up to {int(lead_s) + 300} s ahead"
+            )
         worker.start()
         worker.wait_ready()
         _say("grader worker ready")
-        plan = plan_candidates(candidate_specs(candidates, None, None), default_start(config), stagger_minutes)
-        events = run_events(plan, seed)
         exam_ids = [c.exam_id for c in plan]
         recording = demo_dir / f"run-{plan[0].exam_id.split('-', 1)[1].rsplit('-', 1)[0]}.jsonl"
         _say(

@@ -44,12 +44,8 @@ class Env(LiveExam):
 
     def produce(self, events: list[Event], bad: list[tuple[str, bytes, bytes]] = ()) -> None:  # type: ignore[assignment]
         producer = Producer({"bootstrap.servers": self.bootstrap, "partitioner": "murmur2_random"})
-        for ev in events:
-            producer.produce(
-                self.codec.topic_for(ev.type),
-                key=ev.platform_id.encode(),
-                value=self.codec.encode(ev),
-            )
+        for topic, key, value, headers in self.authenticated(events):
+            producer.produce(topic, key=key, value=value, headers=headers)
         for topic, key, value in bad:
             producer.produce(topic_name(topic, self.prefix), key=key, value=value)
         assert producer.flush(30) == 0

@@ -307,9 +307,32 @@ class LiveExam:
         return out
 
     def publish(self, events: list[Event]) -> None:
-        settings = ClientSettings(self.bootstrap, self.registry_url, self.prefix)
-        with Publisher(settings, codec=self.codec) as pub:
+        with Publisher(self.client_settings(), codec=self.codec) as pub:
             pub.publish_many(events)
+
+    def client_settings(self) -> ClientSettings:
+        return ClientSettings(self.bootstrap, self.registry_url, self.prefix)
+
+    def authenticated(
+        self, events: Iterable[Event]
+    ) -> list[tuple[str, bytes, bytes, list[tuple[str, bytes]]]]:
+        """(topic, key, value, headers) of each event, signed or MACed with the session's
+        keys (tests/conftest.py ``trust_env``), its platforms enrolled in the roster."""
+        from services.trust.producing import RecordAuth
+
+        auth = RecordAuth.from_env()
+        assert auth is not None, "no trust keys in the environment (the trust_env fixture)"
+        events = list(events)
+        auth.prepare_platforms(self.client_settings(), events)
+        out = []
+        for ev in events:
+            topic, key, value = (
+                self.codec.topic_for(ev.type),
+                ev.platform_id.encode(),
+                self.codec.encode(ev),
+            )
+            out.append((topic, key, value, auth.headers(ev, topic, key, value)))
+        return out
 
     def produce_bad(self, bad: Iterable[tuple[str, bytes, bytes]]) -> None:
         producer = Producer({"bootstrap.servers": self.bootstrap})
