@@ -15,26 +15,22 @@ from __future__ import annotations
 
 import gc
 import mmap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import orjson
 
 from services.contract.admission import Refusal
 from services.contract.schemas import INPUT_TOPICS, Contract, load_contract
 from services.contract.validation import event_from_json_obj
-from services.core.events import Event
+from services.core.events import SIGNATURE_KEYS, Event
 from services.errors import ContractError, RecordDecodeError
 
-#: the keys of a recording's signature beside an event (docs/trust.md); not event data
-SIGNER_KEY = "_signer"
-SIGNATURE_KEY = "_signature"
-
-#: checks a line's signature: (event, signer, base64 signature) -> None or why not
-Verifier = Callable[[Event, str | None, str | None], Refusal | None]
+#: checks a line's signature: (event, its ``_signer``/``_signature`` keys) -> None or why not
+Verifier = Callable[[Event, Mapping[str, Any]], Refusal | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +46,9 @@ class BadLine:
     def __str__(self) -> str:
         return f"{self.path}:{self.line}: [{self.error_class}] {self.reason}"
 
+
+SIGNER_KEY, SIGNATURE_KEY = SIGNATURE_KEYS
+NO_SIGNATURE: Mapping[str, Any] = {}
 
 #: every control event has an exam_id; no platform signal has one (contract/events.md)
 CONTROL_MARK = b'"exam_id"'
@@ -79,7 +78,8 @@ class Recording:
     late: dict[int, BadLine] = field(default_factory=dict)
     #: exact repeats of an event (delivered once)
     repeats: int = 0
-    _seen: dict[str, int] = field(default_factory=dict)
+    #: (platform_id, event_id) -> offset of its first line (the live check's key)
+    _seen: dict[tuple[str, str], int] = field(default_factory=dict)
     _map: mmap.mmap | None = None
     _fh: IO[bytes] | None = None
 
@@ -133,20 +133,20 @@ class Recording:
                         "corrupt_bytes",
                     )
                     continue
-                signer = signature = None
+                signature = NO_SIGNATURE
                 if SIGNER_KEY in obj or SIGNATURE_KEY in obj:
-                    signer, signature = obj.pop(SIGNER_KEY, None), obj.pop(SIGNATURE_KEY, None)
+                    signature = {k: obj.pop(k) for k in SIGNATURE_KEYS if k in obj}
                 try:
                     ev = build(obj, contract, types)
                 except RecordDecodeError as exc:
                     self._bad(lineno, str(exc), exc.error_class)
                     continue
                 if verify is not None:
-                    refusal = verify(ev, signer, signature)
+                    refusal = verify(ev, signature)
                     if refusal is not None:
                         self._bad(lineno, refusal.reason, refusal.error_class, ev.event_id)
                         continue
-                first = seen.setdefault(ev.event_id, start)
+                first = seen.setdefault((ev.platform_id, ev.event_id), start)
                 if first != start and not self._first_of(ev, raw, first, lineno, start):
                     continue
                 yield ev
@@ -176,14 +176,14 @@ class Recording:
             "conflicting_duplicate",
             ev.event_id,
         )
-        self._seen[ev.event_id] = start
+        self._seen[(ev.platform_id, ev.event_id)] = start
         return True
 
     def _same_event(self, raw: bytes, ev: Event) -> bool:
         try:
             obj = orjson.loads(raw)
-            obj.pop(SIGNER_KEY, None)
-            obj.pop(SIGNATURE_KEY, None)
+            for key in SIGNATURE_KEYS:
+                obj.pop(key, None)
             return bool(event_from_json_obj(obj, self.contract) == ev)
         except (orjson.JSONDecodeError, RecordDecodeError, AttributeError):
             return False

@@ -19,7 +19,10 @@ pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[3]
 BASELINE = json.loads((Path(__file__).parent / "data" / "replay_baseline.json").read_text())
-RECORDINGS = [*sorted((ROOT / "tests" / "scenarios").glob("*.jsonl")), ROOT / "schemas" / "examples.jsonl"]
+RECORDINGS = [
+    *sorted((ROOT / "tests" / "scenarios").glob("*.jsonl")),
+    ROOT / "schemas" / "examples.jsonl",
+]
 
 
 def test_the_baseline_covers_every_recording() -> None:

@@ -21,7 +21,10 @@ OUT = Path(__file__).with_name("replay_baseline.json")
 
 
 def recordings() -> list[Path]:
-    return [*sorted((ROOT / "tests" / "scenarios").glob("*.jsonl")), ROOT / "schemas" / "examples.jsonl"]
+    return [
+        *sorted((ROOT / "tests" / "scenarios").glob("*.jsonl")),
+        ROOT / "schemas" / "examples.jsonl",
+    ]
 
 
 def main() -> None:
