@@ -78,7 +78,7 @@ class Recording:
     late: dict[int, BadLine] = field(default_factory=dict)
     #: exact repeats of an event (delivered once)
     repeats: int = 0
-    #: (platform_id, event_id) -> offset of its first line (the live check's key)
+    #: (platform_id, event_id) -> its first line's ``offset << 32 | line number``
     _seen: dict[tuple[str, str], int] = field(default_factory=dict)
     _map: mmap.mmap | None = None
     _fh: IO[bytes] | None = None
@@ -146,19 +146,21 @@ class Recording:
                     if refusal is not None:
                         self._bad(lineno, refusal.reason, refusal.error_class, ev.event_id)
                         continue
-                first = seen.setdefault((ev.platform_id, ev.event_id), start)
-                if first != start and not self._first_of(ev, raw, first, lineno, start):
+                here = start << 32 | lineno
+                first = seen.setdefault((ev.platform_id, ev.event_id), here)
+                if first != here and not self._first_of(ev, raw, first, lineno, start):
                     continue
                 yield ev
 
-    def _first_of(self, ev: Event, raw: bytes, first: int, lineno: int, start: int) -> bool:
+    def _first_of(self, ev: Event, raw: bytes, seen: int, lineno: int, start: int) -> bool:
         """Whether a line whose event id was seen before is to be delivered (never an
-        exact repeat; a conflict refuses the later line of the two in file order)."""
+        exact repeat; a conflict refuses the later line of the two in file order).
+        ``seen`` is the first line's offset and number, packed as ``offset << 32 | line``."""
+        first, first_no = seen >> 32, seen & 0xFFFFFFFF
         before = self._line_at(first)
         if before == raw or self._same_event(before, ev):
             self.repeats += 1
             return False
-        first_no = self._line_number(first)
         if first < start:
             self._bad(
                 lineno,
@@ -176,7 +178,7 @@ class Recording:
             "conflicting_duplicate",
             ev.event_id,
         )
-        self._seen[(ev.platform_id, ev.event_id)] = start
+        self._seen[(ev.platform_id, ev.event_id)] = start << 32 | lineno
         return True
 
     def _same_event(self, raw: bytes, ev: Event) -> bool:
@@ -194,11 +196,6 @@ class Recording:
             self._map = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
         end = self._map.find(b"\n", offset)
         return self._map[offset : (len(self._map) if end < 0 else end + 1)]
-
-    def _line_number(self, offset: int) -> int:
-        self._line_at(offset)
-        assert self._map is not None
-        return self._map[:offset].count(b"\n") + 1
 
     def _bad(self, lineno: int, reason: str, error_class: str, event_id: str | None = None) -> None:
         self.refused.append(BadLine(str(self.path), lineno, reason, error_class, event_id))
