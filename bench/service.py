@@ -175,6 +175,11 @@ def main() -> None:
     args = ap.parse_args()
 
     config = StackConfig.from_env()
+    # the worker grades only signed and MACed input (docs/trust.md): the local stack's keys
+    from services.trust.local import ensure_local_trust
+
+    for name, value in ensure_local_trust(config.state_dir / "keys").items():
+        os.environ.setdefault(name, value)
     bootstrap, registry_url = config.kafka_bootstrap, config.registry_url
     prefix = f"b{uuid.uuid4().hex[:8]}."
     app_id = f"bench-grader-{uuid.uuid4().hex[:8]}"

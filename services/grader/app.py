@@ -372,9 +372,14 @@ class GraderWorker:
         refusal = self.admission.admit(event, facts)
         if refusal is not None and refusal.error_class == "unknown_platform":
             recheck = getattr(self.admission, "admit_after_refresh", None)
-            if recheck is not None:
-                loop = asyncio.get_running_loop()
-                refusal = await loop.run_in_executor(None, recheck, event, facts)
+            loop = asyncio.get_running_loop()
+            while recheck is not None:
+                try:
+                    refusal = await loop.run_in_executor(None, recheck, event, facts)
+                    break
+                except Exception as exc:  # the roster is unreadable: not the record's fault
+                    log.warning("cannot re-read the roster (%s); retrying", exc)
+                    await asyncio.sleep(RETRY_S)
         return refusal
 
     async def _refresh_roster(self) -> None:

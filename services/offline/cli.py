@@ -12,7 +12,7 @@ from rich.console import Console
 from services.core.events import rfc3339_to_ms
 from services.core.judges import default_judge
 from services.errors import ProctorError
-from services.offline.reader import Verifier, recordings
+from services.offline.reader import recordings
 from services.offline.regrade import diff_results
 from services.offline.render import print_refused, print_regrade, print_replay, refused_json
 from services.offline.replay import replay_file, results_json
@@ -47,18 +47,32 @@ def _fail(exc: ProctorError) -> None:
 EXIT_REFUSED = 3
 
 
-def _verifier(verify: bool) -> Verifier | None:
-    if not verify:
-        return None
-    from services.offline.verify import verifier_from_env
+def _verify(file: Path) -> None:
+    from services.trust.keys import Keyring
+    from services.trust.recording import verify_recording
 
-    return verifier_from_env()
+    try:
+        check = verify_recording(file, Keyring.from_env())
+    except ProctorError as exc:
+        _fail(exc)
+        return
+    for line in check.refused[:20]:
+        click.echo(f"refused {line}", err=True)
+    if not check.ok:
+        click.echo(
+            f"error: {len(check.refused)} control events of {file.name} are not signed by a "
+            "trusted key; nothing graded",
+            err=True,
+        )
+        sys.exit(2)
+    click.echo(f"verified {check.verified} control event signatures", err=True)
 
 
 @click.command(
     "replay",
-    epilog=f"""Exit status: 0 graded; 2 an error (unreadable file, bad option, no keyring for
---verify); {EXIT_REFUSED} with --strict when any line was refused.""",
+    epilog=f"""Exit status: 0 graded; 2 an error (unreadable file, bad option, --verify
+without a keyring or with a control event not signed by a trusted key: nothing graded);
+{EXIT_REFUSED} with --strict when any line was refused.""",
 )
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
@@ -79,13 +93,13 @@ def _verifier(verify: bool) -> Verifier | None:
     "reported and skipped, as the live worker dead-letters them).",
 )
 @click.option(
-    "--verify",
-    is_flag=True,
-    help="Check the signatures (_signer/_signature) of control lines against the keyring in "
-    "PROCTOR_TRUSTED_KEYS; an unsigned or badly signed control line is refused.",
+    "--skip-invalid", is_flag=True, hidden=True, help="Kept for old scripts: the default."
 )
 @click.option(
-    "--skip-invalid", is_flag=True, hidden=True, help="Kept for old scripts: the default."
+    "--verify",
+    is_flag=True,
+    help="First check the signature of every control event (`_signer`/`_signature`) "
+    "against the keys in PROCTOR_TRUSTED_KEYS; grade nothing if one fails.",
 )
 @rubrics_dir_option
 def replay(
@@ -94,9 +108,9 @@ def replay(
     as_json: bool,
     at: str | None,
     strict: bool,
-    verify: bool,
     skip_invalid: bool,
     rubrics_dir: Path | None,
+    verify: bool = False,
 ) -> None:
     """Grade a recorded exam (JSON Lines) offline with the live service's engine.
 
@@ -105,6 +119,8 @@ def replay(
     grades nothing. An exact repeat of an event is graded once; an event id repeated with
     another body is refused (conflicting_duplicate).
     """
+    if verify:
+        _verify(file)
     try:
         result = replay_file(
             file,
@@ -112,7 +128,6 @@ def replay(
             default_judge(),
             at_ms=_at(at),
             rubric_version=rubric_version,
-            verify=_verifier(verify),
         )
     except ProctorError as exc:
         _fail(exc)

@@ -1,4 +1,8 @@
-"""``proctor replay --verify``: check the signatures a recording carries (docs/trust.md).
+"""Per-line signature checks for a replay: ``replay_file(..., verify=recording_verifier(k))``.
+
+``proctor replay --verify`` gates the whole recording first (services.trust.recording:
+nothing grades if one control event fails); this verifier instead refuses each badly
+signed line like the live worker (dead letter, the rest graded), for callers that want that.
 
 A recording keeps a control event's signature as ``_signer``/``_signature`` (base64) beside
 it; this checks each against the keyring (``PROCTOR_TRUSTED_KEYS``) with the live worker's
@@ -15,16 +19,10 @@ from typing import Any
 from services.contract.admission import Refusal
 from services.core.events import Event
 from services.offline.reader import Verifier
-from services.trust.admission import _PROCTOR_ROLES, _SUBMISSION_ROLES, SIGNALS, SUBMISSION_TYPES
+from services.trust.admission import SIGNALS
 from services.trust.keys import Keyring
+from services.trust.recording import roles_for
 from services.trust.signing import verify_json
-
-
-def roles_for(event_type: str) -> tuple[str, ...] | None:
-    """The roles that may sign ``event_type`` (the worker's table); None for a signal."""
-    if event_type in SIGNALS:
-        return None
-    return _SUBMISSION_ROLES if event_type in SUBMISSION_TYPES else _PROCTOR_ROLES
 
 
 def recording_verifier(keyring: Keyring) -> Verifier:
@@ -32,10 +30,9 @@ def recording_verifier(keyring: Keyring) -> Verifier:
     unless it carries a valid signature by a key of a role that may say it."""
 
     def verify(event: Event, signature: Mapping[str, Any]) -> Refusal | None:
-        roles = roles_for(event.type)
-        if roles is None:
+        if event.type in SIGNALS:
             return None
-        return verify_json(event, signature, keyring, roles)
+        return verify_json(event, signature, keyring, roles_for(event.type))
 
     return verify
 

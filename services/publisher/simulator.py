@@ -99,14 +99,17 @@ def default_start(config: StackConfig, now_ms: int | None = None) -> int:
 
 def simulation_lead_s(events: Sequence[Event], speed: float, now_ms: int | None = None) -> float:
     """How far (s) event times get ahead of the wall clock when ``events`` are played from
-    now at ``speed`` times real time (event k goes out at now + (ts_k - ts_0) / speed).
+    now at ``speed`` times real time (event k goes out at now + (ts_k - ts_0) / speed;
+    speed 0: all at once).
 
     A worker dead-letters records dated more than its skew allowance (PROCTOR_MAX_SKEW_S,
     120 s) past their broker timestamp as ``from_the_future`` (docs/trust.md).
     """
-    if not events or speed <= 0:
+    if not events:
         return 0.0
     now = now_ms if now_ms is not None else int(time.time() * 1000)
+    if speed <= 0:  # as fast as possible: everything goes out now
+        return float(max(0.0, (max(e.ts_ms for e in events) - now) / 1000))
     first = min(e.ts_ms for e in events)
     lead = max(e.ts_ms - (now + (e.ts_ms - first) / speed) for e in events)
     return float(max(0.0, lead / 1000))

@@ -65,12 +65,6 @@ class RosterLookup(Protocol):
     def get(self, platform_id: str) -> RosterEntry | None: ...
 
 
-class RefreshableRoster(RosterLookup, Protocol):
-    refreshed_at: float
-
-    def refresh(self, timeout_s: float = 10.0) -> int: ...
-
-
 @dataclass(frozen=True, slots=True)
 class TrustLimits:
     max_skew_ms: int = DEFAULT_MAX_SKEW_MS

@@ -330,4 +330,22 @@ def roster_revoke(platform: str, **flags: Any) -> None:
     click.echo(f"revoked {platform}: generation {held.generation} -> {entry.generation}")
 
 
+@keys.command("sign-recording")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False))
+@click.argument("target", type=click.Path(dir_okay=False))
+@_signing_options
+def keys_sign_recording(source: str, target: str, **flags: Any) -> None:
+    """Copy the recording SOURCE to TARGET with every control event signed by the
+    proctor's key (`_signer`/`_signature`), for `proctor replay --verify`."""
+    from pathlib import Path
+
+    from services.trust.recording import sign_recording
+
+    try:
+        count = sign_recording(Path(source), Path(target), _signer(flags))
+    except ProctorError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"signed {count} control events into {target}")
+
+
 __all__ = ["ROSTER_SECRET_ENV", "keys", "roster"]

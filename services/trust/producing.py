@@ -106,10 +106,12 @@ class RecordAuth:
             platforms[event.platform_id] = (exam, candidate)
         if not platforms:
             return []
+        needs_generations = self.signal_keys is not None and self.signal_keys.master is not None
         keyring = self.keyring or (
-            Keyring.of((self.signer, "proctor")) if self.signer is not None else None
+            Keyring.of((self.signer, "proctor")) if self.is_proctor and self.signer else None
         )
-        if keyring is None:  # a collector with no keys to read the roster: generation 1
+        if keyring is None or not (self.is_proctor or needs_generations):
+            # nothing to enroll, or no keys to read the roster with (generation 1)
             self._known.update(platforms)
             return []
         entries = read_roster(settings, keyring)

@@ -353,3 +353,22 @@ def test_verify_without_a_keyring_is_an_error_that_says_what_to_set(tmp_path: Pa
     f.write_text("\n".join(CLEAN) + "\n")
     res = CliRunner().invoke(cli, ["replay", str(f), "--verify"], env={"PROCTOR_TRUSTED_KEYS": ""})
     assert res.exit_code == 2 and "PROCTOR_TRUSTED_KEYS" in res.stderr
+
+
+def test_cli_verify_grades_nothing_when_a_control_event_was_altered(
+    tmp_path: Path, proctor_key: Any
+) -> None:
+    ring = tmp_path / "trusted"
+    ring.write_text(f"{proctor_key.key_id} proctor {proctor_key.public_b64}\n")
+    lines = signed(CLEAN, proctor_key)
+    good = tmp_path / "signed.jsonl"
+    good.write_text("\n".join(lines) + "\n")
+    env = {"PROCTOR_TRUSTED_KEYS": str(ring)}
+    res = CliRunner().invoke(cli, ["replay", str(good), "--verify", "--json"], env=env)
+    assert res.exit_code == 0 and json.loads(res.stdout)["exams"] == BASELINE["exams"]
+    o = json.loads(lines[EXAM_ENDED]) | {"ts": CLEAN_TS}
+    lines[EXAM_ENDED] = json.dumps(o)
+    bad = tmp_path / "altered.jsonl"
+    bad.write_text("\n".join(lines) + "\n")
+    res = CliRunner().invoke(cli, ["replay", str(bad), "--verify", "--json"], env=env)
+    assert res.exit_code == 2 and "nothing graded" in res.stderr and res.stdout == ""
