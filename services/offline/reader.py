@@ -78,8 +78,11 @@ class Recording:
     late: dict[int, BadLine] = field(default_factory=dict)
     #: exact repeats of an event (delivered once)
     repeats: int = 0
-    #: (platform_id, event_id) -> its first line's ``offset << 32 | line number``
-    _seen: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: hash of (platform_id, event_id) -> its first line's ``offset << 32 | line number``
+    #: (a third of the memory of the ids themselves; a hit is checked against the line)
+    _seen: dict[int, int] = field(default_factory=dict)
+    #: the same for ids whose hash another id has (exact keys; practically never used)
+    _exact: dict[tuple[str, str], int] = field(default_factory=dict)
     _map: mmap.mmap | None = None
     _fh: IO[bytes] | None = None
 
@@ -147,7 +150,7 @@ class Recording:
                         self._bad(lineno, refusal.reason, refusal.error_class, ev.event_id)
                         continue
                 here = start << 32 | lineno
-                first = seen.setdefault((ev.platform_id, ev.event_id), here)
+                first = seen.setdefault(hash((ev.platform_id, ev.event_id)), here)
                 if first != here and not self._first_of(ev, raw, first, lineno, start):
                     continue
                 yield ev
@@ -156,8 +159,19 @@ class Recording:
         """Whether a line whose event id was seen before is to be delivered (never an
         exact repeat; a conflict refuses the later line of the two in file order).
         ``seen`` is the first line's offset and number, packed as ``offset << 32 | line``."""
+        here = start << 32 | lineno
+        ids = (ev.platform_id, ev.event_id)
+        index: dict[Any, int] = self._seen
+        key: Any = hash(ids)
+        before = self._line_at(seen >> 32)
+        if not self._same_ids(before, ev):
+            # two event ids share a hash: such ids are kept by their exact value
+            index, key = self._exact, ids
+            seen = index.setdefault(key, here)
+            if seen == here:
+                return True
+            before = self._line_at(seen >> 32)
         first, first_no = seen >> 32, seen & 0xFFFFFFFF
-        before = self._line_at(first)
         if before == raw or self._same_event(before, ev):
             self.repeats += 1
             return False
@@ -178,8 +192,16 @@ class Recording:
             "conflicting_duplicate",
             ev.event_id,
         )
-        self._seen[(ev.platform_id, ev.event_id)] = start << 32 | lineno
+        index[key] = here
         return True
+
+    @staticmethod
+    def _same_ids(raw: bytes, ev: Event) -> bool:
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return False
+        return bool(obj.get("platform_id") == ev.platform_id and obj.get("event_id") == ev.event_id)
 
     def _same_event(self, raw: bytes, ev: Event) -> bool:
         try:

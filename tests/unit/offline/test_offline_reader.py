@@ -121,3 +121,27 @@ def test_streamed_replay_equals_the_in_memory_replay_for_any_line_order(tmp_path
         == (len(events), max(e.ts_ms for e in events))
     )
     assert streamed.audit.as_dict() == in_memory.audit.as_dict()
+
+
+def test_two_event_ids_sharing_a_hash_are_kept_apart(tmp_path: Path) -> None:
+    from services.offline.reader import Recording
+
+    def tool(eid: str, user: str) -> str:
+        return (
+            f'{{"type": "tool.used", "platform_id": "p", "event_id": "{eid}", '
+            f'"ts": "2026-11-27T09:00:00.000Z", "tool": "trino", "action": "q", "user": "{user}"}}'
+        )
+
+    f = tmp_path / "collide.jsonl"
+    f.write_text("\n".join([tool("A", "x"), tool("B", "y"), tool("B", "z"), tool("A", "x")]) + "\n")
+    rec = Recording(f)
+    # as if B's hash were A's: B's lookups land on line 1 (offset 0), whose id is A
+    rec._seen[hash(("p", "B"))] = 0 << 32 | 1
+    try:
+        got = [(e.event_id, e.data["user"]) for e in rec.events()]
+    finally:
+        rec.close()
+    assert got == [("A", "x"), ("B", "y")]
+    assert [(b.line, b.error_class) for b in rec.refused] == [(3, "conflicting_duplicate")]
+    assert "first seen on line 2" in rec.refused[0].reason
+    assert rec.repeats == 1
