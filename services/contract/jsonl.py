@@ -17,8 +17,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from services.contract.convert import FieldError, parse_timestamp
+from services.contract.convert import FieldError
 from services.contract.schemas import Contract, load_contract
+from services.contract.validation import event_from_json_obj
 from services.core.events import SIGNATURE_KEYS, Event, event_to_json_obj
 from services.errors import ContractError
 
@@ -53,32 +54,8 @@ def parse_signed_line(text: str, contract: Contract | None = None) -> tuple[Even
         raise ContractError(f"not valid JSON: {exc}") from exc
     if not isinstance(obj, dict):
         raise ContractError(f"a line must be a JSON object, not {type(obj).__name__}")
-    for key in ("type", "platform_id", "event_id", "ts"):
-        value = obj.get(key)
-        if key not in obj:
-            raise ContractError(
-                f"field {key!r}: missing (every line needs type, platform_id, event_id, ts)"
-            )
-        if not isinstance(value, str) or not value:
-            raise ContractError(f"field {key!r}: must be a non-empty string, got {value!r}")
     signature = {k: obj.pop(k) for k in SIGNATURE_KEYS if k in obj}
-    if obj["type"] not in contract.schemas:
-        raise ContractError(
-            f"field 'type': unknown event type {obj['type']!r}; known types: "
-            f"{', '.join(contract.types)}"
-        )
-    try:
-        ts_ms = parse_timestamp(obj["ts"], "ts")
-    except FieldError as exc:
-        raise ContractError(str(exc)) from exc
-    event = Event(
-        type=obj["type"],
-        platform_id=obj["platform_id"],
-        event_id=obj["event_id"],
-        ts_ms=ts_ms,
-        data={k: v for k, v in obj.items() if k not in ("type", "platform_id", "event_id", "ts")},
-    )
-    return contract.validate(event), signature
+    return event_from_json_obj(obj, contract), signature
 
 
 def _lines(source: Source) -> tuple[str, Iterator[str], IO[str] | None]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -36,11 +36,12 @@ from services.contract.convert import (
     FieldError,
     ToAvro,
     ToJson,
-    compile_to_avro,
+    compile_record_json_owned,
+    compile_record_to_avro,
     compile_to_json,
     strip_logical_types,
 )
-from services.contract.rules import check_rules
+from services.contract.rules import RULES, check_rules
 from services.core.events import ENVELOPE_KEYS, Event, SourcePosition
 from services.errors import ContractError
 
@@ -217,6 +218,10 @@ class EventSchema:
     data_to_avro: ToAvro
     data_to_json: ToJson | None
     field_names: tuple[str, ...]
+    #: validates and normalises a freshly parsed JSON-form ``data`` in place (see
+    #: :func:`~services.contract.convert.compile_record_json_owned`); None for a type whose
+    #: rules must see the Avro form because its JSON form differs (timestamps, bytes)
+    data_json_owned: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
     def subject(self, prefix: str = "") -> str:
         """Registry subject (TopicRecordNameStrategy; RecordNameStrategy without a topic)."""
@@ -275,6 +280,7 @@ def _load_one(event_type: str, path: Path) -> EventSchema:
         "fields": [f for f in parsed["fields"] if f["name"] not in ENVELOPE_KEYS],
     }
     plain = fastavro.parse_schema(strip_logical_types(raw), named_schemas={})
+    to_json = compile_to_json(data_view, named)
     return EventSchema(
         type=event_type,
         fullname=parsed["name"],
@@ -284,9 +290,12 @@ def _load_one(event_type: str, path: Path) -> EventSchema:
         raw=raw,
         parsed=parsed,
         plain=plain,
-        data_to_avro=compile_to_avro(data_view, named),
-        data_to_json=compile_to_json(data_view, named),
+        data_to_avro=compile_record_to_avro(data_view, named),
+        data_to_json=to_json,
         field_names=tuple(fields),
+        data_json_owned=None
+        if to_json is not None and event_type in RULES
+        else compile_record_json_owned(data_view, named),
     )
 
 

@@ -31,8 +31,7 @@ from fastavro.read import SchemaResolutionError
 from fastavro.schema import to_parsing_canonical_form
 
 from services.contract.compat import read_problems
-from services.contract.convert import FieldError, strip_logical_types
-from services.contract.rules import check_rules
+from services.contract.convert import strip_logical_types
 from services.contract.schemas import (
     Contract,
     EventSchema,
@@ -41,6 +40,7 @@ from services.contract.schemas import (
     parse_schema_text,
     topic_name,
 )
+from services.contract.validation import check_decoded
 from services.core.events import Event, SourcePosition
 from services.errors import ContractError, RecordDecodeError, RegistryError
 
@@ -253,15 +253,7 @@ class WireCodec:
                 f"{reader.event.type} schema (id {reader.schema_id})",
                 "invalid_field",
             )
-        for name in ("platform_id", "event_id"):
-            if not datum.get(name):
-                raise RecordDecodeError(
-                    f"field {name!r}: must be a non-empty string", "invalid_field"
-                )
-        try:
-            check_rules(reader.event.type, datum)
-        except FieldError as exc:
-            raise RecordDecodeError(f"{reader.event.type}: {exc}", "invalid_field") from exc
+        check_decoded(reader.event.type, datum)
         return self.contract.from_datum(reader.event, datum, source)
 
     def _reader(self, sid: int) -> _Reader:

@@ -12,9 +12,9 @@ from rich.console import Console
 from services.core.events import rfc3339_to_ms
 from services.core.judges import default_judge
 from services.errors import ProctorError
-from services.offline.reader import BadLine, recordings
+from services.offline.reader import recordings
 from services.offline.regrade import diff_results
-from services.offline.render import print_regrade, print_replay
+from services.offline.render import print_refused, print_regrade, print_replay, refused_json
 from services.offline.replay import replay_file, results_json
 from services.rubrics import resolver
 
@@ -43,6 +43,10 @@ def _fail(exc: ProctorError) -> None:
     sys.exit(2)
 
 
+#: exit status of ``replay``/``regrade --strict`` when any line was refused
+EXIT_REFUSED = 3
+
+
 def _verify(file: Path) -> None:
     from services.trust.keys import Keyring
     from services.trust.recording import verify_recording
@@ -64,7 +68,12 @@ def _verify(file: Path) -> None:
     click.echo(f"verified {check.verified} control event signatures", err=True)
 
 
-@click.command("replay")
+@click.command(
+    "replay",
+    epilog=f"""Exit status: 0 graded; 2 an error (unreadable file, bad option, --verify
+without a keyring or with a control event not signed by a trusted key: nothing graded);
+{EXIT_REFUSED} with --strict when any line was refused.""",
+)
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--rubric-version",
@@ -78,9 +87,13 @@ def _verify(file: Path) -> None:
     help="Grade as of this event time (RFC 3339); default: the latest event.",
 )
 @click.option(
-    "--skip-invalid",
+    "--strict",
     is_flag=True,
-    help="Skip lines that are not events (reported on stderr) instead of stopping.",
+    help=f"Exit with status {EXIT_REFUSED} when any line was refused (they are always "
+    "reported and skipped, as the live worker dead-letters them).",
+)
+@click.option(
+    "--skip-invalid", is_flag=True, hidden=True, help="Kept for old scripts: the default."
 )
 @click.option(
     "--verify",
@@ -94,14 +107,20 @@ def replay(
     rubric_version: str | None,
     as_json: bool,
     at: str | None,
+    strict: bool,
     skip_invalid: bool,
     rubrics_dir: Path | None,
     verify: bool = False,
 ) -> None:
-    """Grade a recorded exam (JSON Lines) offline with the live service's engine."""
+    """Grade a recorded exam (JSON Lines) offline with the live service's engine.
+
+    Every line is checked as the live worker checks a record (schema and contract rules);
+    a line it would dead-letter is refused with the same class and reason, reported, and
+    grades nothing. An exact repeat of an event is graded once; an event id repeated with
+    another body is refused (conflicting_duplicate).
+    """
     if verify:
         _verify(file)
-    bad: list[BadLine] = []
     try:
         result = replay_file(
             file,
@@ -109,20 +128,24 @@ def replay(
             default_judge(),
             at_ms=_at(at),
             rubric_version=rubric_version,
-            bad=bad if skip_invalid else None,
         )
     except ProctorError as exc:
         _fail(exc)
         return
-    for b in bad:
-        click.echo(f"skipped {b}", err=True)
     for r in result.results:
         if r.error:
             click.echo(f"warning: {r.exam_id}@{r.platform_id}: {r.error}", err=True)
     if as_json:
-        click.echo(json.dumps(results_json(result.results), indent=2, ensure_ascii=False))
+        for b in result.refused:
+            click.echo(f"refused {b}", err=True)
+        out = {**results_json(result.results), "refused": refused_json(result.refused)}
+        click.echo(json.dumps(out, indent=2, ensure_ascii=False))
     else:
-        print_replay(Console(), result.results, result.audit, result.at_ms)
+        console = Console()
+        print_replay(console, result.results, result.audit, result.at_ms)
+        print_refused(console, result.refused)
+    if strict and result.refused:
+        sys.exit(EXIT_REFUSED)
 
 
 @click.command("regrade")
@@ -130,21 +153,40 @@ def replay(
 @click.option("--from", "v1", required=True, help="Rubric version graded before.")
 @click.option("--to", "v2", required=True, help="Rubric version to compare with.")
 @click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON on stdout.")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help=f"Exit with status {EXIT_REFUSED} when any line of any recording was refused.",
+)
 @rubrics_dir_option
 def regrade(
-    paths: tuple[Path, ...], v1: str, v2: str, as_json: bool, rubrics_dir: Path | None
+    paths: tuple[Path, ...],
+    v1: str,
+    v2: str,
+    as_json: bool,
+    strict: bool,
+    rubrics_dir: Path | None,
 ) -> None:
-    """Grade recordings (files or folders of *.jsonl) under two rubric versions and show what changes."""
+    """Grade recordings (files or folders of *.jsonl) under two rubric versions and show what changes.
+
+    Lines the live worker would refuse are reported on stderr and grade nothing.
+    Exit status: 0 compared; 2 an error; 3 with --strict when any line was refused.
+    """
     judge = default_judge()
     resolve = resolver(rubrics_dir)
     diffs = []
+    refused = 0
     try:
         files = recordings(list(paths))
         if not files:
             raise ProctorError(f"no *.jsonl recordings in {', '.join(map(str, paths))}")
         for f in files:
-            before = replay_file(f, resolve, judge, rubric_version=v1).results
+            first = replay_file(f, resolve, judge, rubric_version=v1)
+            before = first.results
             after = replay_file(f, resolve, judge, rubric_version=v2).results
+            for b in first.refused:
+                click.echo(f"refused {b}", err=True)
+            refused += len(first.refused)
             for r in (*before, *after):
                 if r.error:
                     raise ProctorError(f"{f}: {r.exam_id}: {r.error}")
@@ -184,3 +226,5 @@ def regrade(
         )
     else:
         print_regrade(Console(), diffs, v1, v2)
+    if strict and refused:
+        sys.exit(EXIT_REFUSED)

@@ -11,6 +11,7 @@ from rich.text import Text
 from services.core.engine import Audit
 from services.core.events import ms_to_rfc3339
 from services.core.model import CriterionResult, ExamResult
+from services.offline.reader import BadLine, count_by_class
 from services.offline.regrade import ExamDiff
 
 STYLE = {
@@ -95,3 +96,34 @@ def print_regrade(console: Console, diffs: Sequence[ExamDiff], v1: str, v2: str)
             t.add_row(ch.criterion_id, before, after, ch.after.reason if ch.after else "")
         console.print(t)
     console.print(f"{len(changed)} of {len(diffs)} exams change from v{v1} to v{v2}.")
+
+
+def refused_json(refused: Sequence[BadLine]) -> dict[str, object]:
+    """Refused lines in the shape ``proctor replay --json`` promises under ``"refused"``."""
+    return {
+        "count": len(refused),
+        "by_class": count_by_class(list(refused)),
+        "lines": [
+            {
+                "line": b.line,
+                "error_class": b.error_class,
+                "reason": b.reason,
+                "event_id": b.event_id,
+            }
+            for b in refused
+        ],
+    }
+
+
+def print_refused(console: Console, refused: Sequence[BadLine], limit: int = 20) -> None:
+    """The refused lines (the first ``limit``) and a count per dead-letter class."""
+    if not refused:
+        return
+    for b in refused[:limit]:
+        console.print(Text(f"refused {b}", style="red"))
+    if len(refused) > limit:
+        console.print(f"... and {len(refused) - limit} more refused lines (see --json)")
+    counts = ", ".join(f"{k} {v}" for k, v in count_by_class(list(refused)).items())
+    console.print(
+        Text(f"{len(refused)} line(s) refused as the live worker would: {counts}", style="red")
+    )

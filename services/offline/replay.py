@@ -19,7 +19,7 @@ from services.core.engine import Audit, Engine, RubricResolver
 from services.core.events import Event
 from services.core.model import ExamResult
 from services.core.textjudge import TextJudge
-from services.offline.reader import BadLine, iter_events, paused_gc
+from services.offline.reader import BadLine, Recording, Verifier, paused_gc
 
 BATCH = 4096
 
@@ -30,6 +30,10 @@ class Replay:
     audit: Audit
     at_ms: int | None
     events: int
+    #: lines refused as the live worker would have refused them (file order)
+    refused: tuple[BadLine, ...] = ()
+    #: exact repeats of an event, delivered once
+    repeats: int = 0
 
 
 def replay_events(
@@ -75,39 +79,76 @@ def replay_file(
     at_ms: int | None = None,
     rubric_version: str | None = None,
     bad: list[BadLine] | None = None,
+    verify: Verifier | None = None,
 ) -> Replay:
-    """:func:`replay_events` for a recording on disk, streamed (see the module docstring)."""
+    """:func:`replay_events` for a recording on disk, streamed (see the module docstring).
+
+    Every line is checked as the live worker checks a record (:mod:`services.offline.reader`);
+    refused lines grade nothing and are listed in :attr:`Replay.refused` (and appended to
+    ``bad`` when given). ``verify`` checks the signatures a recording carries.
+    """
+    refuse: dict[int, BadLine] = {}
+    while True:
+        rec = Recording(path, verify=verify, refuse=dict(refuse))
+        try:
+            result = _replay_recording(rec, rubrics, judge, at_ms, rubric_version)
+        finally:
+            rec.close()
+        if not rec.late:
+            break
+        # a line delivered in the control pass turned out to repeat, with another body,
+        # an event id first seen on a later-read line: grade again without it
+        refuse.update(rec.late)
+    refused = tuple(sorted(rec.refused, key=lambda b: b.line))
+    if bad is not None:
+        bad += refused
+    return Replay(result.results, result.audit, result.at_ms, result.events, refused, rec.repeats)
+
+
+def _replay_recording(
+    rec: Recording,
+    rubrics: RubricResolver,
+    judge: TextJudge,
+    at_ms: int | None,
+    rubric_version: str | None,
+) -> Replay:
     engine = Engine(rubrics, judge, rubric_version=rubric_version)
     cutoff = at_ms if at_ms is not None else 2**62
     n = 0
     latest: int | None = None
     with paused_gc():
-        control = [
-            ev
-            for ev in iter_events(path, bad, lines="control")
-            if ev.type in CONTROL_TYPES and ev.ts_ms <= cutoff
-        ]
+        control: list[Event] = []
+        # a line with "exam_id" that is not a control event is a (rare) signal
+        marked: list[Event] = []
+        for ev in rec.events("control"):
+            if ev.ts_ms <= cutoff:
+                (control if ev.type in CONTROL_TYPES else marked).append(ev)
         control.sort(key=lambda e: (e.ts_ms, e.event_id))
         engine.apply_many(control)
         if control:
             n, latest = len(control), control[-1].ts_ms
-        # a line with "exam_id" that is not a control event is a (rare) signal: read those
-        # again (their bad lines were reported in the first pass), then all other lines
-        for lines, report in (("control", []), ("rest", bad)):
-            batch: list[Event] = []
-            for ev in iter_events(path, report, lines=lines):
-                ts = ev.ts_ms
-                if ts > cutoff or ev.type in CONTROL_TYPES:
-                    continue
-                if latest is None or ts > latest:
-                    latest = ts
-                batch.append(ev)
-                if len(batch) >= BATCH:
-                    n += len(batch)
-                    engine.apply_many(batch)
-                    batch = []
-            n += len(batch)
-            engine.apply_many(batch)
+        for ev in marked:
+            if latest is None or ev.ts_ms > latest:
+                latest = ev.ts_ms
+        batch: list[Event] = marked
+        for ev in rec.events("rest"):
+            ts = ev.ts_ms
+            if ts > cutoff:
+                continue
+            if latest is None or ts > latest:
+                latest = ts
+            if ev.type in CONTROL_TYPES:
+                # a control event whose "exam_id" key is escaped: graded as live grades it
+                n += 1
+                engine.apply(ev)
+                continue
+            batch.append(ev)
+            if len(batch) >= BATCH:
+                n += len(batch)
+                engine.apply_many(batch)
+                batch = []
+        n += len(batch)
+        engine.apply_many(batch)
     at = at_ms if at_ms is not None else latest
     if at is not None:
         engine.evaluate(at)

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from services.cli import cli
+from services.offline.cli import EXIT_REFUSED
 from services.offline.scenarios import SCENARIOS, render_jsonl
 
 pytestmark = pytest.mark.unit
@@ -31,7 +32,8 @@ def test_replay_json_has_exactly_the_promised_shape(runner: CliRunner) -> None:
     code, out, _ = run(runner, "replay", str(SCENARIO_DIR / "two_platforms.jsonl"), "--json")
     assert code == 0
     doc = json.loads(out)
-    assert list(doc) == ["exams"]
+    assert list(doc) == ["exams", "refused"]
+    assert doc["refused"] == {"count": 0, "by_class": {}, "lines": []}
     assert [e["candidate_id"] for e in doc["exams"]] == ["alice", "bob"]
     alice = doc["exams"][0]
     assert list(alice) == [
@@ -114,20 +116,27 @@ def test_replay_names_the_bad_line(runner: CliRunner, tmp_path: Path) -> None:
         "\n".join([*good[:3], '{"type": "cdc.offsets", "platform_id": "p"}', "not json", *good[3:]])
         + "\n"
     )
-    code, _, err = run(runner, "replay", str(bad))
-    assert code == 2
-    assert f"{bad}:4: missing envelope field 'event_id'" in err
-    code, out, err = run(runner, "replay", str(bad), "--skip-invalid", "--json")
-    assert code == 0
-    assert f"skipped {bad}:4" in err and f"skipped {bad}:5" in err
-    assert json.loads(out)["exams"][0]["passed"] is True
+    code, out, err = run(runner, "replay", str(bad), "--json")
+    assert code == 0  # refused lines are reported and skipped, as live
+    assert f"refused {bad}:4: [missing_required_field] field 'event_id': missing" in err
+    assert f"refused {bad}:5: [corrupt_bytes] not a JSON object" in err
+    doc = json.loads(out)
+    assert doc["exams"][0]["passed"] is True
+    assert doc["refused"]["by_class"] == {"corrupt_bytes": 1, "missing_required_field": 1}
+    assert [r["line"] for r in doc["refused"]["lines"]] == [4, 5]
+    code, out, _ = run(runner, "replay", str(bad), "--strict")
+    assert code == EXIT_REFUSED == 3
+    assert "2 line(s) refused as the live worker would" in " ".join(out.split())
+    code, _, _ = run(runner, "replay", str(bad), "--skip-invalid", "--json")
+    assert code == 0  # the old flag is still accepted
 
 
 def test_replay_of_a_recording_without_exams(runner: CliRunner, tmp_path: Path) -> None:
     f = tmp_path / "empty.jsonl"
     f.write_text("")
     code, out, _ = run(runner, "replay", str(f), "--json")
-    assert code == 0 and json.loads(out) == {"exams": []}
+    assert code == 0
+    assert json.loads(out) == {"exams": [], "refused": {"count": 0, "by_class": {}, "lines": []}}
 
 
 def test_replay_reports_an_unknown_rubric(runner: CliRunner) -> None:
