@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
+from trino.exceptions import TrinoQueryError
 
 from services.contract.dlq import DeadLetter
 from services.contract.jsonl import read_jsonl
@@ -408,13 +409,22 @@ def settle(
     quiet_s: float = 15,
 ) -> dict[str, Any]:
     """Poll Trino until it equals ``expected`` or stops changing for ``quiet_s``; returns
-    the last result (the caller asserts, so a mismatch shows the difference)."""
+    the last result (the caller asserts, so a mismatch shows the difference).
+
+    A query error while the worker is still (re)placing its views is not a result: the
+    poll goes on, and the last error is raised if no read ever succeeded."""
     deadline = time.monotonic() + timeout_s
     last: dict[str, Any] | None = None
     last_change = time.monotonic()
     procs = list(procs)
+    error: Exception | None = None
     while time.monotonic() < deadline:
-        now_result = read()
+        try:
+            now_result = read()
+        except TrinoQueryError as exc:
+            error = exc
+            time.sleep(1.0)
+            continue
         if now_result == expected:
             return now_result
         if now_result != last:
@@ -424,4 +434,6 @@ def settle(
         dead = [p for p in procs if p.poll() is not None and p.returncode not in (0, -9)]
         assert not dead, f"worker exited with {dead[0].returncode}"
         time.sleep(1.0)
+    if last is None and error is not None:
+        raise error
     return last or {}
