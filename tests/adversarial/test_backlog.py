@@ -166,6 +166,21 @@ def wrong_rows(rows: Iterable[Row], history: History) -> list[str]:
     return problems
 
 
+def grade_differences(got: dict[str, Any], expected: dict[str, Any]) -> list[str]:
+    """What differs between Trino's grades and the replay's, criterion by criterion."""
+    out = [f"{e}: missing in Trino" for e in sorted(set(expected) - set(got))]
+    out += [f"{e}: not in the replay" for e in sorted(set(got) - set(expected))]
+    for exam_id in sorted(set(got) & set(expected)):
+        g, w = got[exam_id], expected[exam_id]
+        for cid in sorted(set(g["criteria"]) | set(w["criteria"])):
+            if g["criteria"].get(cid) != w["criteria"].get(cid):
+                out.append(f"{exam_id} {cid}: {g['criteria'].get(cid)} != {w['criteria'].get(cid)}")
+        for k in ("parts", "total_pct", "passed"):
+            if g[k] != w[k]:
+                out.append(f"{exam_id} {k}: {g[k]} != {w[k]}")
+    return out
+
+
 def table_rows(conn: Any, namespace: str) -> list[Row]:
     """Every row of the transitions table, each transition once (by its id)."""
     cur = conn.cursor()
@@ -200,10 +215,10 @@ def test_a_whole_recording_published_at_once_never_shows_a_row_the_replay_does_n
     live: LiveExam, trino: Any, trust_env: TrustEnv, tmp_path: Path
 ) -> None:
     expected, got, rows, history = run_backlog(live, trino, tmp_path)
-    assert got == expected
+    assert got == expected, "\n".join(grade_differences(got, expected))
     assert len(rows) >= sum(len(e["criteria"]) for e in expected.values())
     problems = wrong_rows(rows, history)
-    assert problems == [], "\n".join(problems[:40])
+    assert problems == [], "\n".join(problems[:80])
 
 
 @pytest.mark.integration
@@ -216,7 +231,7 @@ def test_the_check_sees_the_rows_of_a_worker_whose_clock_runs_ahead(
     and the check reports them, while the final grades still equal the replay's."""
     live.worker_command = lambda: [sys.executable, str(UNALIGNED)]  # type: ignore[method-assign]
     expected, got, rows, history = run_backlog(live, trino, tmp_path)
-    assert got == expected
+    assert got == expected, "\n".join(grade_differences(got, expected))
     problems = wrong_rows(rows, history)
     print("\n".join(problems))
     assert problems, "the unaligned worker left no wrong row: the check proves nothing here"
