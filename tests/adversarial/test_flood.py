@@ -131,10 +131,13 @@ class Watch:
                 self.commit_errors.add(str(body["last_commit_error"]))
 
 
-def publish_interleaved(live: LiveExam, candidate: list[Event], flood: Iterator[Event]) -> int:
+def publish_interleaved(
+    live: LiveExam, candidate: list[Event], flood: Iterator[Event]
+) -> tuple[int, dict[bytes, set[int]]]:
     """Both streams in event-time order through one fast producer (lz4, large batches),
     each record authenticated as its sender would: the candidate's control events signed
-    by the proctor, every signal MACed with its platform's key. Returns the records sent."""
+    by the proctor, every signal MACed with its platform's key. Returns the records sent
+    and the partitions each platform's records landed in."""
     auth = RecordAuth.from_env()
     assert auth is not None and auth.signal_keys is not None, "no trust keys (trust_env)"
     first = next(flood)
@@ -155,10 +158,13 @@ def publish_interleaved(live: LiveExam, candidate: list[Event], flood: Iterator[
         }
     )
     failed: list[str] = []
+    landed: dict[bytes, set[int]] = {}
 
     def report(err: Any, msg: Any) -> None:
         if err is not None:
             failed.append(str(err))
+        else:
+            landed.setdefault(msg.key(), set()).add(msg.partition())
 
     sent = 0
     merged = heapq.merge(candidate, [first], flood, key=lambda e: e.ts_ms)
@@ -181,7 +187,7 @@ def publish_interleaved(live: LiveExam, candidate: list[Event], flood: Iterator[
         sent += 1
     assert producer.flush(120) == 0
     assert not failed, failed[:5]
-    return sent
+    return sent, landed
 
 
 def changelog_sizes(live: LiveExam) -> tuple[str, dict[bytes, int], int]:
@@ -238,9 +244,12 @@ def test_a_platform_without_an_exam_flooding_signals_never_stops_the_worker(
     live.wait_ready()
     started = time.monotonic()
     with Watch(live) as watch:
-        sent = publish_interleaved(live, candidate, flood)
+        sent, landed = publish_interleaved(live, candidate, flood)
         published = time.monotonic()
         assert sent == SIGNALS + len(candidate)
+        # one partition number holds both platforms, on every topic
+        assert landed[noisy.encode()] == landed[candidate_pid.encode()]
+        assert len(landed[noisy.encode()]) == 1
         wait_for(
             lambda: (
                 live.metric("proctor_grader_records_total", outcome="graded")
