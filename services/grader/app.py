@@ -209,6 +209,7 @@ class GraderWorker:
             self.metrics,
             self.grading_thread,
             _tracer(),
+            log_ends=self._partition_log_ends,
         )
         await fi.await_changelog_metadata(self.app, self.table, CHANGELOG_WAIT_S)
         self._ready.set()
@@ -276,6 +277,13 @@ class GraderWorker:
             if high is not None:
                 ends.setdefault(tp.partition, {})[tp.topic] = high
         return ends
+
+    async def _partition_log_ends(self, partition: int) -> dict[str, int]:
+        """The broker's log end of every input topic of ``partition`` (a ListOffsets
+        request: unlike ``highwater``, known before any fetch of the partition)."""
+        tps = [TP(topic, partition) for topic in self.input_topics]
+        ends = await self.app.consumer.highwaters(*tps)
+        return {tp.topic: int(end) for tp, end in ends.items() if end is not None}
 
     def _marks(self, ends: dict[int, dict[str, int]]) -> dict[TopicPartition, Mark]:
         """Where each partition of ``ends`` stands; sets the lag gauge."""

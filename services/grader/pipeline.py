@@ -2,8 +2,9 @@
 
 The stages, in order, for a batch the agent took (one batch at a time):
 
-1. *Read* (event loop): per record, skip it if its partition is not owned, note it for
-   the rewind policy, skip a record past the state's position (a gap), decode it with
+1. *Read* (event loop): per record, skip it if its partition is not owned; before a new
+   grader's first record, give it every input topic's log end from the broker (see
+   :meth:`BatchPipeline._note_log_ends`); note the record for the rewind policy, skip a record past the state's position (a gap), decode it with
    the contract's ``safe_decode`` (a registry lookup in a thread; a registry outage
    waits, never dead-letters) and ask the :class:`Admission` whether it may grade. A bad
    or refused record becomes a dead letter.
@@ -26,7 +27,7 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -52,6 +53,11 @@ from services.grader.telemetry import CriterionStates, Metrics, record_span
 log = logging.getLogger(__name__)
 
 RETRY_S = 2.0
+#: attempts at reading a new grader's log ends before grading without them
+LOG_END_ATTEMPTS = 3
+
+#: the broker's log-end offset of each input topic of a partition number
+LogEnds = Callable[[int], Awaitable[Mapping[str, int]]]
 
 
 class Outbox(Protocol):
@@ -111,8 +117,12 @@ class BatchPipeline:
         grading_thread: Executor,
         tracer: Any,
         clock: Callable[[], float] = time.monotonic,
+        log_ends: LogEnds | None = None,
     ) -> None:
         self._codec = codec
+        self._log_ends = log_ends
+        #: the grader each partition's log ends were last given to
+        self._ends_noted: dict[int, PartitionGrader] = {}
         self._admission = admission
         self._assignments = assignments
         self._rewind = rewind
@@ -155,6 +165,8 @@ class BatchPipeline:
             return "not_owned"  # fetched before its partition was revoked: the new owner's
         tp = (topic, partition)
         grader = self._assignments.grader(partition, self._sink)
+        if self._log_ends is not None and self._ends_noted.get(partition) is not grader:
+            await self._note_log_ends(partition, grader)
         known = expect.get(tp)
         resume = known[1] if known and known[0] is grader else grader.resume_at(topic)
         if self._rewind.delivered(tp, self._clock()):
@@ -187,6 +199,37 @@ class BatchPipeline:
             expect[tp] = (grader, offset + 1)
         steps.append(_Step(raw, grader, decoded, replay, span, time.perf_counter() - start))
         return None
+
+    async def _note_log_ends(self, partition: int, grader: PartitionGrader) -> None:
+        """Give a new grader every input topic's log end before its first record.
+
+        Why: a topic the grader has not met does not hold its clock, and the tick's log
+        ends come from the consumer's fetches, which know a partition's end only once a
+        fetch of it returned. Read at a fresh start (or past a topic the state never
+        saw), a backlog's first-fetched topics would otherwise move the clock past
+        records of the others not fetched yet: time boxes closed early, and transient
+        rows (``unknown``, ``expired``) the time-ordered stream never shows.
+        """
+        assert self._log_ends is not None
+        for attempt in range(1, LOG_END_ATTEMPTS + 1):
+            try:
+                ends = await self._log_ends(partition)
+                break
+            except Exception as exc:
+                log.warning(
+                    "cannot read the log ends of partition %d (attempt %d of %d): %s",
+                    partition,
+                    attempt,
+                    LOG_END_ATTEMPTS,
+                    exc,
+                )
+                if attempt < LOG_END_ATTEMPTS:
+                    await asyncio.sleep(RETRY_S)
+        else:
+            return  # graded without them; the tick notes them, and the next grader asks
+        async with self._assignments.lock:
+            grader.note_log_ends(ends)
+        self._ends_noted[partition] = grader
 
     async def _admit(self, event: Event, facts: RecordFacts) -> Refusal | None:
         """The admission's refusal of a decoded record, or None to grade it.

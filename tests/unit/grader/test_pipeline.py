@@ -25,7 +25,7 @@ from services.core.model import Transition
 from services.errors import RecordDecodeError
 from services.grader.assignment import Assignments
 from services.grader.grading import GradingEngine
-from services.grader.pipeline import BatchPipeline
+from services.grader.pipeline import BatchPipeline, LogEnds
 from services.grader.rewind import RewindPolicy
 from services.grader.rows import TransitionRow
 from services.grader.telemetry import Metrics
@@ -144,7 +144,7 @@ class Outbox:
 
 
 class Rig:
-    def __init__(self) -> None:
+    def __init__(self, log_ends: LogEnds | None = None) -> None:
         Engine.threads.clear()
         Engine.applied.clear()
         self.assignments = Assignments(Engines(), lambda: [])
@@ -166,6 +166,7 @@ class Rig:
             self.metrics,
             self.thread,
             NoOpTracer(),
+            log_ends=log_ends,
         )
 
     def run(self, records: list[RawRecord]) -> None:
@@ -287,3 +288,62 @@ def test_a_partition_revoked_while_the_batch_waited_is_not_graded() -> None:
     asyncio.run(scenario())
     assert Engine.applied == [] and rig.sink.rows == [] and rig.sink.offsets == {}
     assert rig.outcome("not_owned") == 1
+
+
+COLLECTORS = "platform.collectors"
+
+
+def test_a_new_grader_gets_every_topics_log_end_before_its_first_record() -> None:
+    """A topic not fetched yet (here the collectors') holds the partition's clock from
+    the first record on: the broker's log ends are read before the grader grades."""
+    asked: list[int] = []
+
+    async def ends(partition: int) -> dict[str, int]:
+        asked.append(partition)
+        return {TOPIC: 3, COLLECTORS: 5}
+
+    rig = Rig(log_ends=ends)
+    rig.run([rec(0, b"p1/e0"), rec(1, b"p1/e1")])
+    grader = rig.assignments.graders[0]
+    assert grader.highs == {TOPIC: TS_MS + 1, COLLECTORS: 0}
+    assert grader.watermark_ms == 0, "the unread collectors topic holds the clock"
+    rig.run([rec(2, b"p1/e2"), rec(0, b"p2/e0", partition=1)])
+    assert asked == [0, 1], "once per new grader"
+    assert Engine.applied == ["e0", "e1", "e2", "e0"]
+
+
+def test_without_the_log_ends_a_topic_not_fetched_yet_does_not_hold_the_clock() -> None:
+    """The control of the test above: the same records, no log ends."""
+    rig = Rig()
+    rig.run([rec(0, b"p1/e0"), rec(1, b"p1/e1")])
+    assert rig.assignments.graders[0].watermark_ms == TS_MS + 1
+
+
+def test_log_ends_that_cannot_be_read_are_retried_then_left_to_the_tick(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import services.grader.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "RETRY_S", 0.0)
+    calls: list[int] = []
+
+    async def flaky(partition: int) -> dict[str, int]:
+        calls.append(partition)
+        if len(calls) < 2:
+            raise ConnectionError("broker away")
+        return {TOPIC: 1, COLLECTORS: 5}
+
+    rig = Rig(log_ends=flaky)
+    rig.run([rec(0, b"p1/e0")])
+    assert calls == [0, 0]
+    assert rig.assignments.graders[0].watermark_ms == 0
+
+    async def down(partition: int) -> dict[str, int]:
+        calls.append(partition)
+        raise ConnectionError("broker away")
+
+    calls.clear()
+    rig = Rig(log_ends=down)
+    rig.run([rec(0, b"p1/e0")])
+    assert calls == [0] * pipeline.LOG_END_ATTEMPTS
+    assert Engine.applied == ["e0"], "graded without them"
