@@ -75,7 +75,7 @@ class GraderWorker:
         self.metrics = metrics or Metrics()
         self.input_topics = [topic_name(t, settings.topic_prefix) for t in INPUT_TOPICS]
         self.tableside = TableSide(settings, catalog_factory, trino_factory, self.metrics)
-        self.assignments = Assignments(engines, self._table_records, self._partition_log_ends)
+        self.assignments = Assignments(engines, self._table_records)
         self.rewind = RewindPolicy()
         self.health = Health(self, self.metrics)
         #: one thread grades, so records keep their order and batches never overlap
@@ -250,18 +250,6 @@ class GraderWorker:
             await fi.seek(self.app, seek.tp, seek.offset)
         if self.checkpoint is not None:
             self.checkpoint.maybe_commit()
-
-    def _partition_log_ends(self, partition: int) -> dict[str, int]:
-        """The log end of each input topic of one partition (those the client knows)."""
-        ends: dict[str, int] = {}
-        for topic in self.input_topics:
-            try:
-                high = self.app.consumer.highwater(TP(topic, partition))
-            except Exception:
-                continue
-            if high is not None:
-                ends[topic] = high
-        return ends
 
     def _log_ends(self) -> dict[int, dict[str, int]]:
         """The log-end offset (high-water mark) of each input topic, by assigned partition

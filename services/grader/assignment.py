@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from services.grader.grading import EngineStore, PartitionGrader
@@ -38,16 +38,10 @@ class Assignments:
     """Owned partition numbers, the recovery flag and one grader per restored partition."""
 
     def __init__(
-        self,
-        engines: EngineStore,
-        read_state: Callable[[], Iterable[PlatformRecord]],
-        log_ends: Callable[[int], Mapping[str, int]] | None = None,
+        self, engines: EngineStore, read_state: Callable[[], Iterable[PlatformRecord]]
     ) -> None:
         self._engines = engines
         self._read_state = read_state
-        #: each input topic's log end of a partition, given to a grader at takeover so a
-        #: topic it has not read yet holds its clock before the first tick (docs/clocks.md)
-        self._log_ends = log_ends
         #: partition numbers assigned to this worker now (records of others are ignored)
         self.owned: set[int] = set()
         self.graders: dict[int, PartitionGrader] = {}
@@ -88,8 +82,6 @@ class Assignments:
             sink.offer(row)
         for topic, offset in grader.positions.items():
             sink.processed((topic, partition), offset)
-        if self._log_ends is not None:
-            grader.note_log_ends(self._log_ends(partition))
         self.graders[partition] = grader
         log.info(
             "partition %d restored: %d platforms, positions %s, %d outbox rows held for "

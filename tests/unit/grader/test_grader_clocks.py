@@ -144,33 +144,3 @@ def test_a_topic_never_met_or_only_dead_lettered_does_not_hold_the_clock() -> No
     g.note_log_ends({"exam.control": 3})
     g.handle(ev("a", "a3", 12_000), SourcePosition("platform.observability", 0, 2))
     assert g.watermark_ms == 11_000
-
-
-class _Sink:
-    def offer(self, row: object) -> bool:
-        return True
-
-    def processed(self, tp: tuple[str, int], next_offset: int) -> None:
-        pass
-
-
-def test_a_grader_taken_over_holds_its_clock_for_topics_not_read_yet() -> None:
-    """Before the worker's first tick: the log ends given at takeover keep a backlog read
-    one topic first from moving the clock past the other topic's unread records."""
-    from services.grader.assignment import Assignments
-
-    store = ProbeStore()
-    ends = {"platform.flink": 5, "exam.control": 3}
-    assignments = Assignments(store, lambda: [], lambda partition: ends)
-    grader = assignments.grader(0, _Sink())
-    grader.handle(
-        Event("flink.job", "p1", "e1", 1_000_000, {}), SourcePosition("platform.flink", 0, 0)
-    )
-    assert grader.watermark_ms < 1_000_000, "exam.control has 3 unread records"
-
-    blind = Assignments(ProbeStore(), lambda: [])
-    ahead = blind.grader(0, _Sink())
-    ahead.handle(
-        Event("flink.job", "p1", "e1", 1_000_000, {}), SourcePosition("platform.flink", 0, 0)
-    )
-    assert ahead.watermark_ms == 1_000_000, "without log ends a lone topic sets the clock"
