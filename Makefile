@@ -11,7 +11,7 @@ unit:  ## only the pure tests: no services needed, seconds
 	scripts/bootstrap.sh && .venv/bin/pytest -m unit -q
 
 lint:
-	.venv/bin/ruff check . && .venv/bin/mypy services
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy services
 
 bench:
 	for b in engine serde judge webhooks service; do .venv/bin/python bench/$$b.py || exit 1; done

@@ -72,7 +72,9 @@ def crd_schemas(crd: dict[str, Any], versions: list[str] | None) -> dict[str, di
         if versions is not None and name not in versions:
             continue
         if not version.get("served", False):
-            raise SystemExit(f"{kind}.{group}/{name} is not served by this CRD: pick a served version")
+            raise SystemExit(
+                f"{kind}.{group}/{name} is not served by this CRD: pick a served version"
+            )
         schema = dict(version["schema"]["openAPIV3Schema"])
         schema.setdefault("properties", {})
         schema["properties"] = dict(schema["properties"])

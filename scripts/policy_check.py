@@ -42,7 +42,9 @@ POD_TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
     "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
 }
 LONG_RUNNING = {"Deployment", "StatefulSet", "DaemonSet"}
-SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|USER_INFO|API_KEY|PRIVATE_KEY|CREDENTIAL)", re.I)
+SECRET_NAME = re.compile(
+    r"(PASSWORD|PASSWD|SECRET|TOKEN|USER_INFO|API_KEY|PRIVATE_KEY|CREDENTIAL)", re.I
+)
 #: Topics whose partitions bound the worker's parallelism (the contract's input topics).
 INPUT_TOPIC = re.compile(r"^(exam\.control|platform\..+)$")
 MIN_GRACE_S = 30
@@ -107,32 +109,48 @@ def check_container(
     if sc.get("runAsUser", pod_sc.get("runAsUser")) == 0:
         v.append(Violation(name, "non-root", "runAsUser is 0 (root); use the image's uid 10001"))
     if sc.get("readOnlyRootFilesystem") is not True:
-        v.append(Violation(name, "read-only-root", "set securityContext.readOnlyRootFilesystem: true"))
+        v.append(
+            Violation(name, "read-only-root", "set securityContext.readOnlyRootFilesystem: true")
+        )
     else:
-        empty_dirs = {
-            vol.get("name") for vol in pod.get("volumes") or [] if "emptyDir" in vol
-        }
+        empty_dirs = {vol.get("name") for vol in pod.get("volumes") or [] if "emptyDir" in vol}
         tmp = [m for m in container.get("volumeMounts") or [] if m.get("mountPath") == "/tmp"]
         if not tmp or tmp[0].get("name") not in empty_dirs:
             v.append(
-                Violation(name, "read-only-root", "mount an emptyDir volume at /tmp (the root is read-only)")
+                Violation(
+                    name,
+                    "read-only-root",
+                    "mount an emptyDir volume at /tmp (the root is read-only)",
+                )
             )
     if sc.get("allowPrivilegeEscalation") is not False:
         v.append(
-            Violation(name, "no-privilege-escalation", "set securityContext.allowPrivilegeEscalation: false")
+            Violation(
+                name,
+                "no-privilege-escalation",
+                "set securityContext.allowPrivilegeEscalation: false",
+            )
         )
     if sc.get("privileged") is True:
         v.append(Violation(name, "not-privileged", "remove securityContext.privileged: true"))
     caps = sc.get("capabilities") or {}
     if "ALL" not in (caps.get("drop") or []):
-        v.append(Violation(name, "drop-capabilities", "set securityContext.capabilities.drop: [ALL]"))
+        v.append(
+            Violation(name, "drop-capabilities", "set securityContext.capabilities.drop: [ALL]")
+        )
     if caps.get("add"):
         v.append(
-            Violation(name, "drop-capabilities", f"capabilities.add {caps['add']} is not allowed; drop them")
+            Violation(
+                name,
+                "drop-capabilities",
+                f"capabilities.add {caps['add']} is not allowed; drop them",
+            )
         )
     seccomp = (sc.get("seccompProfile") or pod_sc.get("seccompProfile") or {}).get("type")
     if seccomp not in ("RuntimeDefault", "Localhost"):
-        v.append(Violation(name, "seccomp", "set securityContext.seccompProfile.type: RuntimeDefault"))
+        v.append(
+            Violation(name, "seccomp", "set securityContext.seccompProfile.type: RuntimeDefault")
+        )
 
     resources = container.get("resources") or {}
     for kind in ("requests", "limits"):
@@ -143,7 +161,9 @@ def check_container(
     image = str(container.get("image") or "")
     tag = image.rsplit("/", 1)[-1]
     if not image or ("@" not in tag and (":" not in tag or tag.endswith(":latest"))):
-        v.append(Violation(name, "pinned-image", f"image {image!r}: name a version tag (not latest)"))
+        v.append(
+            Violation(name, "pinned-image", f"image {image!r}: name a version tag (not latest)")
+        )
 
     if long_running:
         for probe in ("livenessProbe", "readinessProbe"):
@@ -169,7 +189,13 @@ def check_pod(where: str, kind: str, pod: dict[str, Any]) -> list[Violation]:
             v.append(Violation(where, "host-namespaces", f"remove {flag}: true"))
     for vol in pod.get("volumes") or []:
         if "hostPath" in vol:
-            v.append(Violation(where, "host-path", f"volume {vol.get('name')} is a hostPath; use emptyDir or a PVC"))
+            v.append(
+                Violation(
+                    where,
+                    "host-path",
+                    f"volume {vol.get('name')} is a hostPath; use emptyDir or a PVC",
+                )
+            )
     containers = list(_containers(pod))
     if not containers:
         v.append(Violation(where, "containers", "the pod has no containers"))
@@ -206,11 +232,21 @@ def check_worker(doc: dict[str, Any], docs: list[dict[str, Any]]) -> list[Violat
     for container in main:
         name = f"{where} container {container.get('name', '?')}"
         if _http_path(container.get("readinessProbe")) != "/readyz":
-            v.append(Violation(name, "worker-probes", "readinessProbe must be an httpGet of /readyz"))
+            v.append(
+                Violation(name, "worker-probes", "readinessProbe must be an httpGet of /readyz")
+            )
         if _http_path(container.get("livenessProbe")) != "/healthz":
-            v.append(Violation(name, "worker-probes", "livenessProbe must be an httpGet of /healthz"))
+            v.append(
+                Violation(name, "worker-probes", "livenessProbe must be an httpGet of /healthz")
+            )
         if not _dig(container, ("lifecycle", "preStop")):
-            v.append(Violation(name, "worker-shutdown", "set lifecycle.preStop so it leaves endpoints before SIGTERM"))
+            v.append(
+                Violation(
+                    name,
+                    "worker-shutdown",
+                    "set lifecycle.preStop so it leaves endpoints before SIGTERM",
+                )
+            )
     grace = pod.get("terminationGracePeriodSeconds")
     if not isinstance(grace, int) or grace < MIN_GRACE_S:
         v.append(
@@ -224,7 +260,9 @@ def check_worker(doc: dict[str, Any], docs: list[dict[str, Any]]) -> list[Violat
         _dig(t, ("spec", "partitions"))
         for t in docs
         if t.get("kind") == "Topic"
-        and INPUT_TOPIC.match(str(_dig(t, ("spec", "overwriteTopicName")) or _dig(t, ("metadata", "name"))))
+        and INPUT_TOPIC.match(
+            str(_dig(t, ("spec", "overwriteTopicName")) or _dig(t, ("metadata", "name")))
+        )
     ]
     replicas = _dig(doc, ("spec", "replicas"))
     bounded = [p for p in partitions if isinstance(p, int)]
@@ -246,9 +284,19 @@ def check_worker(doc: dict[str, Any], docs: list[dict[str, Any]]) -> list[Violat
         and _selects(_dig(p, ("spec", "selector")), labels)
     ]
     if not pdbs:
-        v.append(Violation(where, "worker-pdb", "add a PodDisruptionBudget that selects the worker's pods"))
+        v.append(
+            Violation(
+                where, "worker-pdb", "add a PodDisruptionBudget that selects the worker's pods"
+            )
+        )
     if not _dig(pod, ("affinity", "podAntiAffinity")):
-        v.append(Violation(where, "worker-anti-affinity", "set affinity.podAntiAffinity to spread workers over nodes"))
+        v.append(
+            Violation(
+                where,
+                "worker-anti-affinity",
+                "set affinity.podAntiAffinity to spread workers over nodes",
+            )
+        )
     return v
 
 
@@ -264,7 +312,11 @@ def check_secrets(doc: dict[str, Any]) -> list[Violation]:
         ]
     if doc["kind"] == "ConfigMap":
         return [
-            Violation(where, "secret-by-reference", f"ConfigMap key {key} looks secret; move it to a Secret")
+            Violation(
+                where,
+                "secret-by-reference",
+                f"ConfigMap key {key} looks secret; move it to a Secret",
+            )
             for key in (doc.get("data") or {})
             if SECRET_NAME.search(key)
         ]
@@ -285,7 +337,9 @@ def check(docs: list[dict[str, Any]]) -> list[Violation]:
             violations.append(Violation(_ref(doc), "containers", "no pod template"))
             continue
         violations += check_pod(_ref(doc), kind, pod)
-        component = _dig(doc, ("spec", "template", "metadata", "labels", "app.kubernetes.io/component"))
+        component = _dig(
+            doc, ("spec", "template", "metadata", "labels", "app.kubernetes.io/component")
+        )
         if kind in LONG_RUNNING and component == "worker":
             violations += check_worker(doc, docs)
     return violations

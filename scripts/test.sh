@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 
 say() { printf '\033[1m[test]\033[0m %s\n' "$*"; }
-say "ruff"
+say "ruff (lint and format)"
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 say "mypy (strict on services/core)"
 .venv/bin/mypy services
 say "manifests: kustomize, kubeconform, policy, secrets scan"

@@ -34,9 +34,17 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Register and check the contract's Avro schemas.",
     ),
     "topics": ("services.contract.cli", "topics", "Create and list the contract's Kafka topics."),
-    "judge": ("services.judge.cli", "judge", "Judge a postmortem or design review; show the sentences counted."),
+    "judge": (
+        "services.judge.cli",
+        "judge",
+        "Judge a postmortem or design review; show the sentences counted.",
+    ),
     "replay": ("services.offline.cli", "replay", "Grade a recorded exam offline (JSON Lines)."),
-    "regrade": ("services.offline.cli", "regrade", "Show what changes when recordings are graded under another rubric version."),
+    "regrade": (
+        "services.offline.cli",
+        "regrade",
+        "Show what changes when recordings are graded under another rubric version.",
+    ),
     "publish": (
         "services.publisher.cli",
         "publish",
@@ -47,8 +55,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "worker",
         "Run the grader service: grade live into Kafka and Iceberg.",
     ),
-    "simulate": ("services.publisher.sim_cli", "simulate", "Simulate candidate platforms through a whole exam."),
-    "scoreboard": ("services.scoreboard.cli", "scoreboard", "The live scoreboard: Superset over Trino, or a terminal table."),
+    "simulate": (
+        "services.publisher.sim_cli",
+        "simulate",
+        "Simulate candidate platforms through a whole exam.",
+    ),
+    "scoreboard": (
+        "services.scoreboard.cli",
+        "scoreboard",
+        "The live scoreboard: Superset over Trino, or a terminal table.",
+    ),
     "submit-server": (
         "services.submission.cli",
         "submit_server",
@@ -59,9 +75,21 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "submit_group",
         "Submit to the proctor: pipeline, diagnosis, artifact, self-grade.",
     ),
-    "keys": ("services.trust.cli", "keys", "Generate the proctor's and the submission endpoint's signing keys."),
-    "roster": ("services.trust.cli", "roster", "Enroll, list and revoke the cohort's platforms (and their credentials)."),
-    "demo": ("services.scoreboard.demo", "demo", "A whole simulated exam on the local stack, graded live, on the scoreboard."),
+    "keys": (
+        "services.trust.cli",
+        "keys",
+        "Generate the proctor's and the submission endpoint's signing keys.",
+    ),
+    "roster": (
+        "services.trust.cli",
+        "roster",
+        "Enroll, list and revoke the cohort's platforms (and their credentials).",
+    ),
+    "demo": (
+        "services.scoreboard.demo",
+        "demo",
+        "A whole simulated exam on the local stack, graded live, on the scoreboard.",
+    ),
 }
 
 

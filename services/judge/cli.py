@@ -30,7 +30,9 @@ def _read(path: Path) -> str:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise click.UsageError(f"{path} is not UTF-8 text; save it as UTF-8 markdown and try again") from exc
+        raise click.UsageError(
+            f"{path} is not UTF-8 text; save it as UTF-8 markdown and try again"
+        ) from exc
     if not text.strip():
         raise click.UsageError(f"{path} is empty: there is nothing to judge")
     return text
@@ -42,12 +44,16 @@ def _layer(kind: TextKind, fault_layer: str | None, fault_kind: str | None) -> s
     if fault_kind is not None:
         implied = FAULT_LAYERS[fault_kind]
         if fault_layer is not None and fault_layer != implied:
-            raise click.UsageError(f"--fault-kind {fault_kind} is a fault of layer {implied}, not {fault_layer}")
+            raise click.UsageError(
+                f"--fault-kind {fault_kind} is a fault of layer {implied}, not {fault_layer}"
+            )
         return implied
     return fault_layer
 
 
-def verdict_json(path: Path, verdict: TextVerdict, fault_layer: str | None, results: tuple[CriterionResult, ...]) -> dict[str, Any]:
+def verdict_json(
+    path: Path, verdict: TextVerdict, fault_layer: str | None, results: tuple[CriterionResult, ...]
+) -> dict[str, Any]:
     """The ``--json`` document (stable keys; tests and scripts rely on them)."""
     return {
         "file": str(path),
@@ -56,14 +62,25 @@ def verdict_json(path: Path, verdict: TextVerdict, fault_layer: str | None, resu
         "fallback_reason": verdict.fallback_reason or None,
         "fault_layer": fault_layer,
         "criteria": [
-            {"criterion": r.criterion, "state": r.state, "points": list(r.points), "reason": r.reason} for r in results
+            {
+                "criterion": r.criterion,
+                "state": r.state,
+                "points": list(r.points),
+                "reason": r.reason,
+            }
+            for r in results
         ],
         "text_total_pct": round(total_pct(results), 1),
-        "findings": [{"point": f.point, "sentences": list(f.sentences), "why": f.why} for f in verdict.findings],
+        "findings": [
+            {"point": f.point, "sentences": list(f.sentences), "why": f.why}
+            for f in verdict.findings
+        ],
     }
 
 
-def _print(console: Console, path: Path, verdict: TextVerdict, results: tuple[CriterionResult, ...]) -> None:
+def _print(
+    console: Console, path: Path, verdict: TextVerdict, results: tuple[CriterionResult, ...]
+) -> None:
     console.print(f"[bold]{path}[/bold]  kind={verdict.kind}  judge={verdict.judge}")
     if verdict.fallback_reason:
         console.print(f"[yellow]fallback:[/yellow] {verdict.fallback_reason}")
@@ -74,7 +91,9 @@ def _print(console: Console, path: Path, verdict: TextVerdict, results: tuple[Cr
     table.add_column("reason")
     for r in results:
         style = _STATE_STYLE.get(r.state, "")
-        table.add_row(r.criterion, f"[{style}]{r.state}[/{style}]", "\n".join(r.points) or "-", r.reason)
+        table.add_row(
+            r.criterion, f"[{style}]{r.state}[/{style}]", "\n".join(r.points) or "-", r.reason
+        )
     console.print(table)
     if not verdict.findings:
         console.print("No point found: no sentence made a claim the rubric counts.")
@@ -90,18 +109,38 @@ def _print(console: Console, path: Path, verdict: TextVerdict, results: tuple[Cr
 
 @click.command("judge")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--kind", type=click.Choice(["design_review", "postmortem"]), required=True, help="What the text is.")
 @click.option(
-    "--fault-layer", type=click.Choice(sorted(EXPECTED_PATTERNS)), default=None,
+    "--kind",
+    type=click.Choice(["design_review", "postmortem"]),
+    required=True,
+    help="What the text is.",
+)
+@click.option(
+    "--fault-layer",
+    type=click.Choice(sorted(EXPECTED_PATTERNS)),
+    default=None,
     help="Postmortems: the injected fault's layer, which decides the pattern p2.pattern_cited expects.",
 )
 @click.option(
-    "--fault-kind", type=click.Choice(sorted(FAULT_LAYERS)), default=None,
+    "--fault-kind",
+    type=click.Choice(sorted(FAULT_LAYERS)),
+    default=None,
     help="Postmortems: the injected fault's kind (implies its layer).",
 )
-@click.option("--offline", is_flag=True, help="Use the offline judge even if PROCTOR_JUDGE_URL is set.")
-@click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON instead of tables.")
-def judge(file: Path, kind: str, fault_layer: str | None, fault_kind: str | None, offline: bool, as_json: bool) -> None:
+@click.option(
+    "--offline", is_flag=True, help="Use the offline judge even if PROCTOR_JUDGE_URL is set."
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the verdict as JSON instead of tables."
+)
+def judge(
+    file: Path,
+    kind: str,
+    fault_layer: str | None,
+    fault_kind: str | None,
+    offline: bool,
+    as_json: bool,
+) -> None:
     """Judge a postmortem or design review and show, per rubric item, the sentences it counted.
 
     The offline judge is the default. With PROCTOR_JUDGE_URL and PROCTOR_JUDGE_MODEL set

@@ -70,7 +70,9 @@ def load_corpus(root: Path = DEFAULT_CORPUS) -> tuple[LabelledText, ...]:
     try:
         raw = yaml.safe_load(labels_file.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise JudgeError(f"no corpus labels at {labels_file}: run from a checkout that has corpus/judge") from exc
+        raise JudgeError(
+            f"no corpus labels at {labels_file}: run from a checkout that has corpus/judge"
+        ) from exc
     except yaml.YAMLError as exc:
         raise JudgeError(f"{labels_file} is not valid YAML: {exc}") from exc
     texts = raw.get("texts") if isinstance(raw, dict) else None
@@ -102,14 +104,20 @@ def _entry(root: Path, text_id: str, entry: Any) -> LabelledText:
         raise JudgeError(f"{where}: points must map point -> rationale")
     unknown = sorted(set(points_raw) - POINTS)
     if unknown:
-        raise JudgeError(f"{where}: unknown points {unknown}; the vocabulary is in services/core/textjudge.py")
+        raise JudgeError(
+            f"{where}: unknown points {unknown}; the vocabulary is in services/core/textjudge.py"
+        )
     layer = entry.get("fault_layer")
     fault_kind = entry.get("fault_kind")
     if kind == "postmortem":
         if layer not in EXPECTED_PATTERNS:
-            raise JudgeError(f"{where}: fault_layer must be one of {sorted(EXPECTED_PATTERNS)}, not {layer!r}")
+            raise JudgeError(
+                f"{where}: fault_layer must be one of {sorted(EXPECTED_PATTERNS)}, not {layer!r}"
+            )
         if FAULT_LAYERS.get(str(fault_kind)) != layer:
-            raise JudgeError(f"{where}: fault_kind {fault_kind!r} is not a fault of layer {layer!r}")
+            raise JudgeError(
+                f"{where}: fault_kind {fault_kind!r} is not a fault of layer {layer!r}"
+            )
     return LabelledText(
         text_id=text_id,
         kind=cast(TextKind, kind),
@@ -137,7 +145,10 @@ def rubric_weights(path: Path = DEFAULT_RUBRIC) -> Weights:
     found: dict[str, tuple[float, float]] = {}
     for entry in (raw or {}).get("criteria", []) if isinstance(raw, dict) else []:
         if isinstance(entry, dict) and entry.get("id") in wanted:
-            found[str(entry["id"])] = (float(entry.get("weight", 0.0)), float(entry.get("partial_credit", 0.5)))
+            found[str(entry["id"])] = (
+                float(entry.get("weight", 0.0)),
+                float(entry.get("partial_credit", 0.5)),
+            )
     missing = sorted(wanted - set(found))
     if missing:
         raise JudgeError(f"{path} has no text criteria {missing}")

@@ -68,14 +68,18 @@ def _count(points: frozenset[str], prefix: str) -> tuple[str, ...]:
     return tuple(sorted(p for p in points if p.startswith(prefix)))
 
 
-def evaluate(kind: TextKind, points: frozenset[str], fault_layer: str | None = None) -> tuple[CriterionResult, ...]:
+def evaluate(
+    kind: TextKind, points: frozenset[str], fault_layer: str | None = None
+) -> tuple[CriterionResult, ...]:
     """The states of the text criteria of ``kind`` given the points a text makes."""
     if kind == "design_review":
         return _design_review(points)
     return _postmortem(points, fault_layer)
 
 
-def evaluate_verdict(verdict: TextVerdict, fault_layer: str | None = None) -> tuple[CriterionResult, ...]:
+def evaluate_verdict(
+    verdict: TextVerdict, fault_layer: str | None = None
+) -> tuple[CriterionResult, ...]:
     return evaluate(verdict.kind, verdict.points(), fault_layer)
 
 
@@ -85,8 +89,14 @@ def _design_review(points: frozenset[str]) -> tuple[CriterionResult, ...]:
     issues_state: State = "met" if n >= 4 else "partial" if n == 3 else "failed"
     alts = _count(points, "alternative.")
     pats = _count(points, "pattern.")
-    tone = tuple(p for p in ("tone.opens_positive", "tone.proposes", "tone.gatekeeping") if p in points)
-    tone_ok = "tone.opens_positive" in points and "tone.proposes" in points and "tone.gatekeeping" not in points
+    tone = tuple(
+        p for p in ("tone.opens_positive", "tone.proposes", "tone.gatekeeping") if p in points
+    )
+    tone_ok = (
+        "tone.opens_positive" in points
+        and "tone.proposes" in points
+        and "tone.gatekeeping" not in points
+    )
     missing_tone = [
         label
         for label, ok in (
@@ -97,7 +107,12 @@ def _design_review(points: frozenset[str]) -> tuple[CriterionResult, ...]:
         if not ok
     ]
     return (
-        CriterionResult("p3.issues_found", issues_state, issues, f"{n} of the 5 deliberate issues identified (4 needed, 3 is partial)"),
+        CriterionResult(
+            "p3.issues_found",
+            issues_state,
+            issues,
+            f"{n} of the 5 deliberate issues identified (4 needed, 3 is partial)",
+        ),
         CriterionResult(
             "p3.alternatives",
             "met" if len(alts) >= 2 else "failed",
@@ -105,13 +120,18 @@ def _design_review(points: frozenset[str]) -> tuple[CriterionResult, ...]:
             f"{len(alts)} alternatives proposed with a trade-off (2 needed)",
         ),
         CriterionResult(
-            "p3.patterns_cited", "met" if len(pats) >= 4 else "failed", pats, f"{len(pats)} patterns used in an argument (4 needed)"
+            "p3.patterns_cited",
+            "met" if len(pats) >= 4 else "failed",
+            pats,
+            f"{len(pats)} patterns used in an argument (4 needed)",
         ),
         CriterionResult(
             "p3.senior_tone",
             "met" if tone_ok else "failed",
             tone,
-            "opens with credit, proposes, does not gatekeep" if tone_ok else "the review " + ", ".join(missing_tone),
+            "opens with credit, proposes, does not gatekeep"
+            if tone_ok
+            else "the review " + ", ".join(missing_tone),
         ),
     )
 
@@ -122,7 +142,13 @@ def _postmortem(points: frozenset[str], fault_layer: str | None) -> tuple[Criter
     blameless = "tone.blameless" in points and "tone.blaming" not in points
     used = tuple(
         p
-        for p in ("postmortem.action_items", "action.new_test", "action.new_alert", "tone.blameless", "tone.blaming")
+        for p in (
+            "postmortem.action_items",
+            "action.new_test",
+            "action.new_alert",
+            "tone.blameless",
+            "tone.blaming",
+        )
         if p in points
     )
     gaps = [
@@ -138,12 +164,17 @@ def _postmortem(points: frozenset[str], fault_layer: str | None) -> tuple[Criter
         "p2.postmortem",
         "met" if not gaps else "failed",
         used,
-        "action items, a new test or alert among them, blameless" if not gaps else "the postmortem " + ", ".join(gaps),
+        "action items, a new test or alert among them, blameless"
+        if not gaps
+        else "the postmortem " + ", ".join(gaps),
     )
     cited = _count(points, "pattern.")
     if fault_layer is None:
         pc = CriterionResult(
-            "p2.pattern_cited", "pending", cited, "the fault layer is unknown, so the expected pattern is too (give --fault-layer)"
+            "p2.pattern_cited",
+            "pending",
+            cited,
+            "the fault layer is unknown, so the expected pattern is too (give --fault-layer)",
         )
     else:
         expected = EXPECTED_PATTERNS[fault_layer]

@@ -125,7 +125,14 @@ def score_split(
             rep.state_total[g.criterion] += 1
             rep.state_agree[g.criterion] += int(g.state == w.state)
             if g.state != w.state:
-                rep.misses.append(Miss(t.text_id, f"{g.criterion}={g.state} (label {w.state})", g.state == "met", w.state == "met"))
+                rep.misses.append(
+                    Miss(
+                        t.text_id,
+                        f"{g.criterion}={g.state} (label {w.state})",
+                        g.state == "met",
+                        w.state == "met",
+                    )
+                )
         if abs(total_pct(got, weights) - total_pct(want, weights)) <= AGREEMENT_POINTS:
             rep.total_within += 1
     return rep

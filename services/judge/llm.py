@@ -52,10 +52,14 @@ class LlmSettings:
         if not url:
             return None
         if not re.match(r"^https?://[^/\s]+", url):
-            raise ConfigError(f"{ENV_URL}={url!r} is not an http(s) URL; set it to the API base, e.g. http://127.0.0.1:8000/v1")
+            raise ConfigError(
+                f"{ENV_URL}={url!r} is not an http(s) URL; set it to the API base, e.g. http://127.0.0.1:8000/v1"
+            )
         model = env.get(ENV_MODEL, "").strip()
         if not model:
-            raise ConfigError(f"{ENV_URL} is set but {ENV_MODEL} is not: name the model to ask, or unset {ENV_URL}")
+            raise ConfigError(
+                f"{ENV_URL} is set but {ENV_MODEL} is not: name the model to ask, or unset {ENV_URL}"
+            )
         raw_timeout = env.get(ENV_TIMEOUT, "30")
         try:
             timeout = float(raw_timeout)
@@ -63,7 +67,9 @@ class LlmSettings:
             raise ConfigError(f"{ENV_TIMEOUT}={raw_timeout!r} is not a number of seconds") from exc
         if timeout <= 0:
             raise ConfigError(f"{ENV_TIMEOUT} must be positive, not {timeout}")
-        return cls(url=url.rstrip("/"), model=model, api_key=env.get(ENV_KEY, ""), timeout_s=timeout)
+        return cls(
+            url=url.rstrip("/"), model=model, api_key=env.get(ENV_KEY, ""), timeout_s=timeout
+        )
 
 
 def _allowed(kind: TextKind) -> frozenset[str]:
@@ -73,7 +79,11 @@ def _allowed(kind: TextKind) -> frozenset[str]:
 def build_messages(kind: TextKind, sentences: Sequence[Sentence]) -> list[dict[str, str]]:
     """The chat messages: the rules and vocabulary, then the numbered sentences."""
     allowed = sorted(_allowed(kind))
-    what = "a design review of a proposal to add a closed analytics warehouse" if kind == "design_review" else "a postmortem of a data-platform incident"
+    what = (
+        "a design review of a proposal to add a closed analytics warehouse"
+        if kind == "design_review"
+        else "a postmortem of a data-platform incident"
+    )
     system = "\n".join(
         [
             f"You grade {what}. Report which points the text makes, and the numbers of the sentences that make each.",
@@ -88,7 +98,9 @@ def build_messages(kind: TextKind, sentences: Sequence[Sentence]) -> list[dict[s
     return [{"role": "system", "content": system}, {"role": "user", "content": numbered}]
 
 
-def parse_findings(kind: TextKind, content: str, sentences: Sequence[Sentence]) -> tuple[Finding, ...]:
+def parse_findings(
+    kind: TextKind, content: str, sentences: Sequence[Sentence]
+) -> tuple[Finding, ...]:
     """The findings in a model's answer; :class:`JudgeError` if any part of it is invalid."""
     body = content.strip()
     fenced = re.match(r"^```(?:json)?\s*(.*?)\s*```$", body, re.DOTALL)
@@ -110,14 +122,24 @@ def parse_findings(kind: TextKind, content: str, sentences: Sequence[Sentence]) 
         point, ids, why = item.get("point"), item.get("sentences"), item.get("why", "")
         if point not in allowed:
             raise JudgeError(f"the model reported {point!r}, which is not a {kind} point")
-        if not isinstance(ids, list) or not ids or not all(isinstance(i, int) and i in by_index for i in ids):
-            raise JudgeError(f"finding {point} cites sentences {ids!r}; they must be numbers shown in the prompt")
+        if (
+            not isinstance(ids, list)
+            or not ids
+            or not all(isinstance(i, int) and i in by_index for i in ids)
+        ):
+            raise JudgeError(
+                f"finding {point} cites sentences {ids!r}; they must be numbers shown in the prompt"
+            )
         if not isinstance(why, str):
             raise JudgeError(f"finding {point} has a non-text reason")
         seen, first_why = merged.get(point, ([], why))
         merged[point] = ([*seen, *(i for i in ids if i not in seen)], first_why)
     return tuple(
-        Finding(point, tuple(by_index[i].text for i in sorted(ids)), why or "reported by the language model")
+        Finding(
+            point,
+            tuple(by_index[i].text for i in sorted(ids)),
+            why or "reported by the language model",
+        )
         for point, (ids, why) in sorted(merged.items())
     )
 
@@ -146,7 +168,9 @@ class LlmJudge:
         except (httpx.HTTPError, JudgeError) as exc:
             verdict = self._fallback.judge(kind, text)
             reason = f"{self.name} failed ({_describe(exc)}); judged by {verdict.judge} instead"
-            return TextVerdict(kind=kind, judge=verdict.judge, findings=verdict.findings, fallback_reason=reason)
+            return TextVerdict(
+                kind=kind, judge=verdict.judge, findings=verdict.findings, fallback_reason=reason
+            )
         return TextVerdict(kind=kind, judge=self.name, findings=findings)
 
     def _ask(self, kind: TextKind, sentences: Sequence[Sentence]) -> tuple[Finding, ...]:
@@ -166,7 +190,9 @@ class LlmJudge:
             try:
                 content = response.json()["choices"][0]["message"]["content"]
             except (ValueError, KeyError, IndexError, TypeError) as exc:
-                raise JudgeError("the response is not an OpenAI-style chat completion (choices[0].message.content)") from exc
+                raise JudgeError(
+                    "the response is not an OpenAI-style chat completion (choices[0].message.content)"
+                ) from exc
         if not isinstance(content, str):
             raise JudgeError("the chat completion has no text content")
         return parse_findings(kind, content, sentences)

@@ -35,16 +35,23 @@ from services.judge.language import (
 from services.judge.segment import Sentence, segment
 
 DESIGN_REVIEW_POINTS: frozenset[str] = frozenset(
-    p for p in POINTS if p.startswith(("issue.", "alternative.", "pattern.")) or p in {
-        "tone.opens_positive", "tone.proposes", "tone.gatekeeping"}
+    p
+    for p in POINTS
+    if p.startswith(("issue.", "alternative.", "pattern."))
+    or p in {"tone.opens_positive", "tone.proposes", "tone.gatekeeping"}
 )
 POSTMORTEM_POINTS: frozenset[str] = frozenset(
-    p for p in POINTS if p.startswith(("pattern.", "action.", "postmortem.")) or p in {"tone.blameless", "tone.blaming"}
+    p
+    for p in POINTS
+    if p.startswith(("pattern.", "action.", "postmortem."))
+    or p in {"tone.blameless", "tone.blaming"}
 )
 #: Order in which findings are reported (the vocabulary's order in textjudge.py).
 _ORDER: tuple[str, ...] = tuple(sorted(POINTS, key=lambda p: (p.split(".")[0], p)))
 
-_META_SENTENCE = re.compile(r"\bp[23]\.\w+|\bissues? found\b|\bpatterns? cited\b|\bsenior tone\b|\bkeywords?\b|\u2714|(?:^|\s)#[a-z]")
+_META_SENTENCE = re.compile(
+    r"\bp[23]\.\w+|\bissues? found\b|\bpatterns? cited\b|\bsenior tone\b|\bkeywords?\b|\u2714|(?:^|\s)#[a-z]"
+)
 _MAX_EVIDENCE = 4
 
 
@@ -96,7 +103,9 @@ def _is_list(text: str) -> bool:
 
 
 # ------------------------------------------------------------------------------ issues
-def _issue_topic(doc: _Doc, s: Sentence, point: str) -> tuple[re.Match[str] | None, Sentence | None]:
+def _issue_topic(
+    doc: _Doc, s: Sentence, point: str
+) -> tuple[re.Match[str] | None, Sentence | None]:
     pattern = lx.ISSUE_TOPIC[point]
     m = pattern.search(s.norm)
     if m:
@@ -109,10 +118,14 @@ def _issue_topic(doc: _Doc, s: Sentence, point: str) -> tuple[re.Match[str] | No
 
 
 def _issue_topics_in(text: str) -> int:
-    return sum(1 for p in lx.ISSUE_TOPIC.values() if p.search(text)) + (1 if lx.SLOW_CAUSE.search(text) else 0)
+    return sum(1 for p in lx.ISSUE_TOPIC.values() if p.search(text)) + (
+        1 if lx.SLOW_CAUSE.search(text) else 0
+    )
 
 
-def _issue_cue(point: str, s: Sentence, topic_in_sentence: re.Match[str] | None) -> re.Match[str] | None:
+def _issue_cue(
+    point: str, s: Sentence, topic_in_sentence: re.Match[str] | None
+) -> re.Match[str] | None:
     text = s.norm
     if topic_in_sentence is not None and _issue_topics_in(text) >= 3:
         # A sentence naming three or more issues is a list unless each clause claims its own.
@@ -121,7 +134,9 @@ def _issue_cue(point: str, s: Sentence, topic_in_sentence: re.Match[str] | None)
             text = s.label + " " + text
     if point == "issue.no_cost_projection":
         return lx.COST_CUE.search(text) or (
-            lx.DEFICIENCY.search(text) if re.search(r"\b(estimat\w*|projection|forecast|figure|number|budget)\b", text) else None
+            lx.DEFICIENCY.search(text)
+            if re.search(r"\b(estimat\w*|projection|forecast|figure|number|budget)\b", text)
+            else None
         )
     if point == "issue.federation_loss":
         m = lx.DEFICIENCY.search(text) or lx.LOSS.search(text)
@@ -132,7 +147,9 @@ def _issue_cue(point: str, s: Sentence, topic_in_sentence: re.Match[str] | None)
     if m is None and _first_word(s) in lx.REQUESTS:
         m = re.match(r"\w+", s.body)  # "Describe how we return to the lakehouse ..."
     if m is None and s.kind == "bullet" and not _is_list(s.body):
-        m = lx.DEFICIENCY_SECTION.search(s.section)  # "## What is missing" then "- An exit plan ..."
+        m = lx.DEFICIENCY_SECTION.search(
+            s.section
+        )  # "## What is missing" then "- An exit plan ..."
     return m
 
 
@@ -145,19 +162,31 @@ def _slow_hit(doc: _Doc, s: Sentence) -> _Hit | None:
     if cause is not None:
         w, m = cause
         ids = tuple(sorted({s.index, w.index}))
-        return _Hit("issue.slow_not_trino", ids, f"another cause of the slowness ({_quote(m)}) is raised with {_quote(diag)}")
+        return _Hit(
+            "issue.slow_not_trino",
+            ids,
+            f"another cause of the slowness ({_quote(m)}) is raised with {_quote(diag)}",
+        )
     strong = lx.SLOW_DIAG_STRONG.search(s.norm)
     topic = next(((w, m) for w in window if (m := lx.SLOW_TOPIC.search(w.norm))), None)
     if strong and topic:
         w, m = topic
         ids = tuple(sorted({s.index, w.index}))
-        return _Hit("issue.slow_not_trino", ids, f"the slowness ({_quote(m)}) is not shown to be Trino's: {_quote(strong)}")
+        return _Hit(
+            "issue.slow_not_trino",
+            ids,
+            f"the slowness ({_quote(m)}) is not shown to be Trino's: {_quote(strong)}",
+        )
     return None
 
 
 def _issues(doc: _Doc) -> Iterator[_Hit]:
     for s in doc.prose():
-        if lx.ISSUE_DISMISSED.search(s.norm) or lx.CONCEPTS_DISMISSED.search(s.norm) or _keyword_dense(s):
+        if (
+            lx.ISSUE_DISMISSED.search(s.norm)
+            or lx.CONCEPTS_DISMISSED.search(s.norm)
+            or _keyword_dense(s)
+        ):
             continue
         if lx.PROPOSAL_SECTION.search(s.section) and not s.is_question:
             continue
@@ -175,12 +204,16 @@ def _issues(doc: _Doc) -> Iterator[_Hit]:
             if cue is None:
                 continue
             ids = tuple(sorted({s.index} | ({source.index} if source else set())))
-            yield _Hit(point, ids, f"{_quote(topic)} with a claim that the design lacks it: {_quote(cue)}")
+            yield _Hit(
+                point, ids, f"{_quote(topic)} with a claim that the design lacks it: {_quote(cue)}"
+            )
 
 
 # ------------------------------------------------------------------------ alternatives
 def _first_word(s: Sentence) -> str:
-    body = re.sub(r"^(?:first|second|third|then|also|and|or|instead|finally|next)\s*,?\s*", "", s.body)
+    body = re.sub(
+        r"^(?:first|second|third|then|also|and|or|instead|finally|next)\s*,?\s*", "", s.body
+    )
     body = re.sub(r"^(?:if|when|once|after|before|until|unless)\b[^,]{0,100},\s*", "", body)
     body = re.sub(r"^[a-z]+ \d+\s*", "", body) if re.match(r"^[a-z]{1,5} \d+\b", body) else body
     words = tokens(body)
@@ -191,7 +224,9 @@ def _is_imperative(s: Sentence) -> bool:
     return _first_word(s) in lx.IMPERATIVES and len(s.words) >= 4 and not _is_list(s.body)
 
 
-_PROPOSAL_LABEL = re.compile(r"alternativ|option|suggest|instead|\btry\b|proposal|recommend|\bidea\b|\broute\b|\bapproach\b")
+_PROPOSAL_LABEL = re.compile(
+    r"alternativ|option|suggest|instead|\btry\b|proposal|recommend|\bidea\b|\broute\b|\bapproach\b"
+)
 
 
 def _proposal_context(s: Sentence) -> re.Match[str] | str | None:
@@ -200,7 +235,9 @@ def _proposal_context(s: Sentence) -> re.Match[str] | str | None:
     m = lx.PROPOSAL.search(s.norm)
     if m:
         return m
-    if _is_imperative(s) or (s.label and tokens(s.label)[:1] and tokens(s.label)[0] in lx.IMPERATIVES):
+    if _is_imperative(s) or (
+        s.label and tokens(s.label)[:1] and tokens(s.label)[0] in lx.IMPERATIVES
+    ):
         return "an imperative suggestion"
     return None
 
@@ -210,7 +247,7 @@ def _trade_off(point: str, s: Sentence, topic_end: int) -> re.Match[str] | None:
     if specific:
         return specific
     for m in lx.GENERIC_TRADE.finditer(s.norm):
-        rest = tokens(s.norm[m.end():])
+        rest = tokens(s.norm[m.end() :])
         if len(explanatory(rest)) >= 2 and m.start() >= 0:
             return m
     return None
@@ -234,7 +271,12 @@ def _alternatives(doc: _Doc) -> Iterator[_Hit]:
             context = _proposal_context(s)
             if context is None:
                 context = next(
-                    (c for p in reversed(doc.before(s, 3)) if (c := _proposal_context(p)) is not None), None
+                    (
+                        c
+                        for p in reversed(doc.before(s, 3))
+                        if (c := _proposal_context(p)) is not None
+                    ),
+                    None,
                 )
             if context is None:
                 continue
@@ -246,7 +288,10 @@ def _alternatives(doc: _Doc) -> Iterator[_Hit]:
                     w is not s
                     and not pattern.search(w.norm)
                     and any(q.search(w.norm) for name, q in lx.ALT_TOPIC.items() if name != point)
-                    and (_proposal_context(w) is not None and not lx.PROPOSAL_SECTION.search(w.section))
+                    and (
+                        _proposal_context(w) is not None
+                        and not lx.PROPOSAL_SECTION.search(w.section)
+                    )
                 ):
                     break  # the next sentence proposes another alternative
                 used.append(w)
@@ -257,7 +302,9 @@ def _alternatives(doc: _Doc) -> Iterator[_Hit]:
             if found is None:
                 continue
             if not any(
-                has_predicate(u.words) or _is_imperative(u) or (u.label and has_predicate(tokens(u.label)))
+                has_predicate(u.words)
+                or _is_imperative(u)
+                or (u.label and has_predicate(tokens(u.label)))
                 for u in used
             ) and not (s.label and tokens(s.label)[:1] and tokens(s.label)[0] in lx.IMPERATIVES):
                 continue
@@ -282,14 +329,20 @@ def _pattern_groups(text: str) -> list[_Group]:
     """Pattern mentions grouped: neighbours joined only by 'and', 'or' or a comma share a group,
     and so do repeated mentions of one pattern ("cost-based optimisation depends on statistics")."""
     spans = sorted(
-        (m.start(), m.end(), point) for point, q in lx.PATTERN_TOPIC.items() for m in q.finditer(text)
+        (m.start(), m.end(), point)
+        for point, q in lx.PATTERN_TOPIC.items()
+        for m in q.finditer(text)
     )
     groups: list[list[tuple[int, int, str]]] = []
     for span in spans:
         if groups:
             last = groups[-1]
             between = text[max(e for _, e, _ in last) : span[0]]
-            if span[0] < max(e for _, e, _ in last) or _CONNECTOR.match(between) or span[2] in {p for *_, p in last}:
+            if (
+                span[0] < max(e for _, e, _ in last)
+                or _CONNECTOR.match(between)
+                or span[2] in {p for *_, p in last}
+            ):
                 last.append(span)
                 continue
         groups.append([span])
@@ -333,7 +386,31 @@ def _concepts(text: str) -> tuple[int, list[tuple[int, int]], frozenset[str]]:
 
 #: Nouns that ride along with rubric keywords ("cost projection", "exit plan", "ML story").
 _KEYWORD_NOUNS = frozenset(
-    ["projection", "projections", "plan", "plans", "story", "stories", "path", "strategy", "strategies", "loss", "estimate", "estimates", "tuning", "moving", "workloads", "workload", "views", "view", "training", "issue", "layer", "gap", "gaps"]
+    [
+        "projection",
+        "projections",
+        "plan",
+        "plans",
+        "story",
+        "stories",
+        "path",
+        "strategy",
+        "strategies",
+        "loss",
+        "estimate",
+        "estimates",
+        "tuning",
+        "moving",
+        "workloads",
+        "workload",
+        "views",
+        "view",
+        "training",
+        "issue",
+        "layer",
+        "gap",
+        "gaps",
+    ]
 )
 
 
@@ -349,11 +426,13 @@ def _keyword_dense(s: Sentence) -> bool:
 
 
 def _pattern_words(text: str) -> frozenset[str]:
-    return frozenset(t for q in lx.PATTERN_TOPIC.values() for m in q.finditer(text) for t in tokens(m.group(0)))
+    return frozenset(
+        t for q in lx.PATTERN_TOPIC.values() for m in q.finditer(text) for t in tokens(m.group(0))
+    )
 
 
 def _denied(kind: TextKind, norm: str, m: re.Match[str]) -> bool:
-    before, after = norm[: m.start()], norm[m.end():]
+    before, after = norm[: m.start()], norm[m.end() :]
     denied = bool(
         lx.DENIAL_BEFORE.search(before)
         or (lx.DENIAL_NOT_A.search(before) and lx.DENIAL_NOUN_AFTER.search(after))
@@ -367,7 +446,9 @@ def _denied(kind: TextKind, norm: str, m: re.Match[str]) -> bool:
 
 def _looks_like_action(s: Sentence) -> bool:
     """An action item, or one the text declines: either way not an argument about a pattern."""
-    return _action_context(s) and (_action_items_of(s) != [] or bool(lx.ACTION_REFUSED.search(s.norm)))
+    return _action_context(s) and (
+        _action_items_of(s) != [] or bool(lx.ACTION_REFUSED.search(s.norm))
+    )
 
 
 def _patterns(doc: _Doc, kind: TextKind) -> Iterator[_Hit]:
@@ -398,7 +479,11 @@ def _patterns(doc: _Doc, kind: TextKind) -> Iterator[_Hit]:
                     continue
                 if point == "pattern.testing" and not lx.TEST_RELATION.search(s.norm):
                     continue
-                yield _Hit(point, (s.index,), f"{_quote(first)} used in a claim ({', '.join(why_words[:4])})")
+                yield _Hit(
+                    point,
+                    (s.index,),
+                    f"{_quote(first)} used in a claim ({', '.join(why_words[:4])})",
+                )
 
 
 # ------------------------------------------------------------------------------- tone
@@ -413,10 +498,18 @@ def _opens_positive(doc: _Doc) -> Iterator[_Hit]:
             opening.append(s)
             continue
         if s.is_heading:
-            if not opening and re.search(r"gets? right|what works|strengths?|what is good|credit", s.norm):
-                nxt = next((x for x in doc.sentences if x.index > s.index and not x.is_heading), None)
+            if not opening and re.search(
+                r"gets? right|what works|strengths?|what is good|credit", s.norm
+            ):
+                nxt = next(
+                    (x for x in doc.sentences if x.index > s.index and not x.is_heading), None
+                )
                 if nxt is not None:
-                    yield _Hit("tone.opens_positive", (s.index, nxt.index), f"opens with a section on what the design gets right ('{s.text}')")
+                    yield _Hit(
+                        "tone.opens_positive",
+                        (s.index, nxt.index),
+                        f"opens with a section on what the design gets right ('{s.text}')",
+                    )
                     return
             continue
         if len(s.words) < 2:
@@ -432,7 +525,9 @@ def _opens_positive(doc: _Doc) -> Iterator[_Hit]:
                 continue
             if re.search(r"\b(?:not|no|never|hardly)\b", clause_around(s.norm, m.start(), m.end())):
                 continue
-            yield _Hit("tone.opens_positive", (s.index,), f"the opening credits the design: {_quote(m)}")
+            yield _Hit(
+                "tone.opens_positive", (s.index,), f"the opening credits the design: {_quote(m)}"
+            )
             return
 
 
@@ -445,7 +540,9 @@ def _proposes(doc: _Doc) -> Iterator[_Hit]:
         if m and not negated_before(unquoted, m.start(), 2) and not _is_list(unquoted):
             yield _Hit("tone.proposes", (s.index,), f"proposes a way forward: {_quote(m)}")
         elif _is_imperative(s) and not lx.GATEKEEPING.search(s.norm):
-            yield _Hit("tone.proposes", (s.index,), f"suggests a next step ('{_first_word(s)} ...')")
+            yield _Hit(
+                "tone.proposes", (s.index,), f"suggests a next step ('{_first_word(s)} ...')"
+            )
         elif (
             ((s.label and _PROPOSAL_LABEL.search(s.label)) or lx.PROPOSAL_SECTION.search(s.section))
             and has_predicate(tokens(s.body))
@@ -460,7 +557,11 @@ def _gatekeeping(doc: _Doc) -> Iterator[_Hit]:
     for s in doc.prose():
         m = lx.GATEKEEPING.search(s.norm)
         if m:
-            yield _Hit("tone.gatekeeping", (s.index,), f"forbids or talks down instead of proposing: {_quote(m)}")
+            yield _Hit(
+                "tone.gatekeeping",
+                (s.index,),
+                f"forbids or talks down instead of proposing: {_quote(m)}",
+            )
 
 
 def _is_blaming(s: Sentence) -> re.Match[str] | None:
@@ -480,13 +581,19 @@ def _blame(doc: _Doc) -> Iterator[_Hit]:
             continue
         stated = lx.BLAMELESS_STATED.search(s.norm)
         if stated and len(s.words) >= 3:
-            yield _Hit("tone.blameless", (s.index,), f"states a blameless framing: {_quote(stated)}")
+            yield _Hit(
+                "tone.blameless", (s.index,), f"states a blameless framing: {_quote(stated)}"
+            )
             continue
         if s.is_heading:
             continue
         gap = lx.SYSTEM_GAP.search(s.norm)
         if gap:
-            yield _Hit("tone.blameless", (s.index,), f"frames the cause as a gap in the system or process: {_quote(gap)}")
+            yield _Hit(
+                "tone.blameless",
+                (s.index,),
+                f"frames the cause as a gap in the system or process: {_quote(gap)}",
+            )
 
 
 # -------------------------------------------------------------------------- postmortem
@@ -495,10 +602,17 @@ def _action_context(s: Sentence) -> bool:
         return False
     if lx.ACTION_SECTION.search(s.section) or (s.label and lx.ACTION_SECTION.search(s.label)):
         return True
-    return bool(re.search(r"\bwe will (?:add|create|set up|introduce|build|write|page|alert|automate|require)\b", s.norm))
+    return bool(
+        re.search(
+            r"\bwe will (?:add|create|set up|introduce|build|write|page|alert|automate|require)\b",
+            s.norm,
+        )
+    )
 
 
-_ACTION_KEYWORDS = frozenset({"test", "tests", "alert", "alerts", "dbt", "check", "checks", "retention", "monitoring"})
+_ACTION_KEYWORDS = frozenset(
+    {"test", "tests", "alert", "alerts", "dbt", "check", "checks", "retention", "monitoring"}
+)
 
 
 def _action_items_of(s: Sentence) -> list[str]:
@@ -519,7 +633,9 @@ def _action_items_of(s: Sentence) -> list[str]:
             continue
         starts_with_verb = words[0] in lx.ACTION_VERBS or words[0] in BASE_VERBS
         future = re.search(r"\b(?:will|to be|must|should) \w+", norm) is not None
-        named = bool(lx.TICKET.search(part_raw)) or bool(lx.TEST_NOUN.search(norm) or lx.ALERT_ACTION.search(norm))
+        named = bool(lx.TICKET.search(part_raw)) or bool(
+            lx.TEST_NOUN.search(norm) or lx.ALERT_ACTION.search(norm)
+        )
         if not (starts_with_verb or future or named):
             continue
         if len(explanatory(words[1:], _ACTION_KEYWORDS)) < 2:
@@ -535,14 +651,27 @@ def _actions(doc: _Doc) -> Iterator[_Hit]:
         if lx.ACTION_REFUSED.search(s.norm) and not _action_items_of(s):
             continue
         for item in _action_items_of(s):
-            yield _Hit("postmortem.action_items", (s.index,), f"a concrete action item: '{item[:60]}'")
+            yield _Hit(
+                "postmortem.action_items", (s.index,), f"a concrete action item: '{item[:60]}'"
+            )
             alert = lx.ALERT_ACTION.search(item)
             test_kind = lx.TEST_ACTION.search(item)
             test_noun = lx.TEST_NOUN.search(item)
-            if test_kind and test_noun and not lx.NOT_DATA_TEST.search(item) and (alert is None or test_noun.start() < alert.start()):
-                yield _Hit("action.new_test", (s.index,), f"the action adds a data test: {_quote(test_kind)} {_quote(test_noun)}")
+            if (
+                test_kind
+                and test_noun
+                and not lx.NOT_DATA_TEST.search(item)
+                and (alert is None or test_noun.start() < alert.start())
+            ):
+                yield _Hit(
+                    "action.new_test",
+                    (s.index,),
+                    f"the action adds a data test: {_quote(test_kind)} {_quote(test_noun)}",
+                )
             if alert:
-                yield _Hit("action.new_alert", (s.index,), f"the action adds an alert: {_quote(alert)}")
+                yield _Hit(
+                    "action.new_alert", (s.index,), f"the action adds an alert: {_quote(alert)}"
+                )
 
 
 # ------------------------------------------------------------------------------ judge
@@ -580,8 +709,12 @@ class OfflineJudge:
         doc = _Doc(text)
         if kind == "design_review":
             hits: Iterable[_Hit] = (
-                *_issues(doc), *_alternatives(doc), *_patterns(doc, kind),
-                *_opens_positive(doc), *_proposes(doc), *_gatekeeping(doc),
+                *_issues(doc),
+                *_alternatives(doc),
+                *_patterns(doc, kind),
+                *_opens_positive(doc),
+                *_proposes(doc),
+                *_gatekeeping(doc),
             )
             allowed = DESIGN_REVIEW_POINTS
         elif kind == "postmortem":

@@ -46,12 +46,18 @@ class Sentence:
 
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$")
 _BOLD_LINE = re.compile(r"^\s*(?:\*\*|__)(.+?)(?:\*\*|__)\s*[:.]?\s*$")
-_BULLET = re.compile(r"^\s*(?:[-*+\u2022]|\d{1,2}[.)]|[a-zA-Z][.)](?=\s)|[A-Z]\d{1,2}[.)])\s+(?:\[[ xX]\]\s+)?")
+_BULLET = re.compile(
+    r"^\s*(?:[-*+\u2022]|\d{1,2}[.)]|[a-zA-Z][.)](?=\s)|[A-Z]\d{1,2}[.)])\s+(?:\[[ xX]\]\s+)?"
+)
 _TABLE = re.compile(r"^\s*\|")
 _TABLE_SEP = re.compile(r"^\s*\|?\s*:?-{2,}")
 _FENCE = re.compile(r"^\s*(```|~~~)")
-_LEAD_LABEL = re.compile(r"^\s*(?:\*\*|__)?([A-Za-z0-9][\w .'/&()-]{0,40}?)(?:\*\*|__)?\s*[:.]\s+(?=\S)")
-_BOLD_LEAD = re.compile(r"^\s*(?:\*\*|__)([^*_]{1,60}?)(?:[:.](?:\*\*|__)|(?:\*\*|__)[:.])\s+(?=\S)")
+_LEAD_LABEL = re.compile(
+    r"^\s*(?:\*\*|__)?([A-Za-z0-9][\w .'/&()-]{0,40}?)(?:\*\*|__)?\s*[:.]\s+(?=\S)"
+)
+_BOLD_LEAD = re.compile(
+    r"^\s*(?:\*\*|__)([^*_]{1,60}?)(?:[:.](?:\*\*|__)|(?:\*\*|__)[:.])\s+(?=\S)"
+)
 _ABBREV = re.compile(
     r"(?:\b(?:e\.g|i\.e|vs|etc|approx|cf|al|no|dr|mr|ms|fig|sec|incl|min|max)\.|\b[A-Z]\.)$",
     re.IGNORECASE,
@@ -112,7 +118,7 @@ def _blocks(text: str) -> list[_Block]:
         m = _BULLET.match(line)
         if m:
             close()
-            cur = _Block("bullet", [line[m.end():].strip()])
+            cur = _Block("bullet", [line[m.end() :].strip()])
             continue
         if cur is None:
             cur = _Block("paragraph", [line.strip()])
@@ -132,12 +138,47 @@ def _is_pseudo_heading(block: _Block, next_kind: str) -> bool:
         return False
     if line.endswith(":") or not line.endswith((".", "?", "!")):
         return True
-    return _is_lead_label(line) and (next_kind in ("bullet", "table_header", "table_row") or _is_section_word(line))
+    return _is_lead_label(line) and (
+        next_kind in ("bullet", "table_header", "table_row") or _is_section_word(line)
+    )
 
 
 _NOT_TITLE = re.compile(r"\b(is|are|was|were|it|this|that|me|you|we|i)\b", re.IGNORECASE)
 _SECTION_WORDS = frozenset(
-    ["fix", "next", "resolution", "impact", "summary", "timeline", "diagnosis", "detection", "triage", "investigation", "cause", "root", "follow", "action", "actions", "patterns", "issues", "issue", "alternatives", "lessons", "background", "context", "status", "concerns", "gaps", "problems", "proposal", "recommendation", "suggestions", "analysis", "outcome", "symptoms"]
+    [
+        "fix",
+        "next",
+        "resolution",
+        "impact",
+        "summary",
+        "timeline",
+        "diagnosis",
+        "detection",
+        "triage",
+        "investigation",
+        "cause",
+        "root",
+        "follow",
+        "action",
+        "actions",
+        "patterns",
+        "issues",
+        "issue",
+        "alternatives",
+        "lessons",
+        "background",
+        "context",
+        "status",
+        "concerns",
+        "gaps",
+        "problems",
+        "proposal",
+        "recommendation",
+        "suggestions",
+        "analysis",
+        "outcome",
+        "symptoms",
+    ]
 )
 
 
@@ -187,7 +228,7 @@ def _label(text: str) -> tuple[str, str]:
     """Split a lead-in label ('Root cause:', '**Fix.**', 'ML:') from the body."""
     m = _BOLD_LEAD.match(text) or _LEAD_LABEL.match(text)
     if m and len(m.group(1).split()) <= 5:
-        return m.group(1).strip(), text[m.end():].strip()
+        return m.group(1).strip(), text[m.end() :].strip()
     return "", text.strip()
 
 

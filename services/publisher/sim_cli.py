@@ -1,10 +1,10 @@
 """``proctor simulate``: candidate platforms through a whole exam, on the real broker.
 
-    proctor simulate                                   # the demo's four candidates
-    proctor simulate -c erin=clean_pass -c finn=no_100k --speed 500
-    proctor simulate -c gus=wrong_diagnosis:fault=cdc/dropped_events,self_grade=70
-    proctor simulate --count 20 --scenario clean_pass --stagger 1
-    proctor simulate --no-publish --record exam.jsonl  # only the recording
+proctor simulate                                   # the demo's four candidates
+proctor simulate -c erin=clean_pass -c finn=no_100k --speed 500
+proctor simulate -c gus=wrong_diagnosis:fault=cdc/dropped_events,self_grade=70
+proctor simulate --count 20 --scenario clean_pass --stagger 1
+proctor simulate --no-publish --record exam.jsonl  # only the recording
 """
 
 from __future__ import annotations
@@ -41,7 +41,9 @@ def candidate_specs(
 ) -> list[tuple[str, str]]:
     """(name, scenario) pairs from ``-c NAME=SCENARIO`` options or ``--count/--scenario``."""
     if given and (count or scenario):
-        raise click.UsageError("give candidates with -c NAME=SCENARIO, or --count/--scenario, not both")
+        raise click.UsageError(
+            "give candidates with -c NAME=SCENARIO, or --count/--scenario, not both"
+        )
     if given:
         out = []
         for item in given:
@@ -91,7 +93,9 @@ def candidates_table(candidates: list[Candidate]) -> Table:
     show_default=True,
     help="Times real time: 1000 plays the ~7 h exam in ~26 s; 0 sends everything at once.",
 )
-@click.option("--start", "start", metavar="TS", help="Event time of the first exam.started (RFC 3339).")
+@click.option(
+    "--start", "start", metavar="TS", help="Event time of the first exam.started (RFC 3339)."
+)
 @click.option(
     "--stagger",
     "stagger_minutes",
@@ -116,7 +120,9 @@ def candidates_table(candidates: list[Candidate]) -> Table:
 @click.option("--no-publish", is_flag=True, help="Send nothing: only write --record.")
 @click.option("--list-scenarios", is_flag=True, help="Describe the scenario presets and exit.")
 @click.option("--bootstrap", envvar=BOOTSTRAP_ENV, help=f"Kafka bootstrap [env {BOOTSTRAP_ENV}].")
-@click.option("--registry-url", envvar=REGISTRY_ENV, help=f"Schema registry URL [env {REGISTRY_ENV}].")
+@click.option(
+    "--registry-url", envvar=REGISTRY_ENV, help=f"Schema registry URL [env {REGISTRY_ENV}]."
+)
 @click.option("--prefix", envvar=PREFIX_ENV, default="", help=f"Topic prefix [env {PREFIX_ENV}].")
 def simulate(**opts: Any) -> None:
     """Simulate candidate platforms through the whole exam, graded live by the worker.
@@ -153,7 +159,11 @@ def simulate(**opts: Any) -> None:
     wall = minutes * 60 / opts["speed"] if opts["speed"] else 0
     err.print(
         f"{len(events):,} events over {minutes:.0f} min of event time"
-        + (f", ~{wall:.0f} s at {opts['speed']:g}x" if opts["speed"] and not opts["no_publish"] else ""),
+        + (
+            f", ~{wall:.0f} s at {opts['speed']:g}x"
+            if opts["speed"] and not opts["no_publish"]
+            else ""
+        ),
         highlight=False,
     )
     try:
@@ -196,7 +206,9 @@ def _run(events: list[Any], opts: dict[str, Any], config: StackConfig) -> Any:
         from services.publisher.publisher import Publisher
 
         settings = ClientSettings.from_env(
-            bootstrap=opts["bootstrap"], registry_url=opts["registry_url"], topic_prefix=opts["prefix"]
+            bootstrap=opts["bootstrap"],
+            registry_url=opts["registry_url"],
+            topic_prefix=opts["prefix"],
         )
         last = [0.0]
 

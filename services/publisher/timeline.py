@@ -105,7 +105,9 @@ class Preset:
 PRESETS: Mapping[str, Preset] = {
     p.name: p
     for p in (
-        Preset("clean_pass", "Every criterion met: the exam is passed.", Choices(), PASS_STATES, True),
+        Preset(
+            "clean_pass", "Every criterion met: the exam is passed.", Choices(), PASS_STATES, True
+        ),
         Preset(
             "manual_apply",
             "Builds the pipeline but patches a deployment with kubectl in Part 1.",
@@ -124,14 +126,22 @@ PRESETS: Mapping[str, Preset] = {
             "partial_diagnosis",
             "Names the fault's layer but not its kind.",
             Choices(diagnosis="partial", self_grade=80),
-            {"p2.root_cause": "partial", "p2.root_cause_90min": "expired", "overall.part2": "partial"},
+            {
+                "p2.root_cause": "partial",
+                "p2.root_cause_90min": "expired",
+                "overall.part2": "partial",
+            },
             False,
         ),
         Preset(
             "wrong_diagnosis",
             "Blames the wrong layer and never corrects it.",
             Choices(diagnosis="wrong", self_grade=80),
-            {"p2.root_cause": "failed", "p2.root_cause_90min": "expired", "overall.part2": "failed"},
+            {
+                "p2.root_cause": "failed",
+                "p2.root_cause_90min": "expired",
+                "overall.part2": "failed",
+            },
             False,
         ),
         Preset(
@@ -152,7 +162,11 @@ PRESETS: Mapping[str, Preset] = {
             "manual_fix",
             "Fixes the incident with kubectl instead of a GitOps merge.",
             Choices(manual_apply_part2=True, self_grade=80),
-            {"p1.zero_manual_apply": "met", "p2.fix_via_gitops": "failed", "overall.part2": "failed"},
+            {
+                "p1.zero_manual_apply": "met",
+                "p2.fix_via_gitops": "failed",
+                "overall.part2": "failed",
+            },
             False,
         ),
         Preset(
@@ -502,7 +516,6 @@ def run_events(
 
 def describe_presets() -> list[tuple[str, str]]:
     return [(p.name, p.about) for p in PRESETS.values()]
-
 
 
 def expected_states(candidate: Candidate) -> Mapping[str, str]:

@@ -45,14 +45,18 @@ def components(config: StackConfig, with_superset: bool = True) -> list[Any]:
     return found
 
 
-def scoreboard_up(config: StackConfig, progress: Any = _progress, superset: bool = True) -> list[Any]:
+def scoreboard_up(
+    config: StackConfig, progress: Any = _progress, superset: bool = True
+) -> list[Any]:
     """Start Superset (installing it once) and the health sampler; import the bundle."""
     from services.scoreboard.tables import ensure_scoreboard_tables
     from services.stack.manager import StackManager
 
     StackManager(config, progress=progress).up(["kafka", "trino"])
     ensure_scoreboard_tables(config)
-    progress("scoreboard: tables grading.criterion_transitions, pipeline_health and view exam_scores ready")
+    progress(
+        "scoreboard: tables grading.criterion_transitions, pipeline_health and view exam_scores ready"
+    )
     started = components(config, superset)
     for component in started:
         running = component.pid() is not None and component.healthy()
@@ -169,8 +173,12 @@ def sample(interval: float, group: str, beat_file: Path | None, once: bool) -> N
     except ProctorError as exc:
         _fail(exc)
         return
-    consumer = group_consumer(settings.bootstrap, group, {k: str(v) for k, v in settings.kafka_security.items()})
-    sampler = HealthSampler(consumer, table, group, prefix=settings.topic_prefix, interval_s=interval)
+    consumer = group_consumer(
+        settings.bootstrap, group, {k: str(v) for k, v in settings.kafka_security.items()}
+    )
+    sampler = HealthSampler(
+        consumer, table, group, prefix=settings.topic_prefix, interval_s=interval
+    )
 
     def beat(n: int) -> None:
         if beat_file is not None:

@@ -83,7 +83,9 @@ def live_states(conn: Any, exam_ids: Iterable[str]) -> dict[str, dict[str, tuple
     return out
 
 
-def differences(expected: Expected, live: Mapping[str, Mapping[str, tuple[str, float]]]) -> list[str]:
+def differences(
+    expected: Expected, live: Mapping[str, Mapping[str, tuple[str, float]]]
+) -> list[str]:
     """Every criterion where Trino and the replay disagree (a missing row counts as pending)."""
     out: list[str] = []
     for exam_id, criteria in sorted(expected.states.items()):
@@ -91,7 +93,9 @@ def differences(expected: Expected, live: Mapping[str, Mapping[str, tuple[str, f
         for criterion, (state, score) in sorted(criteria.items()):
             have = got.get(criterion, ("pending", 0.0))
             if have[0] != state or abs(have[1] - score) > 1e-9:
-                out.append(f"{exam_id} {criterion}: live {have[0]} {have[1]:g}, replay {state} {score:g}")
+                out.append(
+                    f"{exam_id} {criterion}: live {have[0]} {have[1]:g}, replay {state} {score:g}"
+                )
     return out
 
 
@@ -190,8 +194,12 @@ def prepare_stack(config: StackConfig) -> None:
 
     StackManager(config, progress=lambda m: _say(m)).up()
     settings = ClientSettings.from_env()
-    client = registry_client(settings.registry_url, basic_auth_user_info=settings.registry_user_info)
-    registered = Registry(client, settings.registry_url, load_contract(), settings.topic_prefix).register_all()
+    client = registry_client(
+        settings.registry_url, basic_auth_user_info=settings.registry_user_info
+    )
+    registered = Registry(
+        client, settings.registry_url, load_contract(), settings.topic_prefix
+    ).register_all()
     _say(f"{len(registered)} schemas registered")
     extra = {k: str(v) for k, v in settings.kafka_security.items()}
     results = ensure_topics(admin_client(settings.bootstrap, extra), prefix=settings.topic_prefix)
@@ -211,14 +219,29 @@ def prepare_stack(config: StackConfig) -> None:
     help="Candidates to simulate (default: alice clean pass, bob manual apply, carol wrong "
     "diagnosis, dave late diagnosis).",
 )
-@click.option("--speed", type=click.FloatRange(min=1), default=600.0, show_default=True,
-              help="Times real time (600: the ~7-hour exam in ~45 s).")
-@click.option("--stagger", "stagger_minutes", type=click.FloatRange(min=0), default=2.0, show_default=True)
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=1),
+    default=600.0,
+    show_default=True,
+    help="Times real time (600: the ~7-hour exam in ~45 s).",
+)
+@click.option(
+    "--stagger", "stagger_minutes", type=click.FloatRange(min=0), default=2.0, show_default=True
+)
 @click.option("--no-superset", is_flag=True, help="Skip Superset (quicker): terminal table only.")
-@click.option("--once", is_flag=True,
-              help="Exit when every exam has ended and Trino equals the offline replay (tests, CI).")
-@click.option("--timeout", type=click.FloatRange(min=10), default=900.0, show_default=True,
-              help="With --once: give up (exit 1) after this many seconds.")
+@click.option(
+    "--once",
+    is_flag=True,
+    help="Exit when every exam has ended and Trino equals the offline replay (tests, CI).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=10),
+    default=900.0,
+    show_default=True,
+    help="With --once: give up (exit 1) after this many seconds.",
+)
 @click.option("--seed", type=int, default=7, show_default=True)
 def demo(
     candidates: tuple[str, ...],
@@ -233,7 +256,9 @@ def demo(
     config = StackConfig.from_env()
     started = time.monotonic()
     try:
-        code = run_demo(config, candidates, speed, stagger_minutes, no_superset, once, timeout, seed)
+        code = run_demo(
+            config, candidates, speed, stagger_minutes, no_superset, once, timeout, seed
+        )
     except ProctorError as exc:
         first, _, rest = str(exc).partition("\n")
         console.print(f"[red]error:[/red] {first}", highlight=False)
@@ -289,7 +314,9 @@ def run_demo(
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     sim_thread: threading.Thread | None = None
     try:
-        plan = plan_candidates(candidate_specs(candidates, None, None), default_start(config), stagger_minutes)
+        plan = plan_candidates(
+            candidate_specs(candidates, None, None), default_start(config), stagger_minutes
+        )
         events = run_events(plan, seed)
         lead_s = simulation_lead_s(events, speed)
         if lead_s > DEFAULT_SKEW_S:
@@ -309,12 +336,19 @@ def run_demo(
             f"simulating {len(plan)} candidates ({', '.join(f'{c.name}: {c.scenario}' for c in plan)}), "
             f"{len(events):,} events at {speed:g}x; recording {recording}"
         )
-        state: dict[str, Any] = {"sent": 0, "total": len(events), "ts": None, "error": None, "done": False}
+        state: dict[str, Any] = {
+            "sent": 0,
+            "total": len(events),
+            "ts": None,
+            "error": None,
+            "done": False,
+        }
         settings = ClientSettings.from_env()
 
         def simulate() -> None:
             try:
                 with Publisher(settings) as publisher, recording.open("w", encoding="utf-8") as fh:
+
                     def progress(p: Any) -> None:
                         state.update(sent=p.sent, ts=p.event_ts_ms)
 

@@ -198,5 +198,3 @@ def group_consumer(bootstrap: str, group: str, extra: dict[str, str] | None = No
             **(extra or {}),
         }
     )
-
-

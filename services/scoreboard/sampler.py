@@ -22,7 +22,9 @@ class HealthSamplerComponent(Component):
     stop_timeout = 15.0
     requires = ("kafka", "trino")
 
-    def __init__(self, config: StackConfig, interval_s: float = 10.0, group: str = "proctor-grader") -> None:
+    def __init__(
+        self, config: StackConfig, interval_s: float = 10.0, group: str = "proctor-grader"
+    ) -> None:
         super().__init__(config)
         self.interval_s = interval_s
         self.group = group

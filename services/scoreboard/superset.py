@@ -214,9 +214,7 @@ class SupersetComponent(Component):
             pip = [str(self.bin("python")), "-m", "pip", "--disable-pip-version-check", "-q"]
             self._run([*pip, "install", "--upgrade", "pip"], "upgrade pip", timeout=600)
             progress(f"superset: pip install -r {REQUIREMENTS.name} (several minutes, once)")
-            self._run(
-                [*pip, "install", "-r", str(REQUIREMENTS)], "install Superset", timeout=3600
-            )
+            self._run([*pip, "install", "-r", str(REQUIREMENTS)], "install Superset", timeout=3600)
             (self.venv / _COMPLETE).write_text(
                 f"{SUPERSET_VERSION} {requirements_hash()} {time.monotonic() - started:.0f}s\n"
             )
@@ -281,7 +279,9 @@ class SupersetComponent(Component):
         digest = hashlib.sha256(f"{self.settings.user}\0{password}".encode()).hexdigest()
         admin = self._stamp("admin")
         if not admin.is_file() or admin.read_text().strip() != digest:
-            progress(f"superset: admin user {self.settings.user!r} (password from {self.password_source()})")
+            progress(
+                f"superset: admin user {self.settings.user!r} (password from {self.password_source()})"
+            )
             self._run(
                 [str(self.bin("python")), "-I", str(ADMIN_SCRIPT)],  # -I: not this folder
                 "create the admin user",

@@ -22,7 +22,12 @@ from services.errors import ConfigError, StackError
 from services.scoreboard.bundle import load_bundle
 
 SUMMARY_DATASET = "exam_summary"
-VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "review": "yellow", "in progress": "cyan"}
+VERDICT_STYLE = {
+    "pass": "bold green",
+    "fail": "bold red",
+    "review": "yellow",
+    "in progress": "cyan",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +108,9 @@ def _explain(exc: Exception) -> str:
             "which creates the table and the view"
         )
     if "pipeline_health" in text and "does not exist" in text:
-        return "grading.pipeline_health does not exist yet: `proctor scoreboard up` starts its sampler"
+        return (
+            "grading.pipeline_health does not exist yet: `proctor scoreboard up` starts its sampler"
+        )
     first = text.splitlines()[0] if text else type(exc).__name__
     return f"cannot query Trino: {first[:300]}"
 

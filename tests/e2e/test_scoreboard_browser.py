@@ -59,18 +59,32 @@ def _worker_available() -> str | None:
 def graded_exam(stack: Any) -> Iterator[Any]:
     """Run the demo once (the whole live pipeline); stop Superset afterwards if it started it."""
     if not (Path(CHROMIUM).is_file() and Path(CHROMEDRIVER).is_file()):
-        pytest.skip("needs Debian's chromium and chromedriver: apt-get install chromium chromium-driver")
+        pytest.skip(
+            "needs Debian's chromium and chromedriver: apt-get install chromium chromium-driver"
+        )
     why = _worker_available()
     if why:
         pytest.skip(why)
     config = stack.require("postgres", "kafka", "registry", "trino")
     superset = SupersetComponent(config)
     was_running = superset.pid() is not None
-    argv = [sys.executable, "-m", "services.cli", "demo", "--once", "--timeout", "600", "--speed", "1000"]
+    argv = [
+        sys.executable,
+        "-m",
+        "services.cli",
+        "demo",
+        "--once",
+        "--timeout",
+        "600",
+        "--speed",
+        "1000",
+    ]
     for c in CANDIDATES:
         argv += ["-c", c]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=1500, check=False)
-    assert done.returncode == 0, f"proctor demo --once failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert done.returncode == 0, (
+        f"proctor demo --once failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    )
     assert "equals the offline replay" in done.stdout
     try:
         yield config, superset
@@ -122,7 +136,9 @@ def _login(driver: Any, base: str, user: str, password: str) -> None:
     from selenium.webdriver.support.ui import WebDriverWait
 
     driver.get(f"{base}/login/")
-    WebDriverWait(driver, 90).until(ec.presence_of_element_located((By.CSS_SELECTOR, "input#username, input[name=username]")))
+    WebDriverWait(driver, 90).until(
+        ec.presence_of_element_located((By.CSS_SELECTOR, "input#username, input[name=username]"))
+    )
     driver.find_element(By.CSS_SELECTOR, "input#username, input[name=username]").send_keys(user)
     driver.find_element(By.CSS_SELECTOR, "input#password, input[name=password]").send_keys(password)
     driver.find_element(By.CSS_SELECTOR, "button[type=submit], input[type=submit]").click()
@@ -157,7 +173,9 @@ def _chart_data(driver: Any) -> list[dict[str, Any]]:
         if "/api/v1/chart/data" not in response["url"] or response["status"] != 200:
             continue
         try:
-            body = driver.execute_cdp_cmd("Network.getResponseBody", {"requestId": message["params"]["requestId"]})
+            body = driver.execute_cdp_cmd(
+                "Network.getResponseBody", {"requestId": message["params"]["requestId"]}
+            )
         except Exception:  # a body the browser has already dropped
             continue
         bodies.append(json.loads(body["body"]))
@@ -185,18 +203,32 @@ def test_the_dashboard_shows_what_trino_says(graded_exam: Any) -> None:
             if len(rows) >= len(expected):
                 break
             time.sleep(2)
-        assert len(rows) == len(expected), f"the Scoreboard shows {len(rows)} exams, Trino has {len(expected)}"
+        assert len(rows) == len(expected), (
+            f"the Scoreboard shows {len(rows)} exams, Trino has {len(expected)}"
+        )
         for row in rows:
             want = expected[row["exam"]]
             assert row["candidate"] == want["candidate_id"]
-            for head, col in (("part 1", "part_1"), ("part 2", "part_2"), ("part 3", "part_3"), ("total %", "total_pct")):
+            for head, col in (
+                ("part 1", "part_1"),
+                ("part 2", "part_2"),
+                ("part 3", "part_3"),
+                ("total %", "total_pct"),
+            ):
                 assert _num(row[head]) == pytest.approx(want[col]), (row["exam"], head)
             assert row["verdict"] == want["verdict"]
             assert int(row["met"]) == want["criteria_met"]
             assert int(row["failed"]) == want["criteria_failed"]
 
         # every chart got its data, and the charts' numbers are Trino's
-        WebDriverWait(driver, 120).until(lambda d: len(d.find_elements("css selector", ".chart-container canvas, .chart-container svg")) >= 5)
+        WebDriverWait(driver, 120).until(
+            lambda d: (
+                len(
+                    d.find_elements("css selector", ".chart-container canvas, .chart-container svg")
+                )
+                >= 5
+            )
+        )
         time.sleep(5)
         bodies = _chart_data(driver)
         assert bodies, "the dashboard fetched no chart data"

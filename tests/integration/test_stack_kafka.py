@@ -136,9 +136,7 @@ def test_serializer_rejects_record_not_matching_schema(
     registry_url: str, unique_name: Callable[[str], str]
 ) -> None:
     topic = unique_name("badrec")
-    serializer = AvroSerializer(
-        registry_client(registry_url), json.dumps(SUBMISSION_V1)
-    )
+    serializer = AvroSerializer(registry_client(registry_url), json.dumps(SUBMISSION_V1))
     # fastavro names the offending field; the record never reaches the broker.
     with pytest.raises((SerializationError, TypeError, ValueError), match="task"):
         serializer(

@@ -39,7 +39,13 @@ COMPOSE = REPO / COMPOSE_FILE
 #: The compose library whose embedded schema is the Compose Specification; its version is
 #: the one tools/composecheck builds with (tools/go.mod).
 COMPOSE_GO_MODULE = "github.com/compose-spec/compose-go/v2"
-PROCTOR = {"proctor-topics", "proctor-schemas", "proctor-worker", "proctor-receivers", "proctor-pollers"}
+PROCTOR = {
+    "proctor-topics",
+    "proctor-schemas",
+    "proctor-worker",
+    "proctor-receivers",
+    "proctor-pollers",
+}
 SECRETISH = re.compile(r"PASSWORD|SECRET|TOKEN|USER_INFO", re.I)
 
 
@@ -53,16 +59,24 @@ def compose() -> dict[str, Any]:
 @cache
 def compose_spec() -> dict[str, Any]:
     if shutil.which("go") is None:
-        pytest.skip("Go is not installed: the Compose Specification schema comes from the Go module cache")
-    pinned = re.search(rf"{re.escape(COMPOSE_GO_MODULE)} (v\S+)", (REPO / "tools" / "go.mod").read_text())
+        pytest.skip(
+            "Go is not installed: the Compose Specification schema comes from the Go module cache"
+        )
+    pinned = re.search(
+        rf"{re.escape(COMPOSE_GO_MODULE)} (v\S+)", (REPO / "tools" / "go.mod").read_text()
+    )
     assert pinned, f"tools/go.mod does not require {COMPOSE_GO_MODULE}"
     module = f"{COMPOSE_GO_MODULE}@{pinned.group(1)}"
     proc = subprocess.run(
         ["go", "mod", "download", "-json", module], capture_output=True, text=True, check=False
     )
     info = json.loads(proc.stdout or "{}")
-    assert proc.returncode == 0 and "Dir" in info, f"go mod download {module}: {info.get('Error') or proc.stderr}"
-    schema: dict[str, Any] = json.loads((Path(info["Dir"]) / "schema" / "compose-spec.json").read_text())
+    assert proc.returncode == 0 and "Dir" in info, (
+        f"go mod download {module}: {info.get('Error') or proc.stderr}"
+    )
+    schema: dict[str, Any] = json.loads(
+        (Path(info["Dir"]) / "schema" / "compose-spec.json").read_text()
+    )
     return schema
 
 
@@ -70,7 +84,9 @@ def spec_errors(data: dict[str, Any]) -> list[str]:
     schema = compose_spec()
     validator_cls = jsonschema.validators.validator_for(schema)
     validator = validator_cls(schema, format_checker=validator_cls.FORMAT_CHECKER)
-    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(data)]
+    return [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(data)
+    ]
 
 
 def test_the_file_follows_the_compose_specification(compose: dict[str, Any]) -> None:
@@ -86,7 +102,9 @@ def test_the_file_follows_the_compose_specification(compose: dict[str, Any]) -> 
         ("proctor-receivers", "ports", [{"target": 18090, "hostip": "127.0.0.1"}]),  # host_ip
     ],
 )
-def test_the_schema_rejects_a_broken_copy(compose: dict[str, Any], where: str, key: str, value: Any) -> None:
+def test_the_schema_rejects_a_broken_copy(
+    compose: dict[str, Any], where: str, key: str, value: Any
+) -> None:
     broken = copy.deepcopy(compose)
     broken["services"][where][key] = value
     assert spec_errors(broken), f"{where}.{key}={value!r} was accepted"
@@ -98,12 +116,18 @@ def test_dependencies_exist_and_respect_profiles(compose: dict[str, Any]) -> Non
         for dep, how in (service.get("depends_on") or {}).items():
             assert dep in services, f"{name} depends on unknown service {dep}"
             if not service.get("profiles"):
-                assert not services[dep].get("profiles"), f"{name} (always on) depends on profiled {dep}"
+                assert not services[dep].get("profiles"), (
+                    f"{name} (always on) depends on profiled {dep}"
+                )
             if how.get("condition") == "service_completed_successfully":
-                assert services[dep].get("restart", "no") == "no", f"{dep} is a one-shot: restart no"
+                assert services[dep].get("restart", "no") == "no", (
+                    f"{dep} is a one-shot: restart no"
+                )
             if how.get("condition") == "service_healthy":
                 hc = services[dep].get("healthcheck") or {}
-                assert hc.get("test") and not hc.get("disable"), f"{dep} has no health check to wait for"
+                assert hc.get("test") and not hc.get("disable"), (
+                    f"{dep} has no health check to wait for"
+                )
 
 
 def test_the_stack_services_are_kept(compose: dict[str, Any]) -> None:
@@ -141,7 +165,9 @@ def test_environment_is_known_and_secret_free(
     compose: dict[str, Any], known_settings: set[str], name: str
 ) -> None:
     env = compose["services"][name]["environment"]
-    assert set(env) <= known_settings, f"{name}: no service reads {sorted(set(env) - known_settings)}"
+    assert set(env) <= known_settings, (
+        f"{name}: no service reads {sorted(set(env) - known_settings)}"
+    )
     for key, value in env.items():
         if SECRETISH.search(key):
             assert value is None, f"{name}: {key} must come from the host environment, not the file"
@@ -150,7 +176,9 @@ def test_environment_is_known_and_secret_free(
 def _listens_on(compose: dict[str, Any], name: str) -> int:
     service = compose["services"][name]
     if name == "proctor-pollers":
-        mount = next(v for v in service["volumes"] if v.endswith(":/etc/proctor/collectors.yaml:ro"))
+        mount = next(
+            v for v in service["volumes"] if v.endswith(":/etc/proctor/collectors.yaml:ro")
+        )
         config = load_config(REPO / mount.split(":")[0])
         assert config.metrics_port is not None
         return config.metrics_port
@@ -158,11 +186,15 @@ def _listens_on(compose: dict[str, Any], name: str) -> int:
 
 
 @pytest.mark.parametrize("name", ["proctor-worker", "proctor-receivers", "proctor-pollers"])
-def test_health_checks_ask_the_port_the_service_listens_on(compose: dict[str, Any], name: str) -> None:
+def test_health_checks_ask_the_port_the_service_listens_on(
+    compose: dict[str, Any], name: str
+) -> None:
     port = _listens_on(compose, name)
     test = " ".join(compose["services"][name]["healthcheck"]["test"])
     assert re.search(rf"http://127\.0\.0\.1:{port}/(healthz|readyz|metrics)", test), test
-    published = [p for p in compose["services"][name].get("ports", []) if str(p).endswith(f":{port}")]
+    published = [
+        p for p in compose["services"][name].get("ports", []) if str(p).endswith(f":{port}")
+    ]
     if name != "proctor-pollers":  # the pollers' metrics stay on the container's loopback
         assert published, f"{name}: publish {port} on 127.0.0.1"
 

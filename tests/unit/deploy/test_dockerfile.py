@@ -78,11 +78,17 @@ def test_runs_as_the_fixed_uid_the_manifests_use() -> None:
     uid = int(uid_arg.split("=", 1)[1])
     assert uid >= 10000
     assert args("USER") == ["${PROCTOR_UID}:${PROCTOR_UID}"]
-    for path in [REPO / "k8s/base/proctor/worker.yaml", REPO / "k8s/base/proctor/collectors/defaults.yaml",
-                 REPO / "k8s/pollers/base/deployment.yaml", REPO / "k8s/base/proctor/schemas-job.yaml"]:
+    for path in [
+        REPO / "k8s/base/proctor/worker.yaml",
+        REPO / "k8s/base/proctor/collectors/defaults.yaml",
+        REPO / "k8s/pollers/base/deployment.yaml",
+        REPO / "k8s/base/proctor/schemas-job.yaml",
+    ]:
         for doc in yaml.safe_load_all(path.read_text()):
             if doc and doc["kind"] in ("Deployment", "Job"):
-                assert doc["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == uid, path.name
+                assert doc["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == uid, (
+                    path.name
+                )
 
 
 def test_health_check_and_port_are_the_workers() -> None:
@@ -95,7 +101,9 @@ def test_health_check_and_port_are_the_workers() -> None:
     assert "/healthz" in healthcheck and "PROCTOR_HTTP_PORT" in healthcheck
     # State goes under /var/lib/proctor, which the image creates for its user.
     assert values["PROCTOR_DATA_DIR"].startswith("/var/lib/proctor/")
-    assert any("install -d -o proctor -g proctor" in r and "/var/lib/proctor" in r for r in args("RUN"))
+    assert any(
+        "install -d -o proctor -g proctor" in r and "/var/lib/proctor" in r for r in args("RUN")
+    )
 
 
 def test_entrypoint_is_the_proctor_command() -> None:
@@ -117,8 +125,10 @@ def dockerignore_sends(path: str, patterns: list[str]) -> bool:
         negate = pattern.startswith("!")
         body = pattern[1:] if negate else pattern
         body = body.rstrip("/")
-        if fnmatch.fnmatch(path, body) or path.startswith(body + "/") or fnmatch.fnmatch(
-            path, body.replace("**/", "*/")
+        if (
+            fnmatch.fnmatch(path, body)
+            or path.startswith(body + "/")
+            or fnmatch.fnmatch(path, body.replace("**/", "*/"))
         ):
             keep = negate
     return keep

@@ -44,7 +44,9 @@ def worker() -> Doc:
                         "runAsUser": 10001,
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
-                    "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}},
+                    "affinity": {
+                        "podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}
+                    },
                     "containers": [
                         {
                             "name": "worker",
@@ -60,7 +62,9 @@ def worker() -> Doc:
                             "env": [
                                 {
                                     "name": "PROCTOR_KAFKA_SASL_PASSWORD",
-                                    "valueFrom": {"secretKeyRef": {"name": "kafka", "key": "password"}},
+                                    "valueFrom": {
+                                        "secretKeyRef": {"name": "kafka", "key": "password"}
+                                    },
                                 }
                             ],
                             "securityContext": {
@@ -83,7 +87,10 @@ def pdb() -> Doc:
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
         "metadata": {"name": "proctor-worker", "namespace": "proctor"},
-        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app.kubernetes.io/name": "proctor-worker"}}},
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": {"app.kubernetes.io/name": "proctor-worker"}},
+        },
     }
 
 
@@ -97,7 +104,13 @@ def topic(name: str, partitions: int) -> Doc:
 
 
 def good() -> list[Doc]:
-    return [worker(), pdb(), topic("exam.control", 6), topic("platform.flink", 6), topic("grading.dlq", 3)]
+    return [
+        worker(),
+        pdb(),
+        topic("exam.control", 6),
+        topic("platform.flink", 6),
+        topic("grading.dlq", 3),
+    ]
 
 
 def container(docs: list[Doc]) -> Doc:
@@ -124,7 +137,9 @@ def _set(path: list[str], value: Any) -> Callable[[list[Doc]], None]:
     return mutate
 
 
-def _del(path: list[str], on: Callable[[list[Doc]], Doc] = container) -> Callable[[list[Doc]], None]:
+def _del(
+    path: list[str], on: Callable[[list[Doc]], Doc] = container
+) -> Callable[[list[Doc]], None]:
     def mutate(docs: list[Doc]) -> None:
         node = on(docs)
         for key in path[:-1]:
@@ -156,16 +171,25 @@ def _tmp_not_empty_dir(docs: list[Doc]) -> None:
 
 
 def _secret_literal(docs: list[Doc]) -> None:
-    container(docs)["env"] = [{"name": "PROCTOR_KAFKA_SASL_PASSWORD", "value": "hunter2-but-longer"}]
+    container(docs)["env"] = [
+        {"name": "PROCTOR_KAFKA_SASL_PASSWORD", "value": "hunter2-but-longer"}
+    ]
 
 
 def _secret_in_repo(docs: list[Doc]) -> None:
-    docs.append({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "stringData": {"k": "v"}})
+    docs.append(
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "stringData": {"k": "v"}}
+    )
 
 
 def _secret_in_config(docs: list[Doc]) -> None:
     docs.append(
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"PROCTOR_WEBHOOK_SECRET": "x"}}
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "c"},
+            "data": {"PROCTOR_WEBHOOK_SECRET": "x"},
+        }
     )
 
 
@@ -175,29 +199,52 @@ BROKEN: dict[str, tuple[Callable[[list[Doc]], None], str]] = {
     "writable root": (_set(["securityContext", "readOnlyRootFilesystem"], False), "read-only-root"),
     "no /tmp": (_del(["volumeMounts"]), "read-only-root"),
     "/tmp not an emptyDir": (_tmp_not_empty_dir, "read-only-root"),
-    "privilege escalation": (_set(["securityContext", "allowPrivilegeEscalation"], True), "no-privilege-escalation"),
-    "escalation unset": (_del(["securityContext", "allowPrivilegeEscalation"]), "no-privilege-escalation"),
+    "privilege escalation": (
+        _set(["securityContext", "allowPrivilegeEscalation"], True),
+        "no-privilege-escalation",
+    ),
+    "escalation unset": (
+        _del(["securityContext", "allowPrivilegeEscalation"]),
+        "no-privilege-escalation",
+    ),
     "privileged": (_set(["securityContext", "privileged"], True), "not-privileged"),
-    "capabilities kept": (_set(["securityContext", "capabilities"], {"drop": ["NET_RAW"]}), "drop-capabilities"),
+    "capabilities kept": (
+        _set(["securityContext", "capabilities"], {"drop": ["NET_RAW"]}),
+        "drop-capabilities",
+    ),
     "capability added": (
         _set(["securityContext", "capabilities"], {"drop": ["ALL"], "add": ["NET_ADMIN"]}),
         "drop-capabilities",
     ),
     "no seccomp": (_del(["securityContext", "seccompProfile"], pod), "seccomp"),
-    "unconfined seccomp": (_set(["securityContext", "seccompProfile"], {"type": "Unconfined"}), "seccomp"),
+    "unconfined seccomp": (
+        _set(["securityContext", "seccompProfile"], {"type": "Unconfined"}),
+        "seccomp",
+    ),
     "no cpu limit": (_del(["resources", "limits", "cpu"]), "resources"),
     "no memory request": (_del(["resources", "requests", "memory"]), "resources"),
     "no resources": (_del(["resources"]), "resources"),
     "latest image": (_set(["image"], "proctor:latest"), "pinned-image"),
     "untagged image": (_set(["image"], "registry.example.com:5000/proctor"), "pinned-image"),
     "no liveness": (_del(["livenessProbe"]), "probes"),
-    "readiness on /healthz": (_set(["readinessProbe"], {"httpGet": {"path": "/healthz", "port": "http"}}), "worker-probes"),
-    "liveness on /metrics": (_set(["livenessProbe"], {"httpGet": {"path": "/metrics", "port": "http"}}), "worker-probes"),
+    "readiness on /healthz": (
+        _set(["readinessProbe"], {"httpGet": {"path": "/healthz", "port": "http"}}),
+        "worker-probes",
+    ),
+    "liveness on /metrics": (
+        _set(["livenessProbe"], {"httpGet": {"path": "/metrics", "port": "http"}}),
+        "worker-probes",
+    ),
     "no preStop": (_del(["lifecycle"]), "worker-shutdown"),
     "short grace": (_pod_set("terminationGracePeriodSeconds", 5), "worker-shutdown"),
     "grace unset": (_del(["terminationGracePeriodSeconds"], pod), "worker-shutdown"),
     "host network": (_pod_set("hostNetwork", True), "host-namespaces"),
-    "hostPath": (_pod_set("volumes", [{"name": "tmp", "emptyDir": {}}, {"name": "h", "hostPath": {"path": "/"}}]), "host-path"),
+    "hostPath": (
+        _pod_set(
+            "volumes", [{"name": "tmp", "emptyDir": {}}, {"name": "h", "hostPath": {"path": "/"}}]
+        ),
+        "host-path",
+    ),
     "no anti-affinity": (_del(["affinity"], pod), "worker-anti-affinity"),
     "no PDB": (_no_pdb, "worker-pdb"),
     "PDB selects others": (_pdb_elsewhere, "worker-pdb"),
@@ -266,7 +313,10 @@ def test_cli_exit_codes_and_messages() -> None:
     container(docs)["securityContext"]["allowPrivilegeEscalation"] = True
     bad = _run(["-"], yaml.safe_dump_all(docs))
     assert bad.returncode == 1
-    assert "[no-privilege-escalation] set securityContext.allowPrivilegeEscalation: false" in bad.stderr
+    assert (
+        "[no-privilege-escalation] set securityContext.allowPrivilegeEscalation: false"
+        in bad.stderr
+    )
     broken = _run(["-"], "kind: [unclosed")
     assert broken.returncode == 2
     assert "cannot read the manifests" in broken.stderr
@@ -278,5 +328,7 @@ def test_cli_exit_codes_and_messages() -> None:
 def test_the_overlays_pass(policy: ModuleType, build: Any, overlay: str) -> None:
     docs = build(K8S / "overlays" / overlay)
     assert [str(v) for v in policy.check(docs)] == []
-    workers = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "proctor-worker"]
+    workers = [
+        d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "proctor-worker"
+    ]
     assert len(workers) == 1

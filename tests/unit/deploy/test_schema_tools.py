@@ -71,7 +71,12 @@ def valid(schema: dict[str, Any], instance: Any) -> bool:
 
 def test_crd_conversion_is_strict_where_the_api_server_is(crd_tool: ModuleType) -> None:
     schema = widget_schema(crd_tool)
-    ok = {"apiVersion": "example.io/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": 3}}
+    ok = {
+        "apiVersion": "example.io/v1",
+        "kind": "Widget",
+        "metadata": {"name": "w"},
+        "spec": {"size": 3},
+    }
     assert valid(schema, ok)
     assert valid(schema, {**ok, "spec": {"size": "50%", "note": None, "labels": {"a": "b"}}})
     assert valid(schema, {**ok, "spec": {"size": 1, "free": {"anything": {"goes": 1}}}})
@@ -100,9 +105,15 @@ def test_crd_conversion_refuses_versions_not_served(crd_tool: ModuleType) -> Non
 
 KEPT = {
     ("cluster.redpanda.com", "topic", "v1alpha2"): K8S / "base" / "topics" / "topics.yaml",
-    ("monitoring.coreos.com", "servicemonitor", "v1"): K8S / "base" / "proctor" / "servicemonitor.yaml",
+    ("monitoring.coreos.com", "servicemonitor", "v1"): K8S
+    / "base"
+    / "proctor"
+    / "servicemonitor.yaml",
     ("argoproj.io", "application", "v1alpha1"): K8S / "argocd" / "application.yaml",
-    ("external-secrets.io", "externalsecret", "v1"): K8S / "overlays" / "prod" / "externalsecrets.yaml",
+    ("external-secrets.io", "externalsecret", "v1"): K8S
+    / "overlays"
+    / "prod"
+    / "externalsecrets.yaml",
 }
 
 
@@ -119,7 +130,9 @@ def test_every_kept_crd_schema_is_used_and_named_for_its_kind() -> None:
 def test_kept_crd_schemas_accept_ours_and_reject_a_typo(key: tuple[str, str, str]) -> None:
     group, kind, version = key
     schema = json.loads((SCHEMAS / group / f"{kind}_{version}.json").read_text())
-    objects = [d for d in yaml.safe_load_all(KEPT[key].read_text()) if d and d["kind"].lower() == kind]
+    objects = [
+        d for d in yaml.safe_load_all(KEPT[key].read_text()) if d and d["kind"].lower() == kind
+    ]
     assert objects
     for obj in objects:
         errors = [e.message for e in jsonschema.Draft4Validator(schema).iter_errors(obj)]
@@ -132,8 +145,16 @@ def test_kept_crd_schemas_accept_ours_and_reject_a_typo(key: tuple[str, str, str
 def test_standalone_inlines_what_is_reached_and_nothing_else(k8s_tool: ModuleType) -> None:
     remote = k8s_tool.REMOTE_REF
     definitions = {
-        "A": {"type": "object", "properties": {"b": {"$ref": "#/$defs/B"}}, "additionalProperties": False},
-        "B": {"type": "object", "properties": {"n": {"type": "integer"}}, "additionalProperties": False},
+        "A": {
+            "type": "object",
+            "properties": {"b": {"$ref": "#/$defs/B"}},
+            "additionalProperties": False,
+        },
+        "B": {
+            "type": "object",
+            "properties": {"n": {"type": "integer"}},
+            "additionalProperties": False,
+        },
         "Unused": {"type": "string"},
     }
     schema = {
@@ -161,7 +182,9 @@ def test_kubernetes_schemas_from_the_package_validate_our_worker(
     schema = json.loads(path.read_text())
     assert k8s_tool.REMOTE_REF not in path.read_text()
     worker = next(
-        d for d in yaml.safe_load_all((K8S / "base" / "proctor" / "worker.yaml").read_text()) if d["kind"] == "Deployment"
+        d
+        for d in yaml.safe_load_all((K8S / "base" / "proctor" / "worker.yaml").read_text())
+        if d["kind"] == "Deployment"
     )
     validator = jsonschema.Draft202012Validator(schema)
     assert [e.message for e in validator.iter_errors(worker)] == []

@@ -24,7 +24,9 @@ REPO = Path(__file__).resolve().parents[3]
 
 def gitleaks() -> str:
     if shutil.which("go"):
-        gopath = subprocess.run(["go", "env", "GOPATH"], capture_output=True, text=True, check=False).stdout.strip()
+        gopath = subprocess.run(
+            ["go", "env", "GOPATH"], capture_output=True, text=True, check=False
+        ).stdout.strip()
         candidate = Path(gopath) / "bin" / "gitleaks"
         if candidate.is_file():
             return str(candidate)
@@ -48,8 +50,21 @@ def finds(tmp_path: Path, name: str, text: str, config: bool = True) -> bool:
     path.write_text(text)
     with_config = ["--config", str(REPO / ".gitleaks.toml")] if config else []
     proc = subprocess.run(
-        [gitleaks(), "dir", *with_config, "--no-banner", "--log-level", "error", "--exit-code", "7", name],
-        cwd=tmp_path, capture_output=True, text=True, check=False,
+        [
+            gitleaks(),
+            "dir",
+            *with_config,
+            "--no-banner",
+            "--log-level",
+            "error",
+            "--exit-code",
+            "7",
+            name,
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode in (0, 7), proc.stderr
     return proc.returncode == 7
@@ -61,15 +76,23 @@ CASES = {
     "an api key in a test": ("tests/test_y.py", lambda: f'api_key = "{token(24)}"\n', True),
     "a key beside a dead letter": (
         "schemas/examples.jsonl",
-        lambda: '{"type": "grading.dead_letter", "raw_key": "YmFzZWNhbXA="}\n'  # gitleaks:allow
-        f'{{"type": "tool.used", "api_key": "{token(24)}"}}\n',
+        lambda: (
+            '{"type": "grading.dead_letter", "raw_key": "YmFzZWNhbXA="}\n'  # gitleaks:allow
+            f'{{"type": "tool.used", "api_key": "{token(24)}"}}\n'
+        ),
         True,
     ),
-    "a wrong secret named as such": ("tests/test_z.py", lambda: 'sign(body, secret="wrong-secret-0123456789")\n', False),
+    "a wrong secret named as such": (
+        "tests/test_z.py",
+        lambda: 'sign(body, secret="wrong-secret-0123456789")\n',
+        False,
+    ),
     "a dead letter's base64 bytes": (
         "schemas/examples.jsonl",
-        lambda: '{"type": "grading.dead_letter", "platform_id": "p", "raw_key": "YmFzZWNhbXAtYWxpY2U=", '
-        '"raw_value": "eyJqb2JfaWQiOiAxfQ=="}\n',
+        lambda: (
+            '{"type": "grading.dead_letter", "platform_id": "p", "raw_key": "YmFzZWNhbXAtYWxpY2U=", '
+            '"raw_value": "eyJqb2JfaWQiOiAxfQ=="}\n'
+        ),
         False,
     ),
 }

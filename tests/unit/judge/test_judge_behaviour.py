@@ -24,14 +24,38 @@ def postmortem(text: str) -> TextVerdict:
 @pytest.mark.parametrize(
     ("text", "point"),
     [
-        ("Nobody has looked at the query plan yet, so we cannot tell whether Trino is the bottleneck.", "issue.slow_not_trino"),
-        ("A service that charges for every query gets more expensive as the dashboards succeed, and the RFC gives no number.", "issue.no_cost_projection"),
-        ("If the vendor doubles its price, what is our way back to the lakehouse? The RFC does not say.", "issue.no_exit_plan"),
-        ("What happens to the data scientists who train models on these tables?", "issue.no_ml_story"),
-        ("The proposal would drop the ability to query Postgres and the lake together, and it does not say why.", "issue.federation_loss"),
-        ("The planner needs fresh row counts to decide which side of a join to broadcast.", "pattern.cost_based_optimisation"),
-        ("A nightly copy next to our Flink stream gives every metric two separate routes, and they will drift apart.", "pattern.lambda_vs_kappa"),
-        ("Keep recent dashboard answers in memory for ten minutes so twenty viewers do not rerun the join.", "pattern.caching"),
+        (
+            "Nobody has looked at the query plan yet, so we cannot tell whether Trino is the bottleneck.",
+            "issue.slow_not_trino",
+        ),
+        (
+            "A service that charges for every query gets more expensive as the dashboards succeed, and the RFC gives no number.",
+            "issue.no_cost_projection",
+        ),
+        (
+            "If the vendor doubles its price, what is our way back to the lakehouse? The RFC does not say.",
+            "issue.no_exit_plan",
+        ),
+        (
+            "What happens to the data scientists who train models on these tables?",
+            "issue.no_ml_story",
+        ),
+        (
+            "The proposal would drop the ability to query Postgres and the lake together, and it does not say why.",
+            "issue.federation_loss",
+        ),
+        (
+            "The planner needs fresh row counts to decide which side of a join to broadcast.",
+            "pattern.cost_based_optimisation",
+        ),
+        (
+            "A nightly copy next to our Flink stream gives every metric two separate routes, and they will drift apart.",
+            "pattern.lambda_vs_kappa",
+        ),
+        (
+            "Keep recent dashboard answers in memory for ten minutes so twenty viewers do not rerun the join.",
+            "pattern.caching",
+        ),
     ],
 )
 def test_a_paraphrase_counts(text: str, point: str) -> None:
@@ -66,12 +90,21 @@ def test_a_bare_keyword_list_makes_no_content_point(text: str) -> None:
 @pytest.mark.parametrize(
     ("text", "point"),
     [
-        ("I'm honestly not worried about cost here; finance approved a budget.", "issue.no_cost_projection"),
+        (
+            "I'm honestly not worried about cost here; finance approved a budget.",
+            "issue.no_cost_projection",
+        ),
         ("An exit plan isn't needed, because the vendor exports to Parquet.", "issue.no_exit_plan"),
         ("ML training isn't relevant to this RFC, which is about dashboards.", "issue.no_ml_story"),
         ("Federation won't be affected.", "issue.federation_loss"),
-        ("I would not add caching in front of Trino, it doesn't address the root cause.", "alternative.caching"),
-        ("I would not add caching in front of Trino, it doesn't address the root cause.", "pattern.caching"),
+        (
+            "I would not add caching in front of Trino, it doesn't address the root cause.",
+            "alternative.caching",
+        ),
+        (
+            "I would not add caching in front of Trino, it doesn't address the root cause.",
+            "pattern.caching",
+        ),
         ("This has nothing to do with lambda-vs-kappa.", "pattern.lambda_vs_kappa"),
         ("Materialized views are not worth it for a weekly report.", "pattern.materialized_views"),
     ],
@@ -82,7 +115,10 @@ def test_negation_does_not_count(text: str, point: str) -> None:
 
 def test_the_same_concept_without_negation_does_count() -> None:
     # The control for the negation cases: the judge is not simply blind to these words.
-    assert "issue.no_cost_projection" in review("The RFC has no cost projection for usage-billed compute.").points()
+    assert (
+        "issue.no_cost_projection"
+        in review("The RFC has no cost projection for usage-billed compute.").points()
+    )
     assert "issue.no_exit_plan" in review("There is no exit plan for leaving the vendor.").points()
 
 
@@ -93,7 +129,9 @@ def test_a_denied_pattern_does_not_count_in_a_postmortem() -> None:
 
 def test_an_alternative_needs_a_trade_off() -> None:
     without = review("## Alternatives\n- Add a Superset cache for the revenue dashboard.")
-    with_trade = review("## Alternatives\n- Add a Superset cache for the revenue dashboard; the catch is that numbers can be ten minutes stale.")
+    with_trade = review(
+        "## Alternatives\n- Add a Superset cache for the revenue dashboard; the catch is that numbers can be ten minutes stale."
+    )
     assert "alternative.caching" not in without.points()
     assert "alternative.caching" in with_trade.points()
 
@@ -121,7 +159,9 @@ def test_kind_tone_is_not_gatekeeping_and_opens_positive() -> None:
 
 
 def test_sarcasm_is_not_a_positive_opening() -> None:
-    verdict = review('Oh great, another "let\'s buy a warehouse" proposal. I am not sure why we review this.')
+    verdict = review(
+        'Oh great, another "let\'s buy a warehouse" proposal. I am not sure why we review this.'
+    )
     assert "tone.opens_positive" not in verdict.points()
     assert "tone.proposes" not in verdict.points()
 
@@ -152,8 +192,15 @@ def test_a_config_check_is_not_a_data_test() -> None:
 
 
 def test_blaming_a_person_is_flagged_and_blameless_framing_is_not() -> None:
-    assert "tone.blaming" in postmortem("Bob forgot to run the merge, which any competent engineer would have done.").points()
-    framed = postmortem("Nobody is at fault here: our runbook had no step that checked the branch was merged.")
+    assert (
+        "tone.blaming"
+        in postmortem(
+            "Bob forgot to run the merge, which any competent engineer would have done."
+        ).points()
+    )
+    framed = postmortem(
+        "Nobody is at fault here: our runbook had no step that checked the branch was merged."
+    )
     assert "tone.blameless" in framed.points()
     assert "tone.blaming" not in framed.points()
 
@@ -177,7 +224,9 @@ def test_every_finding_carries_sentences_from_the_text() -> None:
             assert finding.sentences, f"{labelled.text_id} {finding.point} has no evidence"
             assert finding.why
             for sentence in finding.sentences:
-                assert sentence in flat or sentence.rstrip(":") in flat, f"{labelled.text_id}: {sentence!r} not in text"
+                assert sentence in flat or sentence.rstrip(":") in flat, (
+                    f"{labelled.text_id}: {sentence!r} not in text"
+                )
             seen += 1
     assert seen > 500
 

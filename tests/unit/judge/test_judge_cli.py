@@ -29,7 +29,11 @@ def test_judge_is_a_proctor_command() -> None:
 
 
 def test_prints_each_rubric_item_and_the_sentences_used(runner: CliRunner) -> None:
-    result = runner.invoke(cli, ["judge", str(POSTMORTEM), "--kind", "postmortem", "--fault-layer", "cache"], env={"COLUMNS": "240"})
+    result = runner.invoke(
+        cli,
+        ["judge", str(POSTMORTEM), "--kind", "postmortem", "--fault-layer", "cache"],
+        env={"COLUMNS": "240"},
+    )
     assert result.exit_code == 0, result.output
     assert "p2.postmortem" in result.output and "p2.pattern_cited" in result.output
     assert "met" in result.output and "judge=offline" in result.output
@@ -40,31 +44,62 @@ def test_json_shape(runner: CliRunner) -> None:
     result = runner.invoke(cli, ["judge", str(REVIEW), "--kind", "design_review", "--json"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
-    assert set(doc) == {"file", "kind", "judge", "fallback_reason", "fault_layer", "criteria", "text_total_pct", "findings"}
-    assert doc["kind"] == "design_review" and doc["judge"] == "offline" and doc["fallback_reason"] is None
-    assert [c["criterion"] for c in doc["criteria"]] == ["p3.issues_found", "p3.alternatives", "p3.patterns_cited", "p3.senior_tone"]
+    assert set(doc) == {
+        "file",
+        "kind",
+        "judge",
+        "fallback_reason",
+        "fault_layer",
+        "criteria",
+        "text_total_pct",
+        "findings",
+    }
+    assert (
+        doc["kind"] == "design_review"
+        and doc["judge"] == "offline"
+        and doc["fallback_reason"] is None
+    )
+    assert [c["criterion"] for c in doc["criteria"]] == [
+        "p3.issues_found",
+        "p3.alternatives",
+        "p3.patterns_cited",
+        "p3.senior_tone",
+    ]
     assert all(set(c) == {"criterion", "state", "points", "reason"} for c in doc["criteria"])
     assert doc["text_total_pct"] == 100.0
-    assert doc["findings"] and all(f["sentences"] and f["why"] and f["point"] for f in doc["findings"])
+    assert doc["findings"] and all(
+        f["sentences"] and f["why"] and f["point"] for f in doc["findings"]
+    )
 
 
 def test_fault_kind_implies_the_layer(runner: CliRunner) -> None:
-    result = runner.invoke(cli, ["judge", str(POSTMORTEM), "--kind", "postmortem", "--fault-kind", "stale_cache", "--json"])
+    result = runner.invoke(
+        cli,
+        ["judge", str(POSTMORTEM), "--kind", "postmortem", "--fault-kind", "stale_cache", "--json"],
+    )
     doc = json.loads(result.output)
     assert doc["fault_layer"] == "cache"
     assert {c["criterion"]: c["state"] for c in doc["criteria"]}["p2.pattern_cited"] == "met"
 
 
 def test_without_a_layer_the_pattern_criterion_is_pending(runner: CliRunner) -> None:
-    doc = json.loads(runner.invoke(cli, ["judge", str(POSTMORTEM), "--kind", "postmortem", "--json"]).output)
+    doc = json.loads(
+        runner.invoke(cli, ["judge", str(POSTMORTEM), "--kind", "postmortem", "--json"]).output
+    )
     states = {c["criterion"]: c for c in doc["criteria"]}
-    assert states["p2.pattern_cited"]["state"] == "pending" and "--fault-layer" in states["p2.pattern_cited"]["reason"]
+    assert (
+        states["p2.pattern_cited"]["state"] == "pending"
+        and "--fault-layer" in states["p2.pattern_cited"]["reason"]
+    )
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--kind", "postmortem", "--fault-layer", "trino", "--fault-kind", "stale_cache"], "is a fault of layer cache"),
+        (
+            ["--kind", "postmortem", "--fault-layer", "trino", "--fault-kind", "stale_cache"],
+            "is a fault of layer cache",
+        ),
         (["--kind", "design_review", "--fault-layer", "cache"], "apply to postmortems only"),
         (["--kind", "essay"], "Invalid value for '--kind'"),
         (["--kind", "postmortem", "--fault-layer", "network"], "Invalid value for '--fault-layer'"),
@@ -88,15 +123,21 @@ def test_missing_empty_and_binary_files_are_usage_errors(runner: CliRunner, tmp_
     assert result.exit_code == 2 and "not UTF-8" in result.output
 
 
-def test_a_misconfigured_model_judge_is_a_usage_error_and_offline_overrides(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_misconfigured_model_judge_is_a_usage_error_and_offline_overrides(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PROCTOR_JUDGE_URL", "http://127.0.0.1:9/v1")
     result = runner.invoke(cli, ["judge", str(REVIEW), "--kind", "design_review"])
     assert result.exit_code == 2 and "PROCTOR_JUDGE_MODEL" in result.output
-    offline = runner.invoke(cli, ["judge", str(REVIEW), "--kind", "design_review", "--offline", "--json"])
+    offline = runner.invoke(
+        cli, ["judge", str(REVIEW), "--kind", "design_review", "--offline", "--json"]
+    )
     assert offline.exit_code == 0 and json.loads(offline.output)["judge"] == "offline"
 
 
-def test_an_unreachable_model_falls_back_and_the_output_says_so(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unreachable_model_falls_back_and_the_output_says_so(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import socket
 
     with socket.socket() as sock:
@@ -105,5 +146,7 @@ def test_an_unreachable_model_falls_back_and_the_output_says_so(runner: CliRunne
     monkeypatch.setenv("PROCTOR_JUDGE_URL", f"http://127.0.0.1:{port}/v1")
     monkeypatch.setenv("PROCTOR_JUDGE_MODEL", "m")
     monkeypatch.setenv("PROCTOR_JUDGE_TIMEOUT_S", "2")
-    doc = json.loads(runner.invoke(cli, ["judge", str(REVIEW), "--kind", "design_review", "--json"]).output)
+    doc = json.loads(
+        runner.invoke(cli, ["judge", str(REVIEW), "--kind", "design_review", "--json"]).output
+    )
     assert doc["judge"] == "offline" and "llm:m failed" in doc["fallback_reason"]

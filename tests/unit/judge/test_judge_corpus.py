@@ -32,7 +32,16 @@ def test_corpus_size_kinds_and_splits() -> None:
 
 def test_every_style_is_represented() -> None:
     styles = " ".join(t.style for t in CORPUS)
-    for style in ("strong", "weak", "off-topic", "paraphrased", "keyword-stuffed", "hostile", "negated", "blaming"):
+    for style in (
+        "strong",
+        "weak",
+        "off-topic",
+        "paraphrased",
+        "keyword-stuffed",
+        "hostile",
+        "negated",
+        "blaming",
+    ):
         assert style in styles, style
 
 
@@ -43,10 +52,14 @@ def test_a_bad_label_file_is_rejected_with_the_entry_named(tmp_path: Path) -> No
     )
     with pytest.raises(JudgeError, match=r"dr01.*issue\.made_up"):
         load_corpus(tmp_path)
-    (tmp_path / "labels.yaml").write_text("texts:\n  dr03:\n    file: a.md\n    kind: design_review\n    split: dev\n")
+    (tmp_path / "labels.yaml").write_text(
+        "texts:\n  dr03:\n    file: a.md\n    kind: design_review\n    split: dev\n"
+    )
     with pytest.raises(JudgeError, match=r"dr03.*breaks the rule"):
         load_corpus(tmp_path)
-    (tmp_path / "labels.yaml").write_text("texts:\n  pm51:\n    file: a.md\n    kind: postmortem\n    split: blind\n")
+    (tmp_path / "labels.yaml").write_text(
+        "texts:\n  pm51:\n    file: a.md\n    kind: postmortem\n    split: blind\n"
+    )
     with pytest.raises(JudgeError, match=r"pm51.*breaks the rule.*sealed from dr67/pm51"):
         load_corpus(tmp_path)
     with pytest.raises(JudgeError, match="no corpus labels"):
@@ -62,13 +75,22 @@ def test_texts_from_dr67_and_pm51_are_sealed(tmp_path: Path) -> None:
         "  pm51:\n    file: a.md\n    kind: postmortem\n    split: sealed\n"
         "    fault_layer: cache\n    fault_kind: stale_cache\n"
     )
-    assert {t.text_id: t.split for t in load_corpus(tmp_path)} == {"dr66": "blind", "dr67": "sealed", "pm51": "sealed"}
+    assert {t.text_id: t.split for t in load_corpus(tmp_path)} == {
+        "dr66": "blind",
+        "dr67": "sealed",
+        "pm51": "sealed",
+    }
 
 
 def test_rubric_weights_come_from_the_rubric_file(tmp_path: Path) -> None:
     weights = rubric_weights()
     assert set(weights) == {
-        "p2.postmortem", "p2.pattern_cited", "p3.issues_found", "p3.alternatives", "p3.patterns_cited", "p3.senior_tone"
+        "p2.postmortem",
+        "p2.pattern_cited",
+        "p3.issues_found",
+        "p3.alternatives",
+        "p3.patterns_cited",
+        "p3.senior_tone",
     }
     assert all(w > 0 and 0 <= partial <= 1 for w, partial in weights.values())
     (tmp_path / "r.yaml").write_text("criteria:\n  - {id: p2.postmortem, weight: 6}\n")

@@ -48,8 +48,12 @@ def server() -> Iterator[tuple[str, Script]]:
             script.headers.append({k.lower(): v for k, v in self.headers.items()})
             script.headers[-1]["path"] = self.path
             time.sleep(script.delay_s)
-            body = script.raw_body if script.raw_body is not None else json.dumps(
-                {"choices": [{"message": {"role": "assistant", "content": script.content}}]}
+            body = (
+                script.raw_body
+                if script.raw_body is not None
+                else json.dumps(
+                    {"choices": [{"message": {"role": "assistant", "content": script.content}}]}
+                )
             )
             data = body.encode()
             try:
@@ -65,7 +69,9 @@ def server() -> Iterator[tuple[str, Script]]:
             return
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+    )
     thread.start()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}/v1", script
@@ -79,12 +85,18 @@ def make(url: str, timeout: float = 5.0) -> LlmJudge:
     return LlmJudge(LlmSettings(url=url, model="tiny-judge", api_key="sk-test", timeout_s=timeout))
 
 
-def test_a_valid_answer_becomes_a_verdict_with_the_cited_sentences(server: tuple[str, Script]) -> None:
+def test_a_valid_answer_becomes_a_verdict_with_the_cited_sentences(
+    server: tuple[str, Script],
+) -> None:
     url, script = server
     script.content = json.dumps(
         {
             "findings": [
-                {"point": "issue.no_cost_projection", "sentences": [2], "why": "no projection; grows with queries"},
+                {
+                    "point": "issue.no_cost_projection",
+                    "sentences": [2],
+                    "why": "no projection; grows with queries",
+                },
                 {"point": "tone.opens_positive", "sentences": [1], "why": "credits clarity"},
             ]
         }
@@ -92,7 +104,9 @@ def test_a_valid_answer_becomes_a_verdict_with_the_cited_sentences(server: tuple
     verdict = make(url).judge("design_review", TEXT)
     assert verdict.judge == "llm:tiny-judge" and verdict.fallback_reason == ""
     by_point = {f.point: f for f in verdict.findings}
-    assert by_point["issue.no_cost_projection"].sentences == ("There is no cost projection, and the bill grows with every query.",)
+    assert by_point["issue.no_cost_projection"].sentences == (
+        "There is no cost projection, and the bill grows with every query.",
+    )
     assert by_point["tone.opens_positive"].sentences == ("Thanks Sam, the RFC is clear.",)
     request, headers = script.requests[0], script.headers[0]
     assert headers["path"] == "/v1/chat/completions"
@@ -120,16 +134,38 @@ def test_a_fenced_json_answer_is_accepted_and_duplicates_merge(server: tuple[str
     [
         (lambda s: setattr(s, "content", "the design is fine"), "not JSON"),
         (lambda s: setattr(s, "content", '{"verdict": "ok"}'), 'no "findings" list'),
-        (lambda s: setattr(s, "content", '{"findings": [{"point": "issue.made_up", "sentences": [1]}]}'), "issue.made_up"),
-        (lambda s: setattr(s, "content", '{"findings": [{"point": "action.new_alert", "sentences": [1]}]}'), "not a design_review point"),
-        (lambda s: setattr(s, "content", '{"findings": [{"point": "tone.proposes", "sentences": [99]}]}'), "sentences [99]"),
-        (lambda s: setattr(s, "content", '{"findings": [{"point": "tone.proposes", "sentences": []}]}'), "sentences []"),
+        (
+            lambda s: setattr(
+                s, "content", '{"findings": [{"point": "issue.made_up", "sentences": [1]}]}'
+            ),
+            "issue.made_up",
+        ),
+        (
+            lambda s: setattr(
+                s, "content", '{"findings": [{"point": "action.new_alert", "sentences": [1]}]}'
+            ),
+            "not a design_review point",
+        ),
+        (
+            lambda s: setattr(
+                s, "content", '{"findings": [{"point": "tone.proposes", "sentences": [99]}]}'
+            ),
+            "sentences [99]",
+        ),
+        (
+            lambda s: setattr(
+                s, "content", '{"findings": [{"point": "tone.proposes", "sentences": []}]}'
+            ),
+            "sentences []",
+        ),
         (lambda s: setattr(s, "status", 500), "HTTP 500"),
         (lambda s: setattr(s, "raw_body", '{"id": "x"}'), "not an OpenAI-style chat completion"),
         (lambda s: setattr(s, "raw_body", "<html>"), "not an OpenAI-style chat completion"),
     ],
 )
-def test_any_bad_answer_falls_back_to_the_offline_verdict(server: tuple[str, Script], setup: Any, reason: str) -> None:
+def test_any_bad_answer_falls_back_to_the_offline_verdict(
+    server: tuple[str, Script], setup: Any, reason: str
+) -> None:
     url, script = server
     setup(script)
     verdict = make(url).judge("design_review", TEXT)
@@ -142,7 +178,9 @@ def test_any_bad_answer_falls_back_to_the_offline_verdict(server: tuple[str, Scr
 def test_a_timeout_falls_back_and_says_so(server: tuple[str, Script]) -> None:
     url, script = server
     script.delay_s = 1.0
-    verdict = make(url, timeout=0.2).judge("postmortem", "## Action items\n- Add an alert on consumer lag (PLAT-1).")
+    verdict = make(url, timeout=0.2).judge(
+        "postmortem", "## Action items\n- Add an alert on consumer lag (PLAT-1)."
+    )
     assert verdict.judge == "offline" and "timed out" in verdict.fallback_reason
     assert "action.new_alert" in verdict.points()
 
@@ -160,9 +198,25 @@ def test_a_refused_connection_falls_back() -> None:
 def test_settings_come_from_the_environment_and_are_off_by_default() -> None:
     assert LlmSettings.from_env({}) is None
     assert isinstance(judge_from_env({}), OfflineJudge)
-    s = LlmSettings.from_env({"PROCTOR_JUDGE_URL": "http://127.0.0.1:9/v1/", "PROCTOR_JUDGE_MODEL": "m", "PROCTOR_JUDGE_API_KEY": "k"})
-    assert s is not None and s.url == "http://127.0.0.1:9/v1" and s.api_key == "k" and "k'" not in repr(s)
-    assert judge_from_env({"PROCTOR_JUDGE_URL": "http://127.0.0.1:9/v1", "PROCTOR_JUDGE_MODEL": "m"}).name == "llm:m"
+    s = LlmSettings.from_env(
+        {
+            "PROCTOR_JUDGE_URL": "http://127.0.0.1:9/v1/",
+            "PROCTOR_JUDGE_MODEL": "m",
+            "PROCTOR_JUDGE_API_KEY": "k",
+        }
+    )
+    assert (
+        s is not None
+        and s.url == "http://127.0.0.1:9/v1"
+        and s.api_key == "k"
+        and "k'" not in repr(s)
+    )
+    assert (
+        judge_from_env(
+            {"PROCTOR_JUDGE_URL": "http://127.0.0.1:9/v1", "PROCTOR_JUDGE_MODEL": "m"}
+        ).name
+        == "llm:m"
+    )
 
 
 @pytest.mark.parametrize(
@@ -170,8 +224,22 @@ def test_settings_come_from_the_environment_and_are_off_by_default() -> None:
     [
         ({"PROCTOR_JUDGE_URL": "http://127.0.0.1:9/v1"}, "PROCTOR_JUDGE_MODEL"),
         ({"PROCTOR_JUDGE_URL": "127.0.0.1:9", "PROCTOR_JUDGE_MODEL": "m"}, "not an http(s) URL"),
-        ({"PROCTOR_JUDGE_URL": "http://h/v1", "PROCTOR_JUDGE_MODEL": "m", "PROCTOR_JUDGE_TIMEOUT_S": "soon"}, "not a number"),
-        ({"PROCTOR_JUDGE_URL": "http://h/v1", "PROCTOR_JUDGE_MODEL": "m", "PROCTOR_JUDGE_TIMEOUT_S": "0"}, "positive"),
+        (
+            {
+                "PROCTOR_JUDGE_URL": "http://h/v1",
+                "PROCTOR_JUDGE_MODEL": "m",
+                "PROCTOR_JUDGE_TIMEOUT_S": "soon",
+            },
+            "not a number",
+        ),
+        (
+            {
+                "PROCTOR_JUDGE_URL": "http://h/v1",
+                "PROCTOR_JUDGE_MODEL": "m",
+                "PROCTOR_JUDGE_TIMEOUT_S": "0",
+            },
+            "positive",
+        ),
     ],
 )
 def test_bad_settings_name_what_is_wrong(env: dict[str, str], message: str) -> None:

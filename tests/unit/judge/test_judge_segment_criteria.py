@@ -11,7 +11,9 @@ pytestmark = pytest.mark.unit
 
 
 def test_split_keeps_abbreviations_decimals_and_versions() -> None:
-    text = "Use stats, e.g. ANALYZE on orders. Trino 4.5 is fine vs. the old one. It took 15:00. Done?"
+    text = (
+        "Use stats, e.g. ANALYZE on orders. Trino 4.5 is fine vs. the old one. It took 15:00. Done?"
+    )
     assert split_sentences(text) == [
         "Use stats, e.g. ANALYZE on orders.",
         "Trino 4.5 is fine vs. the old one.",
@@ -64,7 +66,9 @@ def test_issues_found_thresholds() -> None:
 def test_senior_tone_fails_on_gatekeeping_even_with_a_positive_opening() -> None:
     points = frozenset({"tone.opens_positive", "tone.proposes", "tone.gatekeeping"})
     tone = evaluate("design_review", points)[3]
-    assert tone.criterion == "p3.senior_tone" and tone.state == "failed" and "gatekeeps" in tone.reason
+    assert (
+        tone.criterion == "p3.senior_tone" and tone.state == "failed" and "gatekeeps" in tone.reason
+    )
 
 
 def test_postmortem_needs_items_a_guard_and_blamelessness() -> None:
@@ -74,10 +78,14 @@ def test_postmortem_needs_items_a_guard_and_blamelessness() -> None:
     assert evaluate("postmortem", ok - {"action.new_alert"}, "cache")[0].state == "failed"
 
 
-@pytest.mark.parametrize(("layer", "pattern"), [(k, sorted(v)[0]) for k, v in EXPECTED_PATTERNS.items()])
+@pytest.mark.parametrize(
+    ("layer", "pattern"), [(k, sorted(v)[0]) for k, v in EXPECTED_PATTERNS.items()]
+)
 def test_pattern_cited_follows_the_fault_layer(layer: str, pattern: str) -> None:
     assert evaluate("postmortem", frozenset({pattern}), layer)[1].state == "met"
-    other = next(p for ps in EXPECTED_PATTERNS.values() for p in ps if p not in EXPECTED_PATTERNS[layer])
+    other = next(
+        p for ps in EXPECTED_PATTERNS.values() for p in ps if p not in EXPECTED_PATTERNS[layer]
+    )
     assert evaluate("postmortem", frozenset({other}), layer)[1].state == "failed"
 
 
@@ -87,16 +95,35 @@ def test_pattern_cited_is_pending_without_a_layer_and_every_kind_has_one() -> No
 
 
 def test_total_pct_uses_rubric_weights_when_given() -> None:
-    results = evaluate("postmortem", frozenset({"pattern.caching"}), "cache")  # postmortem failed, pattern met
+    results = evaluate(
+        "postmortem", frozenset({"pattern.caching"}), "cache"
+    )  # postmortem failed, pattern met
     assert total_pct(results) == 50.0
-    assert total_pct(results, {"p2.postmortem": (6.0, 0.5), "p2.pattern_cited": (4.0, 0.5)}) == pytest.approx(40.0)
-    three = evaluate("design_review", frozenset({"issue.slow_not_trino", "issue.no_cost_projection", "issue.no_exit_plan"}))
-    weights = {"p3.issues_found": (8.0, 0.25), "p3.alternatives": (6.0, 0.5), "p3.patterns_cited": (4.0, 0.5), "p3.senior_tone": (4.0, 0.5)}
+    assert total_pct(
+        results, {"p2.postmortem": (6.0, 0.5), "p2.pattern_cited": (4.0, 0.5)}
+    ) == pytest.approx(40.0)
+    three = evaluate(
+        "design_review",
+        frozenset({"issue.slow_not_trino", "issue.no_cost_projection", "issue.no_exit_plan"}),
+    )
+    weights = {
+        "p3.issues_found": (8.0, 0.25),
+        "p3.alternatives": (6.0, 0.5),
+        "p3.patterns_cited": (4.0, 0.5),
+        "p3.senior_tone": (4.0, 0.5),
+    }
     assert total_pct(three, weights) == pytest.approx(100 * 2 / 22)
 
 
 def test_total_pct_counts_partial_as_half_and_skips_pending() -> None:
-    results = evaluate("design_review", frozenset({"issue.slow_not_trino", "issue.no_cost_projection", "issue.no_exit_plan"}))
+    results = evaluate(
+        "design_review",
+        frozenset({"issue.slow_not_trino", "issue.no_cost_projection", "issue.no_exit_plan"}),
+    )
     assert total_pct(results) == pytest.approx(12.5)
-    pending = evaluate("postmortem", frozenset({"postmortem.action_items", "action.new_test", "tone.blameless"}), None)
+    pending = evaluate(
+        "postmortem",
+        frozenset({"postmortem.action_items", "action.new_test", "tone.blameless"}),
+        None,
+    )
     assert total_pct(pending) == 100.0

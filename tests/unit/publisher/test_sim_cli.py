@@ -21,14 +21,28 @@ def test_no_publish_writes_a_recording_that_replays_to_the_stories(tmp_path: Pat
     result = CliRunner().invoke(
         cli,
         [
-            "simulate", "--no-publish", "--record", str(out), "--start", "2026-11-27T09:00:00Z",
-            "-c", "ann=clean_pass", "-c", "ben=manual_apply", "--stagger", "3", "--poll-seconds", "20",
+            "simulate",
+            "--no-publish",
+            "--record",
+            str(out),
+            "--start",
+            "2026-11-27T09:00:00Z",
+            "-c",
+            "ann=clean_pass",
+            "-c",
+            "ben=manual_apply",
+            "--stagger",
+            "3",
+            "--poll-seconds",
+            "20",
         ],
     )
     assert result.exit_code == 0, result.output
     events = read_jsonl(out)
     assert {e.platform_id for e in events} == {"basecamp-ann", "basecamp-ben"}
-    beats = [e for e in events if e.type == "collector.heartbeat" and e.platform_id == "basecamp-ann"]
+    beats = [
+        e for e in events if e.type == "collector.heartbeat" and e.platform_id == "basecamp-ann"
+    ]
     assert len(beats) > 12 * 425 * 3 - 50  # every 20 s, 12 collectors
     graded = {r.candidate_id: r for r in replay_events(events, resolver(), default_judge()).results}
     assert graded["ann"].passed and not graded["ben"].passed
@@ -39,7 +53,8 @@ def test_no_publish_writes_a_recording_that_replays_to_the_stories(tmp_path: Pat
 def test_count_and_scenario_make_many_candidates(tmp_path: Path) -> None:
     out = tmp_path / "many.jsonl"
     result = CliRunner().invoke(
-        cli, ["simulate", "--no-publish", "--record", str(out), "--count", "5", "--scenario", "no_100k"]
+        cli,
+        ["simulate", "--no-publish", "--record", str(out), "--count", "5", "--scenario", "no_100k"],
     )
     assert result.exit_code == 0, result.output
     started = [e for e in read_jsonl(out) if e.type == "exam.started"]
@@ -64,7 +79,9 @@ def test_list_scenarios_names_every_preset() -> None:
     ],
 )
 def test_bad_input_is_named(args: list[str], message: str, tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["simulate", "--no-publish", "--record", str(tmp_path / "x.jsonl"), *args])
+    result = CliRunner().invoke(
+        cli, ["simulate", "--no-publish", "--record", str(tmp_path / "x.jsonl"), *args]
+    )
     assert result.exit_code != 0
     assert message in result.output
     assert not (tmp_path / "x.jsonl").exists()

@@ -84,7 +84,9 @@ def test_events_leave_when_their_event_time_is_due(events: list[Event]) -> None:
     report = player.run()
     assert report.sent == report.total == len(events) and not report.stopped
     sent = [e for _, batch in sink.batches for e in batch]
-    assert [e.event_id for e in sent] == [e.event_id for e in sorted(events, key=lambda e: (e.ts_ms, e.event_id))]
+    assert [e.event_id for e in sent] == [
+        e.event_id for e in sorted(events, key=lambda e: (e.ts_ms, e.event_id))
+    ]
     t0 = events[0].ts_ms
     for at, batch in sink.batches:
         # never early, and never more than a tick (0.1 s of wall time) late
@@ -148,7 +150,9 @@ def test_negative_speed_is_refused(events: list[Event]) -> None:
         Player(events, None, speed=-1)
 
 
-def test_offline_play_writes_the_recording_without_a_sink(events: list[Event], tmp_path: Path) -> None:
+def test_offline_play_writes_the_recording_without_a_sink(
+    events: list[Event], tmp_path: Path
+) -> None:
     out = tmp_path / "x.jsonl"
     report = play(events[:500], speed=0, sink=None, record=out)
     assert report.sent == 500 and report.by_topic == {}

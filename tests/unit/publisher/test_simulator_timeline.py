@@ -103,13 +103,17 @@ def test_realistic_timing_heartbeats_offsets_checkpoints() -> None:
     polls = EXAM_MINUTES * 2  # every 30 s of a 425-minute exam
     assert all(n >= polls for n in beats.values())
     # a collector never goes quiet for longer than the rubric's 90 s grace
-    times = sorted(e.ts_ms for e in events if e.type == "collector.heartbeat" and e.data["collector"] == "dbt")
+    times = sorted(
+        e.ts_ms for e in events if e.type == "collector.heartbeat" and e.data["collector"] == "dbt"
+    )
     assert max(b - a for a, b in itertools.pairwise(times)) < 90_000
     # offsets never go backwards on a partition
     per_partition: dict[int, list[tuple[int, int]]] = {}
     for e in events:
         if e.type == "cdc.offsets":
-            per_partition.setdefault(e.data["partition"], []).append((e.ts_ms, e.data["high_watermark"]))
+            per_partition.setdefault(e.data["partition"], []).append(
+                (e.ts_ms, e.data["high_watermark"])
+            )
     for readings in per_partition.values():
         values = [v for _, v in sorted(readings)]
         assert values == sorted(values)
@@ -121,14 +125,18 @@ def test_realistic_timing_heartbeats_offsets_checkpoints() -> None:
 
 def test_a_silent_collector_sends_nothing_at_all() -> None:
     events = exam_events(_one("blind_collector"))
-    assert not [e for e in events if e.type == "collector.heartbeat" and e.data["collector"] == "schemas"]
+    assert not [
+        e for e in events if e.type == "collector.heartbeat" and e.data["collector"] == "schemas"
+    ]
     assert not [e for e in events if e.type == "schema.registered"]
 
 
 def test_deterministic_for_a_seed_and_different_across_seeds() -> None:
     plan = plan_candidates(DEMO_CANDIDATES, START, 2)
     a, b = run_events(plan, seed=7), run_events(plan, seed=7)
-    assert [(e.event_id, e.ts_ms, dict(e.data)) for e in a] == [(e.event_id, e.ts_ms, dict(e.data)) for e in b]
+    assert [(e.event_id, e.ts_ms, dict(e.data)) for e in a] == [
+        (e.event_id, e.ts_ms, dict(e.data)) for e in b
+    ]
     c = run_events(plan, seed=8)
     assert {e.event_id for e in a}.isdisjoint({e.event_id for e in c})
 
@@ -149,7 +157,11 @@ def test_every_event_is_contract_valid_and_keyed_by_its_platform() -> None:
     plan = plan_candidates(DEMO_CANDIDATES, START, 3)
     events = run_events(plan)
     platforms = {c.platform for c in plan}
-    sample = events[:: max(1, len(events) // 2000)] + [e for e in events if e.type.startswith(("exam", "part", "fault", "diag", "artifact", "self"))]
+    sample = events[:: max(1, len(events) // 2000)] + [
+        e
+        for e in events
+        if e.type.startswith(("exam", "part", "fault", "diag", "artifact", "self"))
+    ]
     for ev in sample:
         assert ev.platform_id in platforms
         line = event_to_line(ev, contract)  # raises ContractError when invalid

@@ -58,8 +58,12 @@ def test_secrets_come_from_env_else_a_0600_file_that_is_reused(tmp_path: Path) -
     assert _secret_file(path, "", 18) == made
 
 
-def test_password_source_names_where_the_password_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    component = SupersetComponent(StackConfig(state_dir=tmp_path), SupersetSettings(), cache=tmp_path)
+def test_password_source_names_where_the_password_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    component = SupersetComponent(
+        StackConfig(state_dir=tmp_path), SupersetSettings(), cache=tmp_path
+    )
     monkeypatch.delenv(PASSWORD_ENV, raising=False)
     assert component.password_source() == str(tmp_path / "superset" / "admin-password")
     first = component.password()
@@ -75,10 +79,20 @@ def test_the_venv_is_keyed_by_the_pinned_requirements(tmp_path: Path) -> None:
     a = venv_dir(tmp_path, req)
     req.write_text("apache-superset==6.1.0\nrich==15.0.0\n")
     assert venv_dir(tmp_path, req) != a
-    pins = [line for line in REQUIREMENTS.read_text().splitlines() if line and not line.startswith("#")]
+    pins = [
+        line for line in REQUIREMENTS.read_text().splitlines() if line and not line.startswith("#")
+    ]
     assert all("==" in line for line in pins)
     names = {line.split("==")[0] for line in pins}
-    assert {"apache-superset", "trino", "sqlalchemy", "rich", "cachetools", "flask-caching", "gunicorn"} <= names
+    assert {
+        "apache-superset",
+        "trino",
+        "sqlalchemy",
+        "rich",
+        "cachetools",
+        "flask-caching",
+        "gunicorn",
+    } <= names
     versions = dict(line.split("==") for line in pins)
     assert versions["apache-superset"] == "6.1.0"
     assert versions["sqlalchemy"].startswith("1.4.")
@@ -94,18 +108,35 @@ def test_the_config_keeps_secrets_out_and_data_uncached(tmp_path: Path) -> None:
 
 
 def test_the_command_binds_loopback_only(tmp_path: Path) -> None:
-    component = SupersetComponent(StackConfig(state_dir=tmp_path), SupersetSettings(port=18099), cache=tmp_path)
+    component = SupersetComponent(
+        StackConfig(state_dir=tmp_path), SupersetSettings(port=18099), cache=tmp_path
+    )
     argv = list(component.command())
     assert argv[argv.index("--bind") + 1] == "127.0.0.1:18099"
-    assert component.dashboard_url() == "http://127.0.0.1:18099/superset/dashboard/proctor-scoreboard/"
+    assert (
+        component.dashboard_url() == "http://127.0.0.1:18099/superset/dashboard/proctor-scoreboard/"
+    )
     assert not component.healthy()  # nothing listens there
 
 
 def _row(**kw: object) -> ExamRow:
     base: dict[str, object] = dict(
-        exam_id="exam-1", candidate_id="alice", platform_id="basecamp-alice", part_1=42.0,
-        part_2=36.0, part_3=22.0, total_score=100.0, total_pct=100.0, passed=True, verdict="pass",
-        met=32, failed=0, unknown=0, root_cause="met", root_cause_minutes=50, last_graded_at=None,
+        exam_id="exam-1",
+        candidate_id="alice",
+        platform_id="basecamp-alice",
+        part_1=42.0,
+        part_2=36.0,
+        part_3=22.0,
+        total_score=100.0,
+        total_pct=100.0,
+        passed=True,
+        verdict="pass",
+        met=32,
+        failed=0,
+        unknown=0,
+        root_cause="met",
+        root_cause_minutes=50,
+        last_graded_at=None,
     )
     base.update(kw)
     return ExamRow(**base)  # type: ignore[arg-type]
@@ -113,8 +144,23 @@ def _row(**kw: object) -> ExamRow:
 
 def test_the_terminal_table_shows_parts_total_and_verdict() -> None:
     console = Console(width=200, record=True)
-    console.print(render([_row(), _row(exam_id="exam-2", candidate_id="bob", part_1=38.0, total_pct=96.0,
-                                      passed=False, verdict="fail", failed=4, root_cause_minutes=None)]))
+    console.print(
+        render(
+            [
+                _row(),
+                _row(
+                    exam_id="exam-2",
+                    candidate_id="bob",
+                    part_1=38.0,
+                    total_pct=96.0,
+                    passed=False,
+                    verdict="fail",
+                    failed=4,
+                    root_cause_minutes=None,
+                ),
+            ]
+        )
+    )
     text = console.export_text()
     assert "alice" in text and "bob" in text
     assert " 42 │" in text and " 38 │" in text
@@ -133,7 +179,9 @@ def test_trino_errors_become_advice() -> None:
 
 
 def test_differences_between_live_and_replay() -> None:
-    expected = Expected({"e1": {"p1.a": ("met", 2.0), "p1.b": ("pending", 0.0), "p1.c": ("failed", 0.0)}})
+    expected = Expected(
+        {"e1": {"p1.a": ("met", 2.0), "p1.b": ("pending", 0.0), "p1.c": ("failed", 0.0)}}
+    )
     assert differences(expected, {"e1": {"p1.a": ("met", 2.0), "p1.c": ("failed", 0.0)}}) == []
     found = differences(expected, {"e1": {"p1.a": ("partial", 1.0)}})
     assert found == [
@@ -145,7 +193,10 @@ def test_differences_between_live_and_replay() -> None:
 
 def test_health_rows_match_the_table_schema() -> None:
     at = datetime(2026, 11, 27, 9, tzinfo=UTC)
-    rows = [TopicHealth("exam.control", "input", 10, 7, 3), TopicHealth("grading.dlq", "dlq", 2, None, None)]
+    rows = [
+        TopicHealth("exam.control", "input", 10, 7, 3),
+        TopicHealth("grading.dlq", "dlq", 2, None, None),
+    ]
     table = to_arrow(rows, "proctor-grader", at, HEALTH_SCHEMA.as_arrow())
     assert table.num_rows == 2
     assert table.column("lag").to_pylist() == [3, None]
