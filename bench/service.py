@@ -208,20 +208,27 @@ def quix_python(venv: Path) -> Path:
 
 
 def child(cmd: list[str], env: dict[str, str], core: int, timeout_s: float) -> dict[str, float]:
-    """Run a baseline pinned to ``core``; its last stdout line is its JSON result."""
-    done = subprocess.run(
-        ["taskset", "-c", str(core), *cmd],
-        env=env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        timeout=timeout_s,
-    )
-    # Faust's worker sends a child's stdout to its log: the result is found in either
-    text = done.stdout.decode() + "\n" + done.stderr.decode()
-    lines = [ln[ln.index('{"records"') :].strip() for ln in text.splitlines() if '{"records"' in ln]
-    if not lines:
-        raise SystemExit(f"{cmd[1]} exited {done.returncode} without a result:\n{text[-2000:]}")
-    return {k: float(v) for k, v in json.loads(lines[-1]).items()}
+    """Run a baseline pinned to ``core``; the line of its JSON result, read from its
+    stdout or its log (Faust's worker sends a child's stdout to its log). A second try
+    when it fails: under load a topic it created can still be missing from the broker's
+    metadata when it looks it up."""
+    text = ""
+    for _attempt in range(2):
+        done = subprocess.run(
+            ["taskset", "-c", str(core), *cmd],
+            env=env,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            timeout=timeout_s,
+        )
+        text = done.stdout.decode() + "\n" + done.stderr.decode()
+        found = [
+            ln[ln.index('{"records"') :].strip() for ln in text.splitlines() if '{"records"' in ln
+        ]
+        if found:
+            return {k: float(v) for k, v in json.loads(found[-1]).items()}
+        print(f"{Path(cmd[1]).name} exited {done.returncode} without a result; again", flush=True)
+    raise SystemExit(f"{cmd[1]} gave no result twice:\n{text[-2000:]}")
 
 
 @dataclass

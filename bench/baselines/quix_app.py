@@ -4,44 +4,47 @@ a virtualenv of its own (quixstreams is not a dependency of the project).
 
     <quix-venv>/bin/python bench/baselines/quix_app.py BOOTSTRAP REGISTRY_URL GROUP TOTAL TOPIC...
 
-Each record's Avro body is read with the writer schema its header names (fetched once
-per schema id from the registry), then a per-key RocksDB counter is updated. Prints one
-JSON line: records, events/s from the first record to the last, peak RSS in MB. Only
-the standard library, quixstreams and fastavro (a quixstreams dependency) are used.
+Each record is decoded with the contract's wire codec, as the plain loop decodes it
+(the project's tree is on PYTHONPATH; its contract module needs only confluent-kafka's
+registry client and fastavro, which quixstreams brings), then a per-key RocksDB counter
+is updated. Prints one JSON line: records, events/s from the first record to the last,
+peak RSS in MB.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import logging
-import resource
-import struct
+import os
 import sys
 import tempfile
 import time
-import urllib.request
 from typing import Any
 
-import fastavro
-from quixstreams import Application
+from quixstreams import Application, message_context
 
-HEADER = struct.Struct(">bI")
+from services.contract.schemas import load_contract
+from services.contract.wire import WireCodec, registry_client
+
+
+def peak_rss_mb() -> float:
+    """This process's VmHWM (ru_maxrss would carry the forking parent's size over)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def main() -> None:
     bootstrap, registry, group, total_text, *topics = sys.argv[1:]
     total = int(total_text)
-    schemas: dict[int, Any] = {}
+    prefix = os.environ.get("PROCTOR_TOPIC_PREFIX", "")
+    codec = WireCodec(registry_client(registry), load_contract(), topic_prefix=prefix)
 
     def decode(value: bytes) -> Any:
-        _magic, sid = HEADER.unpack_from(value)
-        schema = schemas.get(sid)
-        if schema is None:
-            with urllib.request.urlopen(f"{registry}/schemas/ids/{sid}", timeout=10) as r:
-                text = json.loads(r.read())["schema"]
-            schema = schemas[sid] = fastavro.parse_schema(json.loads(text))
-        return fastavro.schemaless_reader(io.BytesIO(value[5:]), schema, None)
+        ctx = message_context()
+        return codec.decode(value, ctx.topic, ctx.partition, ctx.offset)
 
     def count(value: Any, state: Any) -> None:
         state.set("n", state.get("n", 0) + 1)
@@ -74,7 +77,7 @@ def main() -> None:
         sdf.update(count, stateful=True)
     app.run()
     seconds = max(1e-9, seen["last"] - seen["first"])
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mb = peak_rss_mb()
     print(json.dumps({"records": seen["n"], "events_per_s": seen["n"] / seconds, "rss_mb": rss_mb}))
 
 
