@@ -161,7 +161,15 @@ def scrape(port: int) -> dict[str, float]:
             continue
         name, _, value = line.rpartition(" ")
         base = name.split("{", 1)[0]
-        if base in ("proctor_grader_records_total", "proctor_grader_iceberg_commits_total"):
+        if base in (
+            "proctor_grader_records_total",
+            "proctor_grader_iceberg_commits_total",
+            "proctor_grader_grading_seconds_sum",
+            "proctor_grader_grading_seconds_count",
+            "proctor_grader_batch_records_sum",
+            "proctor_grader_batch_records_count",
+            "proctor_grader_iceberg_commit_seconds_sum",
+        ):
             if base.endswith("commits_total") and 'outcome="ok"' not in name:
                 continue
             out[base] = out.get(base, 0.0) + float(value)
@@ -289,12 +297,19 @@ def wait_for_records(run: WorkerRun, total: float) -> None:
     """Until the worker counted ``total`` records; sets its sustained rate."""
     first_at: float | None = None
     first_n = done = 0.0
+    trace: list[str] = []
+    next_trace = 0.0
     while done < total:
-        time.sleep(0.2)
+        time.sleep(0.5)  # each scrape costs the worker ~10 ms of its core
         done = records_done(run)
+        now = time.perf_counter()
         if first_at is None and done > 0:
-            first_at, first_n = time.perf_counter(), done
+            first_at, first_n = now, done
+        if first_at is not None and now >= next_trace:
+            trace.append(f"{now - first_at:.0f}s:{done:.0f}")
+            next_trace = now + 5
     end = time.perf_counter()
+    print("worker progress (s since its first record: records): " + " ".join(trace), flush=True)
     assert first_at is not None
     run.sustained = (done - first_n) / max(1e-9, end - first_at)
     run.to_all = end - run.started
@@ -479,8 +494,20 @@ def main() -> None:
             f"worker / decode-only Faust agent: {med['worker'] / med['faust']:.2f} "
             f"(target 0.80: {target})"
         )
+        per_record = metrics.get("proctor_grader_grading_seconds_sum", 0.0) / max(
+            1.0, metrics.get("proctor_grader_grading_seconds_count", 0.0)
+        )
+        per_batch = metrics.get("proctor_grader_batch_records_sum", 0.0) / max(
+            1.0, metrics.get("proctor_grader_batch_records_count", 0.0)
+        )
+        per_commit = metrics.get("proctor_grader_iceberg_commit_seconds_sum", 0.0) / max(
+            1.0, commits
+        )
         rows = [
             ("worker, us per record", f"{1e6 / med['worker']:.1f}"),
+            ("  of which decode+admit+grade (its histogram), us", f"{1e6 * per_record:.1f}"),
+            ("worker: records per batch (mean)", f"{per_batch:.0f}"),
+            ("worker: seconds per Iceberg commit (mean)", f"{per_commit:.2f}"),
             ("same path in process, no Faust/Kafka, events/s", f"{1e6 / all_us:,.0f}"),
             ("  of which decode / grade, us per record", f"{decode_us:.1f} / {grade_us:.1f}"),
             ("worker start -> all consumed (last run), s", f"{worker.to_all:.1f}"),
