@@ -581,13 +581,23 @@ def _visible_sql(codec: WireCodec, table: str) -> str:
     )
 
 
-def _watch(cur: Any, sql: str, pending: dict[tuple[int, int], float], seen: list[float]) -> None:
+def _watch(
+    cur: Any,
+    sql: str,
+    pending: dict[tuple[int, int], float],
+    seen: list[float],
+    lock: contextlib.AbstractContextManager[Any] | None = None,
+) -> None:
+    """Query Trino once; each pending position found is seen now. ``lock`` guards
+    ``pending`` against the ack callbacks, held only after the query, not during it."""
     cur.execute(sql)
+    rows = cur.fetchall()
     found = time.perf_counter()
-    for partition, offset in cur.fetchall():
-        at = pending.pop((partition, offset), None)
-        if at is not None:
-            seen.append(found - at)
+    with lock or contextlib.nullcontext():
+        for partition, offset in rows:
+            at = pending.pop((partition, offset), None)
+            if at is not None:
+                seen.append(found - at)
 
 
 def freshness(
@@ -692,7 +702,7 @@ def burst_freshness(
             with lock:
                 if sent_in is not None and not pending:
                     break
-                _watch(cur, sql, pending, seen)
+            _watch(cur, sql, pending, seen, lock)
             time.sleep(0.05)
         scheduler.join()
     return seen, len(pending)
