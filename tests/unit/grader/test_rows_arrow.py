@@ -1,12 +1,18 @@
-"""The column-by-column Arrow form of transition rows equals the former row-by-row form."""
+"""The fast forms of a transition row equal the former ones: the column-by-column Arrow
+table equals the row-by-row one, and a criterion state encoded from the row's own datum
+equals the validated Event's bytes."""
 
 from __future__ import annotations
 
 import dataclasses
+import uuid
 
 import pytest
 
-from services.core.events import SourcePosition
+from services.contract.convert import format_timestamp
+from services.contract.schemas import load_contract
+from services.contract.wire import WireCodec, registry_client
+from services.core.events import Event, SourcePosition
 from services.grader.rows import (
     ARROW_SCHEMA,
     Evidence,
@@ -72,3 +78,27 @@ def test_the_id_is_computed_once_and_follows_the_fields() -> None:
 def test_a_bad_state_is_still_refused() -> None:
     with pytest.raises(ValueError, match="not one of"):
         _row(1, state="bogus")
+
+
+def _state_event(row: TransitionRow) -> Event:
+    """The criterion state as the pipeline built it before: through a validated Event."""
+    state = row.to_state_record()
+    data = {k: v for k, v in state.items() if k not in ("type", "platform_id", "event_id", "ts")}
+    data["event_ts"] = format_timestamp(row.event_ts_ms)
+    data["graded_at"] = format_timestamp(row.graded_at_ms)
+    return Event(
+        "grading.criterion_state", row.platform_id, row.transition_id, row.event_ts_ms, data
+    )
+
+
+def test_a_state_from_the_rows_datum_encodes_as_the_validated_event() -> None:
+    codec = WireCodec(
+        registry_client(f"mock://{uuid.uuid4().hex}"), load_contract(), auto_register=True
+    )
+    rows = [_row(i) for i in range(60)]
+    for row in rows:
+        fast = codec.encode_datum("grading.criterion_state", row.to_state_record())
+        assert fast == codec.encode(_state_event(row))
+        back = codec.decode(fast, "grading.criterion-states", 0, 0)
+        assert back.event_id == row.transition_id
+        assert back.data["state"] == row.state
