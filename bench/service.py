@@ -648,8 +648,10 @@ def burst_freshness(
     pids = [f"burst-{i:05d}" for i in range(exams)]
     ts = int(time.time() * 1000)
     before = records_done(worker)
-    with Publisher(settings, codec=codec) as pub:
-        pub.publish_many([_started(pid, ts) for pid in pids], timeout_s=120)
+    # one publisher for both phases: its trust state learns the new platforms' roster
+    # entries with the starts, so the timed endings do not each read the roster again
+    pub = Publisher(settings, codec=codec)
+    pub.publish_many([_started(pid, ts) for pid in pids], timeout_s=120)
     while records_done(worker) < before + exams:
         time.sleep(0.2)
     print(f"burst: {exams} exams started and graded; ending them", flush=True)
@@ -664,11 +666,7 @@ def burst_freshness(
         with lock:
             pending[(d.partition, d.offset)] = time.perf_counter()
 
-    with (
-        Publisher(settings, codec=codec) as pub,
-        contextlib.closing(trino_connect(config)) as conn,
-        ThreadPoolExecutor(8) as senders,
-    ):
+    with pub, contextlib.closing(trino_connect(config)) as conn, ThreadPoolExecutor(8) as senders:
         cur = conn.cursor()
         # each group is sent from a thread of its own and timed at its broker ack (the
         # delivery callback), so a slow ack does not hold the next group back; this
