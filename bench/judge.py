@@ -78,9 +78,7 @@ def _fmt(c: Counts) -> str:
 
 
 def _table(title: str, reports: Sequence[tuple[str, SplitReport]], points: bool) -> Table:
-    t = Table(
-        title=title, caption="cells: precision / recall  (labelled positives / claimed positives)"
-    )
+    t = Table(title=title, caption="cells: precision / recall  (labelled positives / claimed positives)")
     t.add_column("item")
     for name, rep in reports:
         t.add_column(f"{name} ({rep.texts} texts)", justify="right")
@@ -95,9 +93,7 @@ def _table(title: str, reports: Sequence[tuple[str, SplitReport]], points: bool)
         for name in names:
             row = [f"{kind}: {name}"]
             for _, rep in reports:
-                source = {"criterion": rep.criteria, "family": rep.families, "point": rep.points}[
-                    kind
-                ]
+                source = {"criterion": rep.criteria, "family": rep.families, "point": rep.points}[kind]
                 row.append(_fmt(source.get(name, Counts())))
             t.add_row(*row)
         t.add_section()
@@ -113,9 +109,7 @@ def _table(title: str, reports: Sequence[tuple[str, SplitReport]], points: bool)
     return t
 
 
-def _median_ms_per_text(
-    judge: OfflineJudge | KeywordJudge, texts: Sequence[LabelledText], runs: int
-) -> float:
+def _median_ms_per_text(judge: OfflineJudge | KeywordJudge, texts: Sequence[LabelledText], runs: int) -> float:
     bodies = [(t.kind, t.read()) for t in texts]
     per_text = []
     for _ in range(runs):
@@ -127,9 +121,7 @@ def _median_ms_per_text(
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--split", choices=(*SPLITS, "all"), default="all")
     ap.add_argument("--points", action="store_true", help="also one row per point")
     ap.add_argument("--errors", action="store_true", help="list each disagreement with the labels")
@@ -151,19 +143,11 @@ def main() -> None:
         for split in splits:
             texts = [t for t in corpus if t.split == split]
             reports.append((split, score_split(split, texts, judge_all(judge, texts), weights)))
-        console.print(
-            _table(
-                f"judge={judge.name} vs corpus labels (target P and R >= {TARGET})",
-                reports,
-                args.points,
-            )
-        )
+        console.print(_table(f"judge={judge.name} vs corpus labels (target P and R >= {TARGET})", reports, args.points))
         if args.errors and judge.name == "offline":
             for split, rep in reports:
                 for m in rep.misses:
-                    console.print(
-                        f"  {split:8} {'FP' if m.predicted else 'FN'} {m.text_id} {m.item}"
-                    )
+                    console.print(f"  {split:8} {'FP' if m.predicted else 'FN'} {m.text_id} {m.item}")
     offline_ms = _median_ms_per_text(OfflineJudge(), chosen, args.runs)
     keyword_ms = _median_ms_per_text(KeywordJudge(), chosen, args.runs)
     console.print(
