@@ -15,9 +15,10 @@ executor thread while the loop keeps buffering the next batch.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+import pyarrow as pa
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
 from pyiceberg.table import Table
@@ -133,8 +134,12 @@ class IcebergSink:
         catalog: Catalog,
         config: SinkConfig,
         clock: Callable[[], float] = time.monotonic,
+        arrow: Callable[[Sequence[TransitionRow], pa.Schema], pa.Table] = to_arrow,
     ) -> None:
+        """``arrow`` turns a batch into the table's Arrow form (``bench/sink.py`` passes
+        the former row-by-row form to compare)."""
         self._catalog = catalog
+        self._arrow = arrow
         self.config = config
         self._clock = clock
         self._buffer = _Buffer()
@@ -257,14 +262,10 @@ class IcebergSink:
             try:
                 table = self._table if self._table is not None else self._reload()
                 current = off.read_committed(table)
-                rows = [
-                    r
-                    for r in batch.rows
-                    if r.source.offset >= current.next_offset((r.source.topic, r.source.partition))
-                ]
+                rows = self._not_covered(batch.rows, current)
                 merged = off.merge(current.offsets, batch.offsets)
                 table.append(
-                    to_arrow(rows, table.schema().as_arrow()),
+                    self._arrow(rows, table.schema().as_arrow()),
                     snapshot_properties={
                         off.OFFSETS_PROPERTY: off.encode_offsets(merged),
                         off.WRITER_PROPERTY: self.config.writer_id,
@@ -291,6 +292,24 @@ class IcebergSink:
             f"commit to {self.config.identifier} lost {self.config.conflict_retries} races with "
             "other writers in a row; it will be retried with the next batch"
         )
+
+    def _not_covered(
+        self, rows: tuple[TransitionRow, ...], current: CommittedOffsets
+    ) -> Sequence[TransitionRow]:
+        """The rows whose source records ``current`` does not cover. Rows were offered
+        only above this sink's own committed offsets, so only partitions another writer
+        moved past those need a look row by row (none, unless a rebalance raced)."""
+        moved = {
+            tp for tp, offset in current.offsets.items() if offset > self._committed.next_offset(tp)
+        }
+        if not moved:
+            return rows
+        return [
+            r
+            for r in rows
+            if (r.source.topic, r.source.partition) not in moved
+            or r.source.offset >= current.next_offset((r.source.topic, r.source.partition))
+        ]
 
     def _reload(self) -> Table:
         self._table = self._catalog.load_table(self.config.identifier)

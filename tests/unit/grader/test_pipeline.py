@@ -101,6 +101,9 @@ class Codec:
     def encode(self, event: Event) -> bytes:
         return json.dumps([event.type, event.event_id]).encode()
 
+    def encode_datum(self, event_type: str, datum: dict[str, Any]) -> bytes:
+        return json.dumps([event_type, datum["event_id"]]).encode()
+
     def topic_for(self, event_type: str) -> str:
         return "grading.dlq"
 
