@@ -23,6 +23,9 @@ from services.collectors.settings import SourceSettings, env_secret, parse_model
 
 SCHEMA_TYPES = ("AVRO", "PROTOBUF", "JSON")
 
+#: subjects asked for per page of ``GET /subjects``
+SUBJECTS_PAGE = 1000
+
 
 class Settings(SourceSettings):
     url: str = Field(description="registry base URL (Confluent-compatible API)")
@@ -52,8 +55,28 @@ class RegistryCollector(Collector):
         versions = sum(len(v) for v in position.values())
         return f"{len(position)} subjects, {versions} versions"
 
+    def _subjects(self) -> list[Any]:
+        """Every subject, page by page: registries cap one answer (Apicurio at 1,000), so a
+        registry with more subjects would hide the newest. A registry that ignores
+        ``offset`` answers the same page again, which ends the walk."""
+        subjects: list[Any] = []
+        seen: set[Any] = set()
+        offset = 0
+        while True:
+            page = expect(
+                self.http.get("/subjects", params={"offset": offset, "limit": SUBJECTS_PAGE}),
+                list,
+                "GET /subjects",
+            )
+            fresh = [s for s in page if s not in seen]
+            subjects += fresh
+            seen.update(fresh)
+            if len(page) < SUBJECTS_PAGE or not fresh:
+                return subjects
+            offset += len(page)
+
     def poll(self, position: Position) -> PollResult:
-        subjects = expect(self.http.get("/subjects"), list, "GET /subjects")
+        subjects = self._subjects()
         watched = sorted(s for s in subjects if isinstance(s, str) and self.pattern.fullmatch(s))
         new: dict[str, Any] = {}
         events = []
