@@ -168,8 +168,11 @@ def rig(
         ReceiverSettings(platforms=(PLATFORM,), heartbeat_s=3600.0),
         env={secret_env(k8s_audit.NAME): SECRET},
     )
+    # the API server holds the platform's own secret, derived per platform (the default)
+    platform_secret = receiver.secrets.secret(k8s_audit.NAME, PLATFORM, 1)
+    assert platform_secret != SECRET
     with BackgroundReceiver(receiver) as port:
-        sink = AuditSink(f"http://127.0.0.1:{port}/platforms/{PLATFORM}/k8s-audit", SECRET)
+        sink = AuditSink(f"http://127.0.0.1:{port}/platforms/{PLATFORM}/k8s-audit", platform_secret)
         cluster = KubeCluster(workdir, binaries, sink, [ALICE, ARGO])
         with cluster:
             yield Rig(cluster, env, workdir)
