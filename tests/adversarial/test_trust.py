@@ -13,24 +13,13 @@ and dead-letter each attack with its class.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import re
-import shutil
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
-from urllib.request import url2pathname
 
 import pytest
 from confluent_kafka import Producer
-from pyiceberg.catalog import Catalog
-from pyiceberg.catalog.sql import SqlCatalog
 
 from services.core.events import Event
-from services.stack.catalog import load_catalog, trino_connect
 from services.trust.credentials import SignalKey
 from services.trust.keys import generate
 from services.trust.signing import SIGNATURE_HEADER, SIGNER_HEADER, sign_event
@@ -48,49 +37,6 @@ pytestmark = [pytest.mark.adversarial, pytest.mark.integration, pytest.mark.slow
 
 SCENARIO = "p2_trino_stale_statistics.jsonl"
 MS = 60_000
-
-
-@pytest.fixture(scope="module")
-def catalog(stack: Any) -> Iterator[Catalog]:
-    cat = load_catalog(stack.require("postgres"))
-    yield cat
-    if isinstance(cat, SqlCatalog):
-        cat.engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def trino(stack: Any) -> Iterator[Any]:
-    with contextlib.closing(trino_connect(stack.require("trino"))) as conn:
-        yield conn
-
-
-@pytest.fixture
-def live(
-    stack: Any,
-    kafka_bootstrap: str,
-    registry_url: str,
-    catalog: Catalog,
-    trino: Any,
-    tmp_path: Path,
-    request: pytest.FixtureRequest,
-) -> Iterator[LiveExam]:
-    test = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower()).strip("_")[:20]
-    namespace = f"adv_{test}_{uuid.uuid4().hex[:8]}"
-    catalog.create_namespace(namespace)
-    exam = LiveExam(kafka_bootstrap, registry_url, namespace, tmp_path)
-    try:
-        yield exam
-    finally:
-        exam.close()
-        print(exam.log_tails())
-        for identifier in catalog.list_tables(namespace):
-            catalog.purge_table(identifier)
-        with contextlib.suppress(Exception):
-            trino.cursor().execute(f"DROP VIEW IF EXISTS iceberg.{namespace}.exam_scores")
-        catalog.drop_namespace(namespace)
-        warehouse = urlparse(catalog.properties["warehouse"])
-        if warehouse.scheme == "file":
-            shutil.rmtree(Path(url2pathname(warehouse.path)) / namespace, ignore_errors=True)
 
 
 def _one(events: list[Event], platform: str, typ: str) -> Event:
