@@ -116,12 +116,13 @@ def part_number(part: str) -> int | None:
 
 
 def to_row(
-    t: Transition, seq: int, source: SourcePosition, event: Event, graded_at_ms: int
+    t: Transition, seq: int, source: SourcePosition, event_id: str | None, graded_at_ms: int
 ) -> TransitionRow:
-    """A core transition as a table row; evidence positions known for the current record."""
+    """A core transition as a table row; evidence positions known for the current record
+    (``event_id``; None for a record that graded nothing itself, such as a dead letter)."""
     evidence = tuple(
         Evidence(eid, source.topic, source.partition, source.offset)
-        if eid == event.event_id
+        if eid == event_id
         else Evidence(eid)
         for eid in t.evidence
     )
@@ -377,20 +378,41 @@ class PartitionGrader:
         for owner, t in produced:
             live = self._platforms[owner]
             live.seq += 1
-            row = to_row(t, live.seq, source, event, now)
+            row = to_row(t, live.seq, source, event.event_id, now)
             live.pending.append(row)
             rows.append(row)
         return StepResult(tuple(rows), conflict=conflict)
 
     def mark(self, source: SourcePosition) -> StepResult:
         """A record that grades nothing (a dead letter) still moves the partition on; the
-        next flush's marker keeps its position, so a restart does not dead-letter it again."""
+        next flush's marker keeps its position, so a restart does not dead-letter it again.
+
+        Its topic may have become idle with it, so the watermark is looked at again and
+        due time boxes close here: a dead letter last on its topic must not leave boxes
+        waiting for a record that never comes. Their rows belong to this position."""
         if source.offset < self.positions.get(source.topic, 0):
             return _REPLAYED
         self.positions[source.topic] = source.offset + 1
-        self._ends_changed = True  # the topic may have become idle: look again
         self.unflushed += 1
-        return _NOTHING
+        self._ends_changed = False
+        aligned = self._aligned()
+        if aligned <= self.watermark_ms:
+            return _NOTHING
+        self.watermark_ms = aligned
+        produced: list[tuple[str, Transition]] = []
+        if self._timers and self._timers[0][0] <= aligned:
+            self._fire(produced)
+        if not produced:
+            return _NOTHING
+        now = self._clock_ms()
+        rows: list[TransitionRow] = []
+        for owner, t in produced:
+            live = self._platforms[owner]
+            live.seq += 1
+            row = to_row(t, live.seq, source, None, now)
+            live.pending.append(row)
+            rows.append(row)
+        return StepResult(tuple(rows))
 
     def touch_all(self) -> None:
         """Write every platform at the next flush (a previous flush may not have landed)."""

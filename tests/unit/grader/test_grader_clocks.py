@@ -144,3 +144,18 @@ def test_a_topic_never_met_or_only_dead_lettered_does_not_hold_the_clock() -> No
     g.note_log_ends({"exam.control": 3})
     g.handle(ev("a", "a3", 12_000), SourcePosition("platform.observability", 0, 2))
     assert g.watermark_ms == 11_000
+
+
+def test_a_dead_letter_last_on_its_topic_still_lets_the_boxes_close() -> None:
+    """The topic becomes idle with a dead letter: the watermark moves there and a due box
+    closes, instead of waiting for a record that never comes."""
+    store = ProbeStore(deadline=1_500)
+    grader = PartitionGrader(0, store)
+    grader.note_log_ends({"a": 2, "b": 1})
+    grader.handle(Event("tool.used", "p", "e1", 1_000, {}), SourcePosition("a", 0, 0))
+    grader.handle(Event("tool.used", "p", "e2", 2_000, {}), SourcePosition("b", 0, 0))
+    probe = store.made["p"]
+    assert all(t < 1_500 for t in probe.evaluations), "topic a still holds the clock"
+    grader.mark(SourcePosition("a", 0, 1))  # a's last record could not be decoded
+    assert grader.watermark_ms == 2_000
+    assert max(probe.evaluations) >= 1_500, "the box due at 1,500 closed at the dead letter"
