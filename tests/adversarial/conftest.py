@@ -1,27 +1,22 @@
 """Fixtures of the adversarial tests that run a live worker.
 
 ``live`` is a :class:`LiveExam` with its own topics, consumer group and Iceberg
-namespace, all removed afterwards (the ``exam_scores`` view too).
+namespace, all removed afterwards (its views too).
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
-import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
-from urllib.request import url2pathname
 
 import pytest
 from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.sql import SqlCatalog
 
-from services.stack.catalog import TRINO_CATALOG, load_catalog, trino_connect
-from tests.integration.grader.live import LiveExam
+from services.stack.catalog import load_catalog, trino_connect
+from tests.integration.grader.live import LiveExam, live_exam
 
 
 @pytest.fixture(scope="module")
@@ -48,20 +43,14 @@ def live(
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> Iterator[LiveExam]:
-    test = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower()).strip("_")[:20]
-    namespace = f"adv_{test}_{uuid.uuid4().hex[:8]}"
-    catalog.create_namespace(namespace)
-    exam = LiveExam(kafka_bootstrap, registry_url, namespace, tmp_path)
-    try:
+    with live_exam(
+        "adv",
+        request.node.name,
+        kafka_bootstrap,
+        registry_url,
+        catalog,
+        trino,
+        tmp_path,
+        width=20,
+    ) as exam:
         yield exam
-    finally:
-        exam.close()
-        print(exam.log_tails())
-        for identifier in catalog.list_tables(namespace):
-            catalog.purge_table(identifier)
-        with contextlib.suppress(Exception):
-            trino.cursor().execute(f"DROP VIEW IF EXISTS {TRINO_CATALOG}.{namespace}.exam_scores")
-        catalog.drop_namespace(namespace)
-        warehouse = urlparse(catalog.properties["warehouse"])
-        if warehouse.scheme == "file":
-            shutil.rmtree(Path(url2pathname(warehouse.path)) / namespace, ignore_errors=True)

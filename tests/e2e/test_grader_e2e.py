@@ -10,14 +10,9 @@ scores, the total percentage and pass.
 from __future__ import annotations
 
 import contextlib
-import re
-import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
-from urllib.request import url2pathname
 
 import pytest
 from pyiceberg.catalog import Catalog
@@ -28,6 +23,7 @@ from tests.integration.grader.live import (
     SCENARIOS,
     LiveExam,
     comparable,
+    live_exam,
     replay_json,
     settle,
     transition_counts,
@@ -61,23 +57,17 @@ def live(
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> Iterator[LiveExam]:
-    test = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower()).strip("_")[:24]
-    namespace = f"e2e_{test}_{uuid.uuid4().hex[:8]}"
-    catalog.create_namespace(namespace)
-    exam = LiveExam(kafka_bootstrap, registry_url, namespace, tmp_path)
-    try:
+    with live_exam(
+        "e2e",
+        request.node.name,
+        kafka_bootstrap,
+        registry_url,
+        catalog,
+        trino,
+        tmp_path,
+        width=24,
+    ) as exam:
         yield exam
-    finally:
-        exam.close()
-        print(exam.log_tails())
-        for identifier in catalog.list_tables(namespace):
-            catalog.purge_table(identifier)
-        with contextlib.suppress(Exception):
-            trino.cursor().execute(f"DROP VIEW IF EXISTS iceberg.{namespace}.exam_scores")
-        catalog.drop_namespace(namespace)
-        warehouse = urlparse(catalog.properties["warehouse"])
-        if warehouse.scheme == "file":
-            shutil.rmtree(Path(url2pathname(warehouse.path)) / namespace, ignore_errors=True)
 
 
 #: the first four are the brief's; the rest of the scenario library follows

@@ -12,15 +12,19 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import httpx
 from confluent_kafka import Consumer, Producer
@@ -437,3 +441,36 @@ def settle(
     if last is None and error is not None:
         raise error
     return last or {}
+
+
+@contextlib.contextmanager
+def live_exam(
+    prefix: str,
+    name: str,
+    kafka_bootstrap: str,
+    registry_url: str,
+    catalog: Any,
+    trino: Any,
+    tmp_path: Path,
+    width: int = 24,
+) -> Iterator[LiveExam]:
+    """A :class:`LiveExam` in a namespace of its own (named after the test, cut to
+    ``width``), removed with its tables, views and warehouse files afterwards."""
+    test = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")[:width]
+    namespace = f"{prefix}_{test}_{uuid.uuid4().hex[:8]}"
+    catalog.create_namespace(namespace)
+    exam = LiveExam(kafka_bootstrap, registry_url, namespace, tmp_path)
+    try:
+        yield exam
+    finally:
+        exam.close()
+        print(exam.log_tails())
+        for identifier in catalog.list_tables(namespace):
+            catalog.purge_table(identifier)
+        for view in ("exam_scores", "review_reasons"):
+            with contextlib.suppress(Exception):
+                trino.cursor().execute(f"DROP VIEW IF EXISTS {TRINO_CATALOG}.{namespace}.{view}")
+        catalog.drop_namespace(namespace)
+        warehouse = urlparse(catalog.properties["warehouse"])
+        if warehouse.scheme == "file":
+            shutil.rmtree(Path(url2pathname(warehouse.path)) / namespace, ignore_errors=True)
