@@ -9,7 +9,7 @@ say() { printf '\033[1m[test]\033[0m %s\n' "$*"; }
 say "ruff (lint and format)"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-say "mypy (strict on services/core)"
+say "mypy (strict on services)"
 .venv/bin/mypy services
 say "manifests: kustomize, kubeconform, policy, secrets scan"
 scripts/check-manifests.sh

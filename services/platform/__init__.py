@@ -1,0 +1,1 @@
+"""Real systems of a candidate's platform, started as local processes for tests and rehearsals."""

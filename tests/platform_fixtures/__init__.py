@@ -1,0 +1,1 @@
+"""Pytest fixtures that start real systems of a candidate's platform."""
