@@ -85,6 +85,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "roster",
         "Enroll, list and revoke the cohort's platforms (and their credentials).",
     ),
+    "rehearse": (
+        "services.rehearsal.cli",
+        "rehearse",
+        "Rehearse the exam on real systems: faults injected for real, graded live.",
+    ),
     "demo": (
         "services.scoreboard.demo",
         "demo",

@@ -1,0 +1,126 @@
+"""Scripted candidates: the reference solution and the variants that leave out or break
+one step, each with the grades the rehearsal expects of it.
+
+A variant names the criterion it should move and why, so a rehearsal that grades it
+otherwise fails with that criterion named.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from services.errors import ConfigError
+
+#: what the reference solution must be graded, from the systems a rehearsal runs here
+REFERENCE_EXPECTED: Mapping[str, str] = {
+    "p1.iceberg_maintenance": "met",
+    "p2.root_cause": "met",
+    "p2.root_cause_90min": "met",
+    "p2.postmortem": "met",
+    "p2.pattern_cited": "met",
+    "p3.issues_found": "met",
+    "p3.alternatives": "met",
+    "p3.patterns_cited": "met",
+    "p3.senior_tone": "met",
+    "overall.part3": "met",
+}
+
+#: where each rehearsed criterion's evidence comes from, named when it is missed
+EVIDENCE_PATH: Mapping[str, str] = {
+    "p1.iceberg_maintenance": "the Iceberg collector (iceberg.commit: retention properties "
+    "and Trino optimize's replace snapshot) and rule p1.iceberg_maintenance",
+    "p2.root_cause": "the submission endpoint (diagnosis.submitted) against the signed "
+    "fault.injected, rule p2.root_cause",
+    "p2.root_cause_90min": "diagnosis.submitted's endpoint stamp against fault.injected, "
+    "rule p2.root_cause_90min",
+    "p2.postmortem": "artifact.submitted kind postmortem and the text judge",
+    "p2.pattern_cited": "artifact.submitted kind postmortem and the text judge",
+    "p3.issues_found": "artifact.submitted kind design_review and the text judge",
+    "p3.alternatives": "artifact.submitted kind design_review and the text judge",
+    "p3.patterns_cited": "artifact.submitted kind design_review and the text judge",
+    "p3.senior_tone": "artifact.submitted kind design_review and the text judge",
+    "overall.part3": "rule overall.part3 over p3.*",
+    "p1.zero_manual_apply": "the API server's audit webhook, the k8s-audit receiver "
+    "(k8s.audit) and rule p1.zero_manual_apply",
+}
+
+#: criteria no system here produces, and what a rehearsal would need for them
+NOT_REHEARSED: Mapping[str, str] = {
+    "p1.cdc_source": "Kafka Connect with Debezium on the platform",
+    "p1.schema_registered": "the CDC connector registering its value schema",
+    "p1.flink_lookup_join": "a Flink cluster running the candidate's job",
+    "p1.exactly_once": "a Flink job committing to the sink table with checkpoints",
+    "p1.dbt_rollup_tested": "the candidate's dbt project built on Trino",
+    "p1.superset_alert": "the candidate's Superset with a chart and an alert",
+    "p1.flink_observability": "Prometheus, Loki and Tempo watching the Flink job",
+    "p1.lineage_in_datahub": "OpenLineage from every hop of the pipeline",
+    "p1.column_masking": "the candidate's Trino with file-based access control",
+    "p1.argocd_deployed": "Argo CD syncing the pipeline's apps",
+    "p1.e2e_100k": "CDC, Flink and dbt moving 100,000 events",
+    "p1.lineage_path": "OpenLineage from every hop of the pipeline",
+    "p1.pillars_correlated": "traces, logs and metrics with one trace id",
+    "p1.zero_manual_apply": "a Kubernetes API server auditing the platform's writes "
+    "(rehearsed on the first exam of each candidate when scripts/build-kube.sh has run)",
+    "p1.dbt_catches_broken_row": "a dbt test run after row.broken",
+    "p2.triage_observability": "access logs of Grafana, Loki or Tempo",
+    "p2.lineage_walked": "access logs of DataHub",
+    "p2.fix_via_gitops": "a Git host's merge webhook and Argo CD's sync",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One scripted candidate: what they do differently from the reference, and why."""
+
+    name: str
+    about: str
+    maintenance: bool = True
+    diagnosis: str = "right"  # right | layer_only | symptom
+    postmortem: bool = True
+    deploy: str = "gitops"  # gitops | manual (a person's kubectl apply)
+    expected: Mapping[str, str] = field(default_factory=dict)
+
+    def expectations(self) -> dict[str, str]:
+        return {**REFERENCE_EXPECTED, **self.expected}
+
+
+VARIANTS: dict[str, Candidate] = {
+    c.name: c
+    for c in (
+        Candidate("reference", "does everything the exam asks, in order"),
+        Candidate(
+            "no-maintenance",
+            "never sets snapshot retention nor compacts the sink table",
+            maintenance=False,
+            expected={"p1.iceberg_maintenance": "failed"},
+        ),
+        Candidate(
+            "wrong-root-cause",
+            "blames the dashboard (the symptom) as the cause",
+            diagnosis="symptom",
+            # no right diagnosis ever came: the 90-minute box closes unmet
+            expected={"p2.root_cause": "failed", "p2.root_cause_90min": "expired"},
+        ),
+        Candidate(
+            "layer-only",
+            "names the right layer but the wrong kind",
+            diagnosis="layer_only",
+            expected={"p2.root_cause": "partial", "p2.root_cause_90min": "expired"},
+        ),
+        Candidate(
+            "manual-apply",
+            "deploys the pipeline with a kubectl apply by hand instead of through GitOps",
+            deploy="manual",
+        ),
+    )
+}
+
+
+def variant(name: str) -> Candidate:
+    try:
+        return VARIANTS[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown candidate {name!r}; choose one of {', '.join(VARIANTS)}"
+        ) from None

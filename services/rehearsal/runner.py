@@ -1,0 +1,388 @@
+"""One rehearsal: scripted candidates on real systems, faults injected for real, graded
+live by the worker, reported step by step.
+
+Each (candidate, fault) pair is one exam on its own platform with its own lakehouse
+namespace, so a fault injected for one never touches another. Steps run in exam order;
+the grades are read back from Trino once every exam has ended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pyiceberg.catalog import Catalog
+
+from services.errors import StackError
+from services.offline.builder import ASSETS, STRONG_REVIEW, postmortem_text
+from services.rehearsal import kube
+from services.rehearsal.candidates import (
+    EVIDENCE_PATH,
+    NOT_REHEARSED,
+    Candidate,
+)
+from services.rehearsal.faults import NOT_INJECTABLE, SINK, FaultInjector, injector
+from services.rehearsal.kube import PlatformKubes
+from services.rehearsal.lakehouse import Lakehouse, orders
+from services.rehearsal.report import CriterionVerdict, RehearsalReport, StepRecord
+from services.rehearsal.session import RehearsalSession
+
+Say = Callable[[str], None]
+#: criteria of the y3-final rubric, graded for every exam
+CRITERIA_PER_EXAM = 32
+
+
+@dataclass(frozen=True, slots=True)
+class RehearsalPlan:
+    candidates: Sequence[Candidate]
+    faults: Sequence[str]
+    rows: int = 20_000
+    commits: int = 4
+    poll_s: float = 2.0
+    grade_timeout_s: float = 300.0
+    #: deploy through a real API server (first exam of each candidate); None: when built
+    kube: bool | None = None
+
+
+@dataclass
+class Exam:
+    """One scripted candidate facing one fault, on a platform of its own."""
+
+    candidate: Candidate
+    fault: str
+    platform_id: str
+    exam_id: str
+    lake: Lakehouse
+    injector: FaultInjector | None = None
+    fault_id: str = ""
+    kube: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.candidate.name}/{self.fault}"
+
+
+def _rss_mb() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return (own + children) / 1024
+
+
+class Rehearsal:
+    """Runs a :class:`RehearsalPlan` in a :class:`RehearsalSession` and reports it."""
+
+    def __init__(
+        self,
+        session: RehearsalSession,
+        catalog: Catalog,
+        trino: Any,
+        plan: RehearsalPlan,
+        say: Say,
+    ) -> None:
+        self.session = session
+        self.catalog = catalog
+        self.trino = trino
+        self.plan = plan
+        self.say = say
+        self.report = RehearsalReport(
+            session.run_id, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        )
+        self.exams: list[Exam] = []
+        for c in plan.candidates:
+            for f in plan.faults:
+                slug = f"{c.name}-{f}".replace("_", "-")
+                ns = f"rh_{session.run_id}_{len(self.exams)}"
+                self.exams.append(
+                    Exam(
+                        c,
+                        f,
+                        f"rehearsal-{session.run_id}-{slug}",
+                        f"rehearsal-{session.run_id}-{slug}",
+                        Lakehouse(catalog, trino, ns),
+                    )
+                )
+        for e in self.exams:
+            e.injector = injector(e.fault, e.lake, SINK)
+        self.kubes: PlatformKubes | None = None
+        self.binaries = kube.available() if plan.kube is not False else None
+        if plan.kube and self.binaries is None:
+            raise StackError(
+                "no Kubernetes API server is built: run scripts/build-kube.sh (several "
+                "minutes, cached) or rehearse without --kube"
+            )
+        if self.binaries is not None:
+            firsts: dict[str, Exam] = {}
+            for e in self.exams:
+                firsts.setdefault(e.candidate.name, e)
+            for e in firsts.values():
+                e.kube = True
+
+    # ------------------------------------------------------------------ helpers
+    def step(
+        self,
+        exam: Exam,
+        part: int,
+        actor: str,
+        name: str,
+        system: str,
+        action: Callable[[], str],
+    ) -> str:
+        started = time.monotonic()
+        outcome = action()
+        self.report.steps.append(
+            StepRecord(exam.label, part, actor, name, system, outcome, time.monotonic() - started)
+        )
+        self.say(f"{exam.label}: {name}: {outcome}")
+        return outcome
+
+    # ------------------------------------------------------------------ the exam
+    def run(self) -> RehearsalReport:
+        started = time.monotonic()
+        self.session.start(
+            {e.platform_id: (e.exam_id, f"{e.candidate.name}-{e.fault}") for e in self.exams}
+        )
+        try:
+            self.start_kubes()
+            for e in self.exams:
+                self.part1(e)
+            self.session.flush_collectors()
+            for e in self.exams:
+                self.part2(e)
+            for e in self.exams:
+                self.part3_and_end(e)
+            self.session.flush_collectors()
+            self.finish()
+        finally:
+            if self.kubes is not None:
+                self.kubes.close()
+            self.session.close()
+            if not self.session.settings.keep:
+                for e in self.exams:
+                    with contextlib.suppress(Exception):
+                        e.lake.drop()
+        self.report.seconds = time.monotonic() - started
+        self.report.peak_rss_mb = _rss_mb()
+        return self.report
+
+    def start_kubes(self) -> None:
+        on = [e for e in self.exams if e.kube]
+        if not on or self.binaries is None:
+            return
+        self.kubes = PlatformKubes(
+            self.binaries, self.session.client, [e.platform_id for e in on], self.session.workdir
+        )
+        for e in on:
+            started = time.monotonic()
+            self.kubes.start(e.platform_id, f"{e.candidate.name}-person")
+            self.say(
+                f"{e.label}: Kubernetes API server up in {time.monotonic() - started:.0f}s, "
+                "auditing to the k8s-audit receiver"
+            )
+
+    def part1(self, e: Exam) -> None:
+        s = self.session
+        c = e.candidate
+
+        def start() -> str:
+            s.control(
+                "exam.started",
+                e.platform_id,
+                e.exam_id,
+                candidate_id=f"{c.name}-{e.fault}",  # as enrolled in the roster
+                rubric_id="y3-final",
+                rubric_version="1",
+            )
+            s.control("part.started", e.platform_id, e.exam_id, part=1)
+            return "exam.started and part.started 1, signed"
+
+        self.step(e, 1, "proctor", "start the exam", "proctor (signed events)", start)
+        sink = e.lake.qualified(SINK)
+        assets = {**ASSETS, "sink_table": sink}
+
+        def declare() -> str:
+            done = s.submit(e.platform_id, e.exam_id, "pipeline.declared", assets=assets)
+            return f"pipeline.declared accepted as {done.event_id} (sink {sink})"
+
+        self.step(e, 1, "candidate", "declare the pipeline", "submission endpoint", declare)
+        s.watch_iceberg(e.platform_id, [sink], self.plan.poll_s)
+
+        def build_sink() -> str:
+            e.lake.create(SINK)
+            per = max(1, self.plan.rows // self.plan.commits)
+            for i in range(self.plan.commits):
+                e.lake.append(SINK, orders(i * per, per))
+            return f"{sink}: {self.plan.commits} append commits, {e.lake.count(SINK)} rows in Trino"
+
+        self.step(e, 1, "candidate", "load the sink table", "Iceberg catalog + Trino", build_sink)
+        kubes = self.kubes
+        if e.kube and kubes is not None:
+            if c.deploy == "manual":
+                self.step(
+                    e,
+                    1,
+                    "candidate",
+                    "deploy by kubectl apply",
+                    "Kubernetes API server",
+                    lambda: kubes.apply_by_hand(e.platform_id, sink),
+                )
+            else:
+                self.step(
+                    e,
+                    1,
+                    "candidate",
+                    "deploy by GitOps",
+                    "Kubernetes API server",
+                    lambda: kubes.deploy_gitops(e.platform_id, sink),
+                )
+        if c.maintenance:
+
+            def retention() -> str:
+                props = e.lake.set_retention(SINK)
+                keys = sorted(k for k in props if k.startswith("history.expire"))
+                return f"table properties {', '.join(keys)} set"
+
+            self.step(e, 1, "candidate", "snapshot retention", "Iceberg catalog", retention)
+
+            def compact() -> str:
+                op = e.lake.compact(SINK)
+                return f"Trino optimize committed a {op} snapshot" if op else "nothing to compact"
+
+            self.step(e, 1, "candidate", "compaction", "Trino (optimize)", compact)
+
+    def part2(self, e: Exam) -> None:
+        s = self.session
+        inj = e.injector
+        assert inj is not None
+        e.fault_id = f"{e.exam_id}-fault"
+
+        def announce() -> str:
+            injected = inj.inject()
+            s.control(
+                "fault.injected",
+                e.platform_id,
+                e.exam_id,
+                fault_id=e.fault_id,
+                layer=injected.layer,
+                kind=injected.kind,
+                target=injected.target,
+                note=injected.note,
+            )
+            return injected.note
+
+        self.step(e, 2, "injector", f"inject {inj.layer}/{inj.kind}", inj.system, announce)
+        diag = e.candidate.diagnosis
+        layer, kind = inj.layer, inj.kind
+        if diag == "symptom":
+            layer, kind = "superset", "dashboard_wrong"
+        elif diag == "layer_only":
+            kind = next(k for k in _KINDS[inj.layer] if k != inj.kind)
+
+        def diagnose() -> str:
+            s.submit(
+                e.platform_id,
+                e.exam_id,
+                "diagnosis.submitted",
+                fault_id=e.fault_id,
+                layer=layer,
+                kind=kind,
+                summary=f"the orders dashboard is wrong because of {layer}/{kind}",
+            )
+            return f"diagnosed {layer}/{kind}"
+
+        self.step(e, 2, "candidate", "diagnose", "submission endpoint", diagnose)
+        if diag == "right":
+
+            def fix() -> str:
+                done = inj.fix()
+                return f"{done}; fault still visible: {inj.broken()}"
+
+            self.step(e, 2, "candidate", "fix", inj.system, fix)
+        if e.candidate.postmortem:
+
+            def postmortem() -> str:
+                s.submit(
+                    e.platform_id,
+                    e.exam_id,
+                    "artifact.submitted",
+                    part=2,
+                    kind="postmortem",
+                    content=postmortem_text(inj.layer),
+                    uri="docs/postmortem.md",
+                )
+                return "postmortem submitted"
+
+            self.step(e, 2, "candidate", "postmortem", "submission endpoint", postmortem)
+
+        def undo() -> str:
+            inj.undo()
+            return f"platform restored; fault visible: {inj.broken()}"
+
+        self.step(e, 2, "injector", "undo the fault", inj.system, undo)
+
+    def part3_and_end(self, e: Exam) -> None:
+        s = self.session
+
+        def review() -> str:
+            s.control("part.started", e.platform_id, e.exam_id, part=3)
+            s.submit(
+                e.platform_id,
+                e.exam_id,
+                "artifact.submitted",
+                part=3,
+                kind="design_review",
+                content=STRONG_REVIEW,
+                uri="docs/review.md",
+            )
+            s.submit(e.platform_id, e.exam_id, "self_grade.submitted", score_pct=40.0)
+            return "design review and self-grade submitted"
+
+        self.step(e, 3, "candidate", "design review", "submission endpoint", review)
+
+        def end() -> str:
+            s.control("exam.ended", e.platform_id, e.exam_id)
+            return "exam.ended, signed"
+
+        self.step(e, 3, "proctor", "end the exam", "proctor (signed events)", end)
+
+    def finish(self) -> None:
+        self.say("every exam ended; waiting for the worker's final grades in Trino")
+        scores = self.session.wait_final(
+            self.trino,
+            {e.exam_id: CRITERIA_PER_EXAM for e in self.exams},
+            self.plan.grade_timeout_s,
+        )
+        seen, dead = self.session.signals()
+        self.report.signals = {p: dict(c) for p, c in seen.items()}
+        self.report.dead_letters = dead
+        for e in self.exams:
+            expected = e.candidate.expectations()
+            if e.kube:
+                manual = e.candidate.deploy == "manual"
+                expected["p1.zero_manual_apply"] = "failed" if manual else "met"
+            rows = scores.get(e.exam_id, {})
+            for cid in sorted({*rows, *expected}):
+                row = rows.get(cid)
+                self.report.criteria.append(
+                    CriterionVerdict(
+                        e.label,
+                        cid,
+                        expected.get(cid),
+                        row.state if row else "missing",
+                        row.reason if row else "no row in Trino's exam_scores",
+                        row.evidence if row else "",
+                        EVIDENCE_PATH.get(cid, "-"),
+                    )
+                )
+        self.report.not_rehearsed = dict(NOT_REHEARSED)
+        self.report.not_injectable = dict(NOT_INJECTABLE)
+
+
+_KINDS = {
+    "iceberg": ("stale_snapshot", "unmerged_branch", "compaction_race"),
+    "trino": ("dynamic_filtering_off", "wrong_join_order", "stale_statistics"),
+}
