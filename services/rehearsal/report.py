@@ -58,6 +58,7 @@ class RehearsalReport:
     not_injectable: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     peak_rss_mb: float = 0.0
+    peak_child_rss_mb: float = 0.0
 
     @property
     def failures(self) -> list[CriterionVerdict]:
@@ -77,6 +78,7 @@ class RehearsalReport:
             "passed": self.passed,
             "seconds": round(self.seconds, 1),
             "peak_rss_mb": round(self.peak_rss_mb, 1),
+            "peak_child_rss_mb": round(self.peak_child_rss_mb, 1),
             "steps": [asdict(s) for s in self.steps],
             "signals": self.signals,
             "dead_letters": self.dead_letters,
@@ -133,5 +135,6 @@ class RehearsalReport:
         verdict = "[green]passed[/green]" if self.passed else "[red]failed[/red]"
         console.print(
             f"rehearsal {self.run_id} {verdict} in {self.seconds:.0f}s "
-            f"(peak RSS of the rehearsal and its worker {self.peak_rss_mb:.0f} MB)"
+            f"(peak RSS {self.peak_rss_mb:.0f} MB, largest child process "
+            f"{self.peak_child_rss_mb:.0f} MB)"
         )

@@ -34,14 +34,20 @@ from services.contract.settings import ClientSettings
 from services.contract.topics import admin_client, delete_topics, ensure_topics
 from services.contract.wire import WireCodec, registry_client
 from services.core.events import Event
-from services.errors import StackError
+from services.errors import ConfigError, StackError
 from services.publisher.publisher import Publisher, new_event
 from services.scoreboard.demo import Worker
 from services.submission.client import Submitted, submit
 from services.submission.server import BackgroundSubmissionServer, SubmissionServer
 from services.trust.credentials import master_from_env, submission_token
-from services.trust.keys import load_private_key, signing_key_from_env
-from services.trust.local import SUBMISSION_ID, ensure_local_trust
+from services.trust.keys import (
+    SIGNING_KEY_ENV,
+    Keyring,
+    SigningKey,
+    load_private_key,
+    signing_key_from_env,
+)
+from services.trust.local import ensure_local_trust
 from services.trust.roster import RosterEntry, publish_entries
 
 Say = Callable[[str], None]
@@ -60,6 +66,20 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def submission_key() -> SigningKey:
+    """The submission endpoint's key: the keyring's submission key whose private key lies
+    beside the proctor's (as ``proctor keys generate`` and the local stack write them)."""
+    ring = Keyring.from_env()
+    directory = Path(os.environ[SIGNING_KEY_ENV]).parent
+    for trusted in ring:
+        if trusted.role == "submission" and (directory / f"{trusted.key_id}.pem").exists():
+            return load_private_key(directory / f"{trusted.key_id}.pem", trusted.key_id)
+    raise ConfigError(
+        f"no submission key beside {directory}: the rehearsal's endpoint signs candidates' "
+        "submissions with it (`proctor keys generate --role submission`)"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,9 +182,7 @@ class RehearsalSession:
         )
         self.worker.start()
         self.publisher = Publisher(self.client, codec=self.codec, say=self.say)
-        key = load_private_key(
-            Path(os.environ["PROCTOR_SIGNING_KEY"]).parent / f"{SUBMISSION_ID}.pem", SUBMISSION_ID
-        )
+        key = submission_key()
         server = SubmissionServer.build(
             self.client, self.master, key, StaticRoster.of(self.platforms, 1)
         )

@@ -1,0 +1,102 @@
+"""The rehearsal's plan and report, without any system: fault coverage of the rubric,
+scripted candidates' expectations, and a report that names what missed."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from services.errors import ConfigError
+from services.offline.builder import FAULT_KINDS
+from services.rehearsal.candidates import (
+    EVIDENCE_PATH,
+    NOT_REHEARSED,
+    REFERENCE_EXPECTED,
+    VARIANTS,
+    variant,
+)
+from services.rehearsal.faults import INJECTORS, NOT_INJECTABLE, injector
+from services.rehearsal.report import CriterionVerdict, RehearsalReport, StepRecord
+from services.rubrics import resolver
+
+pytestmark = pytest.mark.unit
+
+
+def test_every_fault_kind_of_the_rubric_is_injectable_or_says_why_not() -> None:
+    rubric_kinds = {k for kinds in FAULT_KINDS.values() for k in kinds}
+    assert set(INJECTORS) | set(NOT_INJECTABLE) == rubric_kinds
+    assert not set(INJECTORS) & set(NOT_INJECTABLE)
+    assert len(INJECTORS) >= 3
+    for kind, cls in INJECTORS.items():
+        assert kind in FAULT_KINDS[cls.layer], f"{kind} is not a {cls.layer} fault"
+
+
+def test_a_kind_that_cannot_run_here_is_refused_with_its_reason() -> None:
+    with pytest.raises(ConfigError, match="cannot be injected for real here: no Spark"):
+        injector("wrong_backfill_partition", lake=None)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="unknown fault kind 'disk_full'"):
+        injector("disk_full", lake=None)  # type: ignore[arg-type]
+
+
+def test_every_rubric_criterion_is_expected_or_listed_as_not_rehearsed() -> None:
+    rubric = resolver()("y3-final", "1")
+    ids = {c.criterion_id for c in rubric.criteria}
+    rehearsed = set(REFERENCE_EXPECTED) | {"p1.zero_manual_apply"}
+    assert rehearsed <= ids
+    assert set(NOT_REHEARSED) <= ids
+    # what is neither is decided by other criteria (overall.*) or by the self-grade
+    left = ids - rehearsed - set(NOT_REHEARSED)
+    assert left == {
+        "overall.part1",
+        "overall.part2",
+        "overall.pass",
+        "overall.self_grade_agreement",
+    }
+    assert set(REFERENCE_EXPECTED) <= set(EVIDENCE_PATH)
+
+
+def test_variants_change_only_the_criterion_they_break() -> None:
+    reference = VARIANTS["reference"].expectations()
+    for name, cand in VARIANTS.items():
+        changed = {k for k, v in cand.expectations().items() if reference.get(k) != v}
+        assert changed == set(cand.expected), name
+    assert variant("wrong-root-cause").expectations()["p2.root_cause"] == "failed"
+    with pytest.raises(ConfigError, match="unknown candidate 'lazy'; choose one of reference"):
+        variant("lazy")
+
+
+def _report(state: str, expected: str | None) -> RehearsalReport:
+    report = RehearsalReport("r1", "2026-12-06T09:00:00Z")
+    report.steps.append(
+        StepRecord("reference/stale_snapshot", 2, "injector", "inject", "Iceberg", "rolled", 0.1)
+    )
+    report.criteria.append(
+        CriterionVerdict(
+            "reference/stale_snapshot",
+            "p1.iceberg_maintenance",
+            expected,
+            state,
+            "no replace commit",
+            "",
+            EVIDENCE_PATH["p1.iceberg_maintenance"],
+        )
+    )
+    return report
+
+
+def test_a_criterion_graded_otherwise_fails_the_rehearsal_naming_its_path() -> None:
+    report = _report("failed", "met")
+    assert not report.passed
+    doc: dict[str, Any] = json.loads(report.dumps())
+    assert doc["passed"] is False
+    (failure,) = doc["failures"]
+    assert "p1.iceberg_maintenance is failed, expected met" in failure
+    assert "Iceberg collector" in failure
+
+
+def test_a_report_passes_only_with_every_expectation_held() -> None:
+    assert _report("met", "met").passed
+    assert _report("unknown", None).passed  # not expected: shown, not judged
+    assert not RehearsalReport("r2", "t").passed  # nothing graded is no rehearsal
