@@ -161,10 +161,7 @@ class StaleStatistics(FaultInjector):
         self._restore = self.lake.current_snapshot(self.table)
         self.lake.append_without_statistics(self.table, self.rows, start=20_000_000)
         stale = self.lake.distinct_estimate(self.table, self.column)
-        real = self.lake.sql(
-            f"SELECT count(DISTINCT {self.column}) FROM {self.lake.trino_name(self.table)}"
-        )[0][0]
-        self._real = int(real)
+        real = self._distinct()
         return Injection(
             self.layer,
             self.kind,
@@ -179,9 +176,18 @@ class StaleStatistics(FaultInjector):
         self.lake.analyze(self.table)
         return f"ANALYZE {self.lake.trino_name(self.table)}"
 
+    def _distinct(self) -> int:
+        sql = f"SELECT count(DISTINCT {self.column}) FROM {self.lake.trino_name(self.table)}"
+        return int(self.lake.sql(sql)[0][0])
+
     def broken(self) -> bool:
         believed = self.lake.distinct_estimate(self.table, self.column) or 0.0
-        return abs(believed - self._real) > 0.1 * self._real
+        real = self._distinct()
+        return abs(believed - real) > 0.1 * real
+
+    def undo(self) -> None:
+        super().undo()
+        self.lake.analyze(self.table)
 
 
 #: injectors by kind, for the faults the rehearsal's own systems can break for real
