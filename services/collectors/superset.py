@@ -52,6 +52,17 @@ ALERT_STATES = {
 }
 
 
+def unreadable(exc: Exception, what: str) -> None:
+    """Log one item whose answer cannot be read; re-raise what is not about that item.
+
+    A malformed answer (``payload``) spoils one chart or alert only; not reaching Superset
+    or a server error is the whole source's failure and must reach the heartbeat.
+    """
+    if isinstance(exc, SourceError) and exc.kind != "payload":
+        raise exc
+    log.warning("superset %s skipped this poll: %s", what, exc)
+
+
 class Settings(SourceSettings):
     url: str = Field(description="Superset base URL")
     username: str = Field(description="Superset user that may list charts and alerts")
@@ -67,7 +78,7 @@ def superset_time(value: Any) -> int | None:
     try:
         dt = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise SourceError(f"unreadable Superset timestamp {value!r}") from exc
+        raise SourceError(f"unreadable Superset timestamp {value!r}", "payload") from exc
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return int(dt.timestamp() * 1000)
@@ -96,7 +107,9 @@ def alert_data(alert: Mapping[str, Any]) -> dict[str, Any]:
     try:
         config = json.loads(raw) if isinstance(raw, str) else dict(raw)
     except ValueError as exc:
-        raise SourceError(f"alert {alert.get('id')}: validator_config_json is not JSON") from exc
+        raise SourceError(
+            f"alert {alert.get('id')}: validator_config_json is not JSON", "payload"
+        ) from exc
     vtype = str(alert.get("validator_type") or "")
     condition = str(config.get("op") or vtype or "")
     if vtype.lower().replace("_", " ") == "not null":
@@ -188,16 +201,19 @@ class SupersetCollector(Collector):
         for chart in self.pages("/api/v1/chart/"):
             try:
                 data = chart_data(chart, self._dataset(chart, datasets))
+                ts = superset_time(chart.get("changed_on_utc")) or now_ms()
             except (SourceError, KeyError, TypeError, ValueError) as exc:
                 # one unreadable chart must not hide the others: read it again next poll
-                log.warning("superset chart %s skipped this poll: %s", chart.get("id"), exc)
+                key = str(chart.get("id"))
+                unreadable(exc, f"chart {key}")
                 skipped += 1
+                if key in old_charts:
+                    charts[key] = old_charts[key]
                 continue
             sig = json.dumps(data, sort_keys=True)
             cid = str(data["chart_id"])
             charts[cid] = sig
             if old_charts.get(cid) != sig:
-                ts = superset_time(chart.get("changed_on_utc")) or now_ms()
                 events.append(self.signal("superset.chart", [cid, sig], ts, data))
         alerts: dict[str, str] = {}
         old_alerts = position.get("alerts", {})
@@ -216,8 +232,10 @@ class SupersetCollector(Collector):
                 data = alert_data({**detail.get("result", {}), **row})
                 ts = superset_time(row.get("last_eval_dttm")) or now_ms()
             except (SourceError, KeyError, TypeError, ValueError) as exc:
-                log.warning("superset alert %s skipped this poll: %s", aid, exc)
+                unreadable(exc, f"alert {aid}")
                 skipped += 1
+                if aid in old_alerts:
+                    alerts[aid] = old_alerts[aid]
                 continue
             alerts[aid] = stamp
             events.append(self.signal("superset.alert", [aid, stamp, data["condition"]], ts, data))
