@@ -12,6 +12,7 @@ with the mode as the reason, for the other two; p1.flink_lookup_join is met.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +28,7 @@ from services.collectors.polling import Poller
 from services.core.events import Event
 from services.core.model import CriterionResult
 from services.core.simple_judge import KeywordJudge
+from services.errors import StackError
 from services.offline.replay import replay_events
 from services.offline.scenarios import ASSETS, ExamBuilder
 from services.platform.flink import cancel_job, restart_without_checkpointing
@@ -264,3 +266,15 @@ def test_faults_cancel_and_restart_without_checkpointing_and_their_undo(
     again = resubmit()
     rig.session.wait_state(again, ("RUNNING",))
     assert rig.session.running(job.name) == again
+
+
+def test_a_job_the_session_refuses_is_a_clear_error_and_the_session_keeps_running(
+    flink_rig: FlinkRig,
+) -> None:
+    rig = flink_rig
+    bad = dataclasses.replace(rig.jobs["exactly_once"], name="refused", table="no-such name")
+    with pytest.raises(StackError, match="Flink refused job refused"):
+        rig.session.submit(bad)
+    with pytest.raises(StackError, match="no running Flink job 'refused'"):
+        restart_without_checkpointing(rig.session, bad)
+    assert rig.session.running(rig.jobs["at_least_once"].name) == rig.ids["at_least_once"]
