@@ -180,6 +180,8 @@ class PipelineJob:
     catalog: str = "proctor"
     jdbc_password: str = ""
     group: str = ""
+    #: properties of the sink table when the job creates it, e.g. history.expire.*
+    table_properties: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.checkpointing not in MODES:
@@ -228,6 +230,7 @@ class PipelineJob:
             "iceberg.warehouse": self.warehouse,
             "iceberg.namespace": self.namespace,
             "iceberg.table": self.table,
+            **{f"table.{k}": v for k, v in self.table_properties},
         }
         for k, v in values.items():
             if "'" in v:  # the session splices values into SQL string literals

@@ -89,6 +89,7 @@ class FlinkRig:
             table=f"{self.namespace}.orders_enriched_{short}",
             checkpointing=mode,
             checkpoint_interval_ms=1000,
+            table_properties=(("history.expire.max-snapshot-age-ms", "86400000"),),
         )
 
     def sink(self, mode: Checkpointing) -> str:

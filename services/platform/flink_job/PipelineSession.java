@@ -150,13 +150,22 @@ public final class PipelineSession {
         String ns = need(p, "iceberg.namespace");
         String sink = catalog + "." + ns + "." + need(p, "iceberg.table");
         t.executeSql("CREATE DATABASE IF NOT EXISTS " + catalog + "." + ns);
-        // a CDC stream writes updates and deletes: format v2 with the key as equality fields
+        // a CDC stream writes updates and deletes: format v2 with the key as equality fields;
+        // "table.<key>" properties of the job become the table's own (e.g. history.expire.*)
+        StringBuilder with =
+                new StringBuilder("'format-version' = '2', 'write.upsert.enabled' = 'true'");
+        for (String key : new java.util.TreeSet<>(p.stringPropertyNames())) {
+            if (key.startsWith("table.")) {
+                with.append(", '").append(key.substring(6)).append("' = '")
+                        .append(p.getProperty(key)).append("'");
+            }
+        }
         t.executeSql(
                 "CREATE TABLE IF NOT EXISTS " + sink + " ("
                         + " order_id BIGINT, customer_id BIGINT, amount DECIMAL(12, 2),"
                         + " customer_name STRING, region STRING,"
                         + " PRIMARY KEY (order_id) NOT ENFORCED"
-                        + ") WITH ('format-version' = '2', 'write.upsert.enabled' = 'true')");
+                        + ") WITH (" + with + ")");
         TableResult result =
                 t.executeSql(
                         "INSERT INTO " + sink

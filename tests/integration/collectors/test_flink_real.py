@@ -99,6 +99,9 @@ def collect(
     return env.read("platform.flink", platform_id), env.read("platform.iceberg", platform_id)
 
 
+CRITERIA = ("p1.exactly_once", "p1.flink_lookup_join", "p1.iceberg_maintenance")
+
+
 def grade(
     platform_id: str, signals: list[Event], job_name: str, table: str
 ) -> dict[str, CriterionResult]:
@@ -119,7 +122,7 @@ def grade(
     b.events.extend(signals)
     b.finish()
     (exam,) = replay_events(b.events, resolver(), KeywordJudge()).results
-    return {c: exam.criterion(c) for c in ("p1.exactly_once", "p1.flink_lookup_join")}
+    return {c: exam.criterion(c) for c in CRITERIA}
 
 
 def the_job(events: list[Event], job_id: str) -> Event:
@@ -197,6 +200,60 @@ def test_at_least_once_job_fails_exactly_once_though_it_commits(
     assert eo.state == "failed", eo.reason
     assert f"job {job.name} checkpoints at least once, never exactly once" in eo.reason
     assert results["p1.flink_lookup_join"].state == "met"
+
+
+def test_trino_optimize_of_the_flink_sink_is_a_replace_commit_and_flink_commits_on(
+    flink_rig: FlinkRig, env: Env, make_poller: Callable[..., Poller], platform_id: str
+) -> None:
+    """Compaction by the candidate's Trino on the table Flink writes: a `replace` snapshot
+    beside Flink's own, with the retention the job set, grading p1.iceberg_maintenance."""
+    rig = flink_rig
+    job = rig.jobs["at_least_once"]
+    job_id, table = rig.ids["at_least_once"], rig.sink("at_least_once")
+    wait_for("the CDC stream in the sink", lambda: sink_rows(rig, table) == expected_rows())
+    namespace, name = table.split(".")
+    conn = trino_connect(rig.config)
+    try:
+        cur = conn.cursor()
+        cur.execute(f'ALTER TABLE "{namespace}"."{name}" EXECUTE optimize')
+        cur.fetchall()
+    finally:
+        conn.close()
+    assert sink_rows(rig, table) == expected_rows()  # equality deletes applied, not lost
+
+    iceberg = make_poller(
+        IcebergCollector(
+            IcebergSettings(
+                catalog_name=CATALOG_NAME,
+                properties={"type": "sql", **catalog_properties(rig.config)},
+                tables=(table,),
+            ),
+            platform_id,
+        )
+    )
+
+    def flink_commit_after_the_compaction() -> list[Event] | None:
+        iceberg.step()
+        commits = env.read("platform.iceberg", platform_id)
+        replaced = [c for c in commits if c.data["operation"] == "replace"]
+        later = [
+            c
+            for c in commits
+            if replaced
+            and c.data["summary"].get("flink.job-id") == job_id
+            and c.data["parent_snapshot_id"] == replaced[0].data["snapshot_id"]
+        ]
+        return commits if later else None
+
+    # Flink commits on (an empty append every 10 checkpoints) on top of Trino's snapshot
+    commits = wait_for("a Flink commit after the compaction", flink_commit_after_the_compaction)
+    [replace] = [c for c in commits if c.data["operation"] == "replace"]
+    assert "flink.job-id" not in replace.data["summary"]
+    assert replace.data["table_properties"]["history.expire.max-snapshot-age-ms"] == "86400000"
+    assert rig.session.state(job_id) == "RUNNING"
+
+    results = grade(platform_id, commits, job.name, table)
+    assert results["p1.iceberg_maintenance"].state == "met", results["p1.iceberg_maintenance"]
 
 
 def test_job_without_checkpointing_never_commits_and_fails_exactly_once(

@@ -68,6 +68,10 @@ def test_properties_round_trip_with_escapes() -> None:
     assert props["kafka.group"] == "proctor-orders-enrich"
     assert props["jdbc.password"] == ""
     assert "\\:" in j.properties()
+    kept = job(table_properties=(("history.expire.max-snapshot-age-ms", "60000"),))
+    assert (
+        parse_properties(kept.properties())["table.history.expire.max-snapshot-age-ms"] == "60000"
+    )
 
 
 def test_modes_and_quotes_are_refused() -> None:
