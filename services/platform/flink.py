@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -388,6 +389,27 @@ class FlinkSession:
             if time.monotonic() > deadline:
                 raise StackError(f"job {job_id} still {state} {timeout_s:.0f}s after cancel")
             time.sleep(0.3)
+
+    def record_answers(self, job_id: str, directory: Path, label: str) -> list[Path]:
+        """Write the REST answers the Flink collector reads for one job, as Flink gave them
+        (``<label>.overview.json`` is the job's entry of ``/jobs/overview``), for a corpus."""
+        directory.mkdir(parents=True, exist_ok=True)
+        entries = [j for j in self.jobs() if j.get("jid") == job_id]
+        if not entries:
+            raise StackError(f"job {job_id} is not in /jobs/overview")
+        answers: dict[str, Any] = {"overview": entries[0]}
+        for name, path in (
+            ("plan", "plan"),
+            ("checkpoints-config", "checkpoints/config"),
+            ("checkpoints", "checkpoints"),
+        ):
+            answers[name] = self.get(f"/jobs/{job_id}/{path}")
+        written = []
+        for name, body in answers.items():
+            out = directory / f"{label}.{name}.json"
+            out.write_text(json.dumps(body, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+            written.append(out)
+        return written
 
     def stop(self) -> None:
         """Ask the session to quit, then SIGTERM/SIGKILL the process group it started."""
