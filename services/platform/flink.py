@@ -91,6 +91,9 @@ JAVA17_OPTS: tuple[str, ...] = (
     ),
 )
 
+#: class files for the Java 17 runtime whatever the javac on the PATH (part of the cache key)
+JAVAC_FLAGS: tuple[str, ...] = ("--release", "17", "-nowarn", "-encoding", "UTF-8")
+
 Checkpointing = Literal["exactly_once", "at_least_once", "off"]
 MODES: tuple[Checkpointing, ...] = ("exactly_once", "at_least_once", "off")
 Progress = Callable[[str], None]
@@ -132,7 +135,7 @@ def ensure_runtime(progress: Progress = lambda _m: None) -> FlinkRuntime:
     sources = sorted(JOB_SOURCES.glob("*.java"))
     if not sources:
         raise StackError(f"no Java sources in {JOB_SOURCES}")
-    classes = base / f"classes-{source_digest(sources, COORDS)}"
+    classes = base / f"classes-{source_digest(sources, (*COORDS, *JAVAC_FLAGS))}"
     if not (classes / f"{MAIN_CLASS}.class").is_file():
         progress(f"javac: compiling {', '.join(s.name for s in sources)}")
         base.mkdir(parents=True, exist_ok=True)
@@ -140,9 +143,7 @@ def ensure_runtime(progress: Progress = lambda _m: None) -> FlinkRuntime:
         done = subprocess.run(
             [
                 "javac",
-                "-nowarn",
-                "-encoding",
-                "UTF-8",
+                *JAVAC_FLAGS,
                 "-cp",
                 ":".join(str(j) for j in jars),
                 "-d",
