@@ -165,6 +165,12 @@ def flink_rig(
         with contextlib.suppress(Exception):
             for fut in admin.delete_topics([topic]).values():
                 fut.result()
+        # the Kafka source commits its offsets on checkpoints under the job's group
+        groups = [f"proctor-orders-enrich-{m}-{suffix}" for m in ("eo", "alo", "nocp")]
+        with contextlib.suppress(Exception):
+            for fut in admin.delete_consumer_groups(groups).values():
+                with contextlib.suppress(Exception):
+                    fut.result()
 
 
 __all__ = ["CUSTOMERS", "ORDERS", "FlinkRig", "cdc_records", "expected_rows"]
