@@ -41,7 +41,8 @@ class KeyRule:
     #: special multi-key rules: "argocd_namespaces" (one key per resource namespace and
     #: synced revision, joined with whether the sync was automated), "argocd_revisions"
     #: (one key per synced revision: a multi-source application syncs several),
-    #: "columns_by_user" (one key per column read, joined with the user)
+    #: "columns_by_user" (one key per column read, joined with the user), "flink_modes"
+    #: (one key per job name and checkpointing mode, "off" when the job reported none)
     special: str = ""
 
     def keys(self, d: Mapping[str, Any]) -> Iterable[str]:
@@ -52,6 +53,11 @@ class KeyRule:
             return [SEP.join((ns, rev, auto)) for ns in sorted(nss) if ns for rev in revs]
         if self.special == "argocd_revisions":
             return [r for r in synced_revisions(d) if r]
+        if self.special == "flink_modes":
+            # one key per job and the checkpointing it reported; none reported means off
+            job = text(d.get("job_name"))
+            mode = text(d.get("checkpointing_mode")).lower() or "off"
+            return (job + SEP + mode,) if job else ()
         if self.special == "columns_by_user":
             user = text(d.get("user"))
             return [c + SEP + user for c in strings(d.get("columns"))] if user else []

@@ -112,9 +112,45 @@ class FlinkExactlyOnce(Rule[ExactlyOnceParams]):
         self._commits = EarliestSpec(
             "iceberg.commit", (Cond("summary", "has_key", p.summary_key),), KeyRule(("table",))
         )
+        self._modes = EarliestSpec("flink.job", (), KeyRule(special="flink_modes"))
 
     def facts(self) -> tuple[FactSpec, ...]:
-        return (self._jobs, self._mode, self._cps, self._commits)
+        return (self._jobs, self._mode, self._cps, self._commits, self._modes)
+
+    def _other_modes(self, q: Query, job: str) -> dict[str, tuple[int, str]]:
+        """The checkpointing modes other than the wanted one that ``job`` reported by the
+        close (``off`` for none), each with the earliest report."""
+        found: dict[str, tuple[int, str]] = {}
+        best = q.fact(self._modes, Earliest).best
+        by_name: dict[str, list[tuple[str, tuple[int, str]]]] = {}
+        for key, point in best.items():
+            name, mode = key.rsplit(SEP, 1)
+            by_name.setdefault(name, []).append((mode, point))
+        for name in matching_keys(by_name, job):
+            for mode, point in by_name[name]:
+                if point[0] <= q.close_ms and mode != self.p.mode.lower():
+                    found[mode] = min(point, found.get(mode, point))
+        return found
+
+    def on_close(self, q: Query, pending_out: Outcome) -> Outcome:
+        """A job that ran only with another checkpointing mode is a wrong answer (failed),
+        not a missing one (expired): its sink commits are not exactly once."""
+        job = q.ctx.asset(self.p.job_asset)
+        wanted = self.p.mode.lower()
+        if job:
+            close = q.close_ms
+            if earliest_for(q.fact(self._mode, Earliest).best, job, close) is None:
+                others = self._other_modes(q, job)
+                if others:
+                    said = " and ".join(_describe_mode(m) for m in sorted(others))
+                    return Outcome(
+                        "failed",
+                        f"The time box closed at {clock(close)} and job {job} {said}, never "
+                        f"{wanted.replace('_', ' ')}: its sink commits are not exactly once.",
+                        tuple(p[1] for p in sorted(others.values())),
+                        close,
+                    )
+        return super().on_close(q, pending_out)
 
     def decide(self, q: Query) -> Outcome:
         job = q.ctx.asset(self.p.job_asset)
@@ -128,7 +164,12 @@ class FlinkExactlyOnce(Rule[ExactlyOnceParams]):
         points: list[tuple[int, str]] = []
         mode = earliest_for(q.fact(self._mode, Earliest).best, job, close)
         if mode is None:
-            missing.append(f"job {job} has not reported {self.p.mode} checkpointing")
+            others = self._other_modes(q, job)
+            if others:
+                said = " and ".join(_describe_mode(m) for m in sorted(others))
+                missing.append(f"job {job} {said}, not {self.p.mode.replace('_', ' ')}")
+            else:
+                missing.append(f"job {job} has not reported {self.p.mode} checkpointing")
         else:
             points.append(mode[0])
         pairs = [k.split(SEP, 1) for k in q.fact(self._jobs, Earliest).best]
@@ -157,6 +198,13 @@ class FlinkExactlyOnce(Rule[ExactlyOnceParams]):
             tuple(p[1] for p in points),
             last[0],
         )
+
+
+def _describe_mode(mode: str) -> str:
+    """``at_least_once`` -> "checkpoints at least once"; ``off`` -> "has checkpointing off"."""
+    if mode == "off":
+        return "has checkpointing off"
+    return "checkpoints " + mode.replace("_", " ")
 
 
 class SupersetAlertParams(Params):

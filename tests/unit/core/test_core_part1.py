@@ -125,13 +125,52 @@ def test_exactly_once_does_not_count_savepoints_or_failed_checkpoints(grade) -> 
 def test_exactly_once_needs_the_mode_and_the_sink_checkpoint_summary(grade) -> None:
     b = clean()
     at_least = edited(b.events, of_type("flink.job"), {"checkpointing_mode": "at_least_once"})
-    assert grade(at_least).criterion("p1.exactly_once").state == "expired"
+    c = grade(at_least).criterion("p1.exactly_once")
+    assert c.state == "failed"  # a wrong mode is a wrong answer, not a missing one
+    assert f"job {ASSETS['flink_job']} checkpoints at least once, never exactly once" in c.reason
     no_summary = edited(
         b.events, of_type("iceberg.commit"), {"summary": {"added-records": "40000"}}
     )
     c = grade(no_summary).criterion("p1.exactly_once")
     assert c.state == "expired"
     assert "flink.max-committed-checkpoint-id" in c.reason
+
+
+def test_exactly_once_fails_a_job_without_checkpointing(grade) -> None:
+    b = clean()
+    off = edited(
+        b.events,
+        of_type("flink.job"),
+        {"checkpointing_mode": None, "checkpoint_interval_ms": None},
+    )
+    c = grade(off).criterion("p1.exactly_once")
+    assert c.state == "failed"
+    assert f"job {ASSETS['flink_job']} has checkpointing off, never exactly once" in c.reason
+
+
+def test_exactly_once_is_pending_while_the_job_runs_another_mode(grade) -> None:
+    """Before the close the candidate can still fix the mode: pending, naming the mode."""
+    b = ExamBuilder("basecamp-alice")
+    b.start()
+    b.part1()
+    events = edited(b.events, of_type("flink.job"), {"checkpointing_mode": "at_least_once"})
+    c = grade(events).criterion("p1.exactly_once")
+    assert c.state == "pending"
+    assert "checkpoints at least once, not exactly once" in c.reason
+
+
+def test_exactly_once_met_when_the_mode_is_fixed_within_the_box(grade) -> None:
+    """A job first run at least once, then again exactly once, is graded on the fix."""
+    b = clean()
+    [job] = [e for e in b.events if e.type == "flink.job"]
+    wrong = Event(
+        job.type,
+        job.platform_id,
+        job.event_id + "-first",
+        job.ts_ms - 60_000,
+        {**job.data, "job_id": "first-run", "checkpointing_mode": "at_least_once"},
+    )
+    assert grade([*b.events, wrong]).criterion("p1.exactly_once").state == "met"
 
 
 def test_exactly_once_accepts_the_mode_in_any_case(grade) -> None:
