@@ -5,7 +5,9 @@ subdirectories each hold one invocation's artifacts (e.g. archived per run). Eac
 invocation is published once, keyed by ``metadata.invocation_id``, at
 ``metadata.generated_at``. The manifest gives what run_results lacks: resource type,
 ``depends_on.nodes`` and materialization. A file being written (not valid JSON yet and
-changed in the last seconds) is left for the next poll.
+changed in the last seconds) is left for the next poll. A dbt project's target dir that
+does not exist yet (dbt makes it only once the project parses) is no invocation, not an
+error: a candidate whose project never compiles leaves its criteria expired, not unknown.
 """
 
 from __future__ import annotations
@@ -109,6 +111,10 @@ class DbtCollector(Collector):
         if (root / "run_results.json").is_file():
             return [root]
         if not root.is_dir():
+            if (root.parent / "dbt_project.yml").is_file() and not root.exists():
+                # dbt makes its target dir only once a project parses: a project that
+                # never compiled has run nothing, which is no blindness of the collector
+                return []
             raise SourceError(f"{root} does not exist or is not a directory")
         found = [d for d in root.iterdir() if (d / "run_results.json").is_file()]
         return sorted(found, key=lambda d: (d / "run_results.json").stat().st_mtime_ns)

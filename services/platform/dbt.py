@@ -338,9 +338,10 @@ class DbtProject:
 
     # fault injectors -------------------------------------------------------------------
     def break_row(self) -> str:
-        """Insert a broken upstream order (negative amount, unknown status); its row key."""
+        """Insert a broken upstream order (a negative amount, otherwise valid: only the
+        revenue test sees it, so dropping that test hides it); its row key."""
         order_id = 900_000 + len(self._broken) + 1
-        self.insert_orders([(order_id, 99, "-99.00", "lost", "2026-11-27 11:30:00")])
+        self.insert_orders([(order_id, 99, "-99.00", "placed", "2026-11-27 11:30:00")])
         self._broken.append(order_id)
         return f"order-{order_id}"
 
