@@ -4,15 +4,20 @@
 subdirectories each hold one invocation's artifacts (e.g. archived per run). Each
 invocation is published once, keyed by ``metadata.invocation_id``, at
 ``metadata.generated_at``. The manifest gives what run_results lacks: resource type,
-``depends_on.nodes`` and materialization. A file being written (not valid JSON yet and
-changed in the last seconds) is left for the next poll. A dbt project's target dir that
-does not exist yet (dbt makes it only once the project parses) is no invocation, not an
-error: a candidate whose project never compiles leaves its criteria expired, not unknown.
+``depends_on.nodes`` and materialization. It must be the same invocation's (dbt writes it
+at parse, with the run's ``invocation_id``): run_results whose manifest is missing or
+another invocation's waits for it while fresh, as a copy made file by file would else be
+published without its tests' dependencies, once and for good. A file being written (not
+valid JSON yet and changed in the last seconds) is left for the next poll. A dbt
+project's target dir that does not exist yet (dbt makes it only once the project parses)
+is no invocation and no error: a project that never compiles leaves its criteria
+expired, not unknown.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,6 +31,8 @@ from services.collectors.polling import Collector, PollResult, Position
 from services.collectors.runner import common_options, run_one, split_common
 from services.collectors.settings import SourceSettings, parse_model
 from services.core.events import rfc3339_to_ms
+
+log = logging.getLogger("proctor.collectors.dbt")
 
 COMMANDS = frozenset({"run", "test", "build", "seed", "snapshot"})
 RESOURCE_TYPES = frozenset({"model", "test", "seed", "snapshot"})
@@ -161,7 +168,20 @@ class DbtCollector(Collector):
             raise SourceError(f"{results.parent}: dbt artifacts are not valid JSON: {exc}") from exc
         if not isinstance(run, dict) or not isinstance(man, dict):
             raise SourceError(f"{results.parent}: dbt artifacts are not JSON objects")
+        if _invocation(man) != _invocation(run):
+            if time.time() - mtime < SETTLE_S:
+                return None  # its manifest is not there yet (artifacts copied one by one)
+            log.warning(
+                "%s: manifest.json is %s; tests and dependencies read without it",
+                results.parent,
+                "missing" if not man else f"of invocation {_invocation(man)}",
+            )
         return run, man
+
+
+def _invocation(doc: Mapping[str, Any]) -> str | None:
+    meta = doc.get("metadata")
+    return str(meta.get("invocation_id")) if isinstance(meta, Mapping) else None
 
 
 def build(settings: Settings, platform_id: str) -> DbtCollector:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -153,6 +154,7 @@ def test_a_real_build_is_graded_rollup_tested_and_a_broken_row_is_caught(
     lineage: LineageTarget,
     dbt_project: Callable[..., DbtProject],
     make_poller: Callable[..., Poller],
+    tmp_path: Path,
 ) -> None:
     project = dbt_project("it_dbt_build")
     schema = project.target.schema
@@ -185,6 +187,18 @@ def test_a_real_build_is_graded_rollup_tested_and_a_broken_row_is_caught(
     assert all(t["materialization"] is None for t in tests.values())
     # the rows really are in an Iceberg table behind Trino
     assert project.sql(f"SELECT sum(orders) FROM iceberg.{schema}.{MODEL}") == [[5]]
+
+    # the same artifacts archived file by file: run_results first waits for its manifest
+    archive = tmp_path / "archive"
+    (archive / "inv-1").mkdir(parents=True)
+    shutil.copy(built.run_results, archive / "inv-1" / "run_results.json")
+    other = f"basecamp-{uuid.uuid4().hex[:8]}"
+    archived = make_poller(DbtCollector(Settings(path=archive), other))
+    assert archived.step() == 0 and env.read("platform.dbt", other) == []
+    shutil.copy(project.target_dir / "manifest.json", archive / "inv-1" / "manifest.json")
+    assert archived.step() == 1
+    [copy] = env.read("platform.dbt", other)
+    assert copy.data["results"] == run.data["results"]
 
     # openlineage-dbt's real events, through the receiver
     invocation = run.data["invocation_id"]
