@@ -11,7 +11,9 @@ published without its tests' dependencies, once and for good. A file being writt
 valid JSON yet and changed in the last seconds) is left for the next poll. A dbt
 project's target dir that does not exist yet (dbt makes it only once the project parses)
 is no invocation and no error: a project that never compiles leaves its criteria
-expired, not unknown.
+expired, not unknown. Artifacts that stay unreadable (invalid JSON once settled, no
+invocation id, a bad timestamp) are a dead letter on ``grading.dlq`` with the reason and
+the file's bytes, once per version of the file; the other invocations go on.
 """
 
 from __future__ import annotations
@@ -27,10 +29,11 @@ import click
 from pydantic import Field
 
 from services.collectors.http import SourceError
-from services.collectors.polling import Collector, PollResult, Position
+from services.collectors.polling import Collector, PollResult, Position, now_ms
 from services.collectors.runner import common_options, run_one, split_common
 from services.collectors.settings import SourceSettings, parse_model
-from services.core.events import rfc3339_to_ms
+from services.contract.dlq import DeadLetter
+from services.core.events import Event, rfc3339_to_ms
 
 log = logging.getLogger("proctor.collectors.dbt")
 
@@ -41,6 +44,8 @@ STATUSES = frozenset({"success", "error", "pass", "fail", "warn", "skipped"})
 STATUS_MAP = {"runtime error": "error", "partial success": "error", "no-op": "skipped"}
 SETTLE_S = 10.0
 KEEP_INVOCATIONS = 500
+#: bytes of a refused run_results.json kept in its dead letter
+DLQ_MAX_RAW = 1024 * 1024
 
 
 class Settings(SourceSettings):
@@ -130,7 +135,7 @@ class DbtCollector(Collector):
         done = list(position.get("invocations", []))
         seen = set(done)
         stamps: dict[str, str] = dict(position.get("files", {}))
-        events = []
+        events: list[Event] = []
         lag = 0
         new_stamps: dict[str, str] = {}
         for folder in self.artifact_dirs():
@@ -140,12 +145,18 @@ class DbtCollector(Collector):
             new_stamps[str(folder)] = stamp
             if stamps.get(str(folder)) == stamp:
                 continue
-            loaded = self._load(results, folder / "manifest.json", st.st_mtime)
-            if loaded is None:
-                lag += 1
-                del new_stamps[str(folder)]  # read again next time
+            try:
+                loaded = self._load(results, folder / "manifest.json", st.st_mtime)
+                if loaded is None:
+                    lag += 1
+                    del new_stamps[str(folder)]  # read again next time
+                    continue
+                invocation, ts, command, data = run_event_data(*loaded)
+            except (SourceError, ValueError, TypeError, AttributeError) as exc:
+                # the candidate's dbt left artifacts that cannot be read: a dead letter for
+                # this folder (once per version of the file), the others go on
+                events.append(self._dead_letter(results, exc))
                 continue
-            invocation, ts, command, data = run_event_data(*loaded)
             if invocation in seen:
                 continue
             seen.add(invocation)
@@ -155,6 +166,22 @@ class DbtCollector(Collector):
             events.append(self.signal("dbt.run", [invocation], ts, data))
         position_out = {"invocations": done[-KEEP_INVOCATIONS:], "files": new_stamps}
         return PollResult(tuple(events), position_out, lag)
+
+    def _dead_letter(self, results: Path, exc: Exception) -> Event:
+        raw = results.read_bytes()
+        kept = raw[:DLQ_MAX_RAW]
+        reason = f"{results}: {exc}"
+        if len(raw) > len(kept):
+            reason += f" (file of {len(raw)} bytes truncated to {len(kept)} in this dead letter)"
+        log.warning("dbt artifacts refused: %s", reason)
+        return DeadLetter(
+            reason=reason,
+            error_class="corrupt_bytes" if "not valid JSON" in str(exc) else "invalid_field",
+            ts_ms=now_ms(),
+            source=f"collector:{self.name}",
+            raw_key=self.platform_id.encode(),
+            raw_value=kept,
+        ).to_event()
 
     def _load(
         self, results: Path, manifest: Path, mtime: float

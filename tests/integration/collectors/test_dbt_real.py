@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import time
 import uuid
@@ -188,15 +189,24 @@ def test_a_real_build_is_graded_rollup_tested_and_a_broken_row_is_caught(
     # the rows really are in an Iceberg table behind Trino
     assert project.sql(f"SELECT sum(orders) FROM iceberg.{schema}.{MODEL}") == [[5]]
 
-    # the same artifacts archived file by file: run_results first waits for its manifest
+    # the same artifacts archived file by file: run_results first waits for its manifest;
+    # a cut-off copy beside it is a dead letter and stops nothing
     archive = tmp_path / "archive"
+    (archive / "inv-0").mkdir(parents=True)
+    cut = archive / "inv-0" / "run_results.json"
+    cut.write_bytes(built.run_results.read_bytes()[:500])
+    os.utime(cut, (time.time() - 60, time.time() - 60))
     (archive / "inv-1").mkdir(parents=True)
     shutil.copy(built.run_results, archive / "inv-1" / "run_results.json")
     other = f"basecamp-{uuid.uuid4().hex[:8]}"
     archived = make_poller(DbtCollector(Settings(path=archive), other))
-    assert archived.step() == 0 and env.read("platform.dbt", other) == []
+    assert archived.step() == 1 and env.read("platform.dbt", other) == []
+    [letter] = [e for e in env.read("grading.dlq", other) if e.data["source"] == "collector:dbt"]
+    assert "not valid JSON" in letter.data["reason"] and "inv-0" in letter.data["reason"]
+    assert letter.data["error_class"] == "corrupt_bytes"
     shutil.copy(project.target_dir / "manifest.json", archive / "inv-1" / "manifest.json")
     assert archived.step() == 1
+    assert archived.healthy
     [copy] = env.read("platform.dbt", other)
     assert copy.data["results"] == run.data["results"]
 

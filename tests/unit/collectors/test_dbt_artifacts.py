@@ -82,3 +82,28 @@ def test_a_project_that_never_parsed_has_no_target_dir_and_is_no_error(tmp_path:
     elsewhere = DbtCollector(Settings(path=tmp_path / "nowhere" / "target"), "basecamp-x")
     with pytest.raises(SourceError, match="does not exist"):
         elsewhere.poll({})
+
+
+def test_unreadable_artifacts_are_a_dead_letter_and_the_other_invocations_go_on(
+    tmp_path: Path,
+) -> None:
+    cut = tmp_path / "inv-0"
+    cut.mkdir()
+    (cut / "run_results.json").write_text('{"metadata": {"invocation_id": "x"')
+    then = time.time() - SETTLE_S - 5
+    os.utime(cut / "run_results.json", (then, then))
+    nameless = _run_results("")
+    _write(tmp_path / "inv-1", "run_results.json", nameless, age_s=SETTLE_S + 4)
+    _write(tmp_path / "inv-2", "run_results.json", _run_results("a"), age_s=SETTLE_S + 3)
+    _write(tmp_path / "inv-2", "manifest.json", _manifest("a"), age_s=SETTLE_S + 3)
+    collector = DbtCollector(Settings(path=tmp_path), "basecamp-x")
+    result = collector.poll({})
+    dead = [e for e in result.events if e.type == "grading.dead_letter"]
+    runs = [e for e in result.events if e.type == "dbt.run"]
+    assert [r.data["invocation_id"] for r in runs] == ["a"]
+    assert {d.data["error_class"] for d in dead} == {"corrupt_bytes", "invalid_field"}
+    assert all(d.platform_id == "basecamp-x" and d.data["source"] == "collector:dbt" for d in dead)
+    assert any("not valid JSON" in d.data["reason"] for d in dead)
+    assert any("invocation_id" in d.data["reason"] for d in dead)
+    # once per version of a file: the next poll from this position publishes nothing
+    assert collector.poll(result.position).events == ()
