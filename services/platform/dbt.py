@@ -250,6 +250,7 @@ class DbtProject:
     source: Path = PROJECT
     _runs: int = field(default=0, init=False)
     _broken: list[int] = field(default_factory=list, init=False)
+    _proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
     def project_dir(self) -> Path:
@@ -293,7 +294,9 @@ class DbtProject:
         self.insert_orders(ORDERS)
 
     def stop(self) -> None:
-        """Drop every table of the run's schema, then the schema (never another's)."""
+        """End a dbt still running (by its pid), drop every table of the run's schema,
+        then the schema (never another's)."""
+        self._kill()
         t = self.target
         with contextlib.suppress(Exception):
             for (table,) in self.sql(f"SHOW TABLES FROM {t.catalog}.{t.schema}"):
@@ -312,6 +315,15 @@ class DbtProject:
             ) from exc
         if t.catalog not in catalogs:
             raise StackError(f"dbt: Trino at {t.host}:{t.port} has no catalog {t.catalog!r}")
+
+    def _kill(self) -> None:
+        """Kill the process group of the dbt this project started, if it still runs."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, 9)
+        proc.wait(10)
 
     # Trino -----------------------------------------------------------------------------
     def sql(self, statement: str) -> list[list[object]]:
@@ -439,13 +451,13 @@ class DbtProject:
                 )
             except OSError as exc:
                 raise StackError(f"dbt: could not start {exe}: {exc}") from exc
+            self._proc = proc
             try:
                 code = proc.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired as exc:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, 9)
-                proc.wait(10)
                 raise StackError(
                     f"dbt: {command} did not finish in {timeout_s:.0f}s; see {log}"
                 ) from exc
+            finally:
+                self._kill()  # a timeout or an interrupt leaves no dbt behind
         return BuildResult(argv, code, self.target_dir, log, time.monotonic() - started)
