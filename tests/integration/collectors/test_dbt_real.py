@@ -253,11 +253,17 @@ def test_a_real_build_is_graded_rollup_tested_and_a_broken_row_is_caught(
     project.break_row()
     project.drop_test(BROKEN_ROW_TEST)
     assert BROKEN_ROW_TEST not in project.tests()
-    blind = project.build()
+    # (its lineage sent with a wrong key: refused with 401, and dbt's result unchanged)
+    wrong = LineageTarget(lineage.url, "not-" + lineage.api_key)
+    lineage_before = len(env.read("platform.openlineage", PLATFORM))
+    blind = project.build(lineage=wrong)
     assert blind.returncode == 0, blind.output[-3000:]
+    assert "401" in blind.output
     assert poller.step() == 1
     runs = env.read("platform.dbt", PLATFORM)
     assert len(runs) == 2
+    # dbt-ol sends before it exits and the receiver answers after the broker's ack
+    assert len(env.read("platform.openlineage", PLATFORM)) == lineage_before
     assert all(r["status"] in ("pass", "success") for r in runs[1].data["results"])
     assert not any(r["unique_id"].endswith(BROKEN_ROW_TEST) for r in runs[1].data["results"])
     graded = _grade(_exam(runs, project, broken_at), "p1.dbt_catches_broken_row")
