@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import time
 import uuid
@@ -57,6 +58,8 @@ PLATFORM = f"basecamp-{uuid.uuid4().hex[:8]}"
 TOPICS = ("platform.dbt", "platform.openlineage", "platform.collectors", "grading.dlq")
 TYPES = ["dbt.run", "openlineage.run", "collector.heartbeat", "grading.dead_letter"]
 MINUTE = 60_000
+#: dbt-ol's structured-logs mode names each SQL statement of a node <node id>.sql.<n>
+SQL_JOB = re.compile(r"\.sql\.\d+$")
 
 
 def _wait_for_leaders(settings: ClientSettings, topics: list[str]) -> None:
@@ -305,8 +308,50 @@ def test_a_real_build_is_graded_rollup_tested_and_a_broken_row_is_caught(
 
     # undo: the row repaired, the next build is clean again
     project.repair_row()
-    clean = project.build()
+    # ... built by dbt-ol's other mode, which sends events while the nodes run (its jobs
+    # are named by node id, its tests write to an audit schema)
+    clean = project.build(lineage=lineage, args=("--consume-structured-logs",))
     assert clean.returncode == 0, clean.output[-3000:]
+    assert poller.step() == 1
+    runs = env.read("platform.dbt", PLATFORM)
+    assert len(runs) == 4
+    assert all(r["status"] in ("pass", "success") for r in runs[3].data["results"])
+
+    def live(events: list[Event]) -> list[Event]:
+        return [
+            e for e in events if e.data["job"]["name"].startswith(("model.shop.", "test.shop."))
+        ]
+
+    deadline = time.monotonic() + 30
+    while True:
+        streamed = live(env.read("platform.openlineage", PLATFORM))
+        nodes = {
+            e.data["job"]["name"]
+            for e in streamed
+            if e.data["eventType"] == "COMPLETE" and not SQL_JOB.search(e.data["job"]["name"])
+        }
+        if len(nodes) >= 7 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert project.model_uid in nodes and len(nodes - {project.model_uid}) == 6, nodes
+    [model_run] = [
+        e
+        for e in streamed
+        if e.data["job"]["name"] == project.model_uid and e.data["eventType"] == "COMPLETE"
+    ]
+    assert [i["name"] for i in model_run.data["inputs"]] == [f"iceberg.{schema}.{SOURCE_TABLE}"]
+    assert [o["name"] for o in model_run.data["outputs"]] == [f"iceberg.{schema}.{MODEL}"]
+    audits = {
+        o["name"]
+        for e in streamed
+        if e.data["job"]["name"].startswith("test.shop.")
+        for o in e.data["outputs"]
+    }
+    assert audits and all(a.startswith(f"iceberg.{schema}_dbt_test__audit.") for a in audits)
+    # the model's job is named like the model: the hop is there, and no other is invented
+    hops = _grade(_exam(streamed, project), "p1.lineage_in_datahub")["p1.lineage_in_datahub"]
+    assert f"{schema}.{SOURCE_TABLE} -> {MODEL}" not in hops[1], hops
+    assert f"{ASSETS['cdc_topic']} -> {schema}.{SOURCE_TABLE}" in hops[1], hops
 
 
 def test_a_project_that_does_not_compile_publishes_nothing(
