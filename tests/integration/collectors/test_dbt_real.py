@@ -6,11 +6,15 @@ from the broker, are graded by the core.
 What is checked is what p1.dbt_rollup_tested and p1.dbt_catches_broken_row rely on: a
 clean build is a built model with passing tests on it; a broken upstream row makes the
 real test fail with failures >= 1; with that test dropped (fault dbt/test_missing) the
-broken row goes unseen. Failure paths: a project that does not compile (no artifacts, no
-signal), a collector pointed at artifacts that are not there, an OpenLineage event the
-receiver cannot parse (a dead letter, and the receiver goes on).
+broken row goes unseen. Lineage comes from both of dbt-ol's modes (after the run, and
+streamed while nodes run) and gives the sink -> model hop; a wrong key publishes none.
+Failure paths: a project that does not compile (no artifacts, no signal, no blindness),
+a collector pointed where no project is (unhealthy, proctor-side), a cut-off archived
+run_results.json (a dead letter; the others go on), an OpenLineage event the receiver
+cannot parse (a dead letter, and the receiver goes on).
 
-Costs a cold venv build (about 90 s, once per machine) and about 20-40 s per dbt build.
+Costs the dbt venv once per machine (169 s with an empty pip cache, 90 s with a warm
+one) and 150-220 s warm on the shared 2-core machine (four builds and a failed compile).
 """
 
 from __future__ import annotations
