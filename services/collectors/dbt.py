@@ -4,13 +4,22 @@
 subdirectories each hold one invocation's artifacts (e.g. archived per run). Each
 invocation is published once, keyed by ``metadata.invocation_id``, at
 ``metadata.generated_at``. The manifest gives what run_results lacks: resource type,
-``depends_on.nodes`` and materialization. A file being written (not valid JSON yet and
-changed in the last seconds) is left for the next poll.
+``depends_on.nodes`` and materialization. It must be the same invocation's (dbt writes it
+at parse, with the run's ``invocation_id``): run_results whose manifest is missing or
+another invocation's waits for it while fresh, as a copy made file by file would else be
+published without its tests' dependencies, once and for good. A file being written (not
+valid JSON yet and changed in the last seconds) is left for the next poll. A dbt
+project's target dir that does not exist yet (dbt makes it only once the project parses)
+is no invocation and no error: a project that never compiles leaves its criteria
+expired, not unknown. Artifacts that stay unreadable (invalid JSON once settled, no
+invocation id, a bad timestamp) are a dead letter on ``grading.dlq`` with the reason and
+the file's bytes, once per version of the file; the other invocations go on.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,10 +29,13 @@ import click
 from pydantic import Field
 
 from services.collectors.http import SourceError
-from services.collectors.polling import Collector, PollResult, Position
+from services.collectors.polling import Collector, PollResult, Position, now_ms
 from services.collectors.runner import common_options, run_one, split_common
 from services.collectors.settings import SourceSettings, parse_model
-from services.core.events import rfc3339_to_ms
+from services.contract.dlq import DeadLetter
+from services.core.events import Event, rfc3339_to_ms
+
+log = logging.getLogger("proctor.collectors.dbt")
 
 COMMANDS = frozenset({"run", "test", "build", "seed", "snapshot"})
 RESOURCE_TYPES = frozenset({"model", "test", "seed", "snapshot"})
@@ -32,6 +44,8 @@ STATUSES = frozenset({"success", "error", "pass", "fail", "warn", "skipped"})
 STATUS_MAP = {"runtime error": "error", "partial success": "error", "no-op": "skipped"}
 SETTLE_S = 10.0
 KEEP_INVOCATIONS = 500
+#: bytes of a refused run_results.json kept in its dead letter
+DLQ_MAX_RAW = 1024 * 1024
 
 
 class Settings(SourceSettings):
@@ -109,6 +123,10 @@ class DbtCollector(Collector):
         if (root / "run_results.json").is_file():
             return [root]
         if not root.is_dir():
+            if (root.parent / "dbt_project.yml").is_file() and not root.exists():
+                # dbt makes its target dir only once a project parses: a project that
+                # never compiled has run nothing, which is no blindness of the collector
+                return []
             raise SourceError(f"{root} does not exist or is not a directory")
         found = [d for d in root.iterdir() if (d / "run_results.json").is_file()]
         return sorted(found, key=lambda d: (d / "run_results.json").stat().st_mtime_ns)
@@ -117,7 +135,7 @@ class DbtCollector(Collector):
         done = list(position.get("invocations", []))
         seen = set(done)
         stamps: dict[str, str] = dict(position.get("files", {}))
-        events = []
+        events: list[Event] = []
         lag = 0
         new_stamps: dict[str, str] = {}
         for folder in self.artifact_dirs():
@@ -127,12 +145,18 @@ class DbtCollector(Collector):
             new_stamps[str(folder)] = stamp
             if stamps.get(str(folder)) == stamp:
                 continue
-            loaded = self._load(results, folder / "manifest.json", st.st_mtime)
-            if loaded is None:
-                lag += 1
-                del new_stamps[str(folder)]  # read again next time
+            try:
+                loaded = self._load(results, folder / "manifest.json", st.st_mtime)
+                if loaded is None:
+                    lag += 1
+                    del new_stamps[str(folder)]  # read again next time
+                    continue
+                invocation, ts, command, data = run_event_data(*loaded)
+            except (SourceError, ValueError, TypeError, AttributeError) as exc:
+                # the candidate's dbt left artifacts that cannot be read: a dead letter for
+                # this folder (once per version of the file), the others go on
+                events.append(self._dead_letter(results, exc))
                 continue
-            invocation, ts, command, data = run_event_data(*loaded)
             if invocation in seen:
                 continue
             seen.add(invocation)
@@ -142,6 +166,22 @@ class DbtCollector(Collector):
             events.append(self.signal("dbt.run", [invocation], ts, data))
         position_out = {"invocations": done[-KEEP_INVOCATIONS:], "files": new_stamps}
         return PollResult(tuple(events), position_out, lag)
+
+    def _dead_letter(self, results: Path, exc: Exception) -> Event:
+        raw = results.read_bytes()
+        kept = raw[:DLQ_MAX_RAW]
+        reason = f"{results}: {exc}"
+        if len(raw) > len(kept):
+            reason += f" (file of {len(raw)} bytes truncated to {len(kept)} in this dead letter)"
+        log.warning("dbt artifacts refused: %s", reason)
+        return DeadLetter(
+            reason=reason,
+            error_class="corrupt_bytes" if "not valid JSON" in str(exc) else "invalid_field",
+            ts_ms=now_ms(),
+            source=f"collector:{self.name}",
+            raw_key=self.platform_id.encode(),
+            raw_value=kept,
+        ).to_event()
 
     def _load(
         self, results: Path, manifest: Path, mtime: float
@@ -155,7 +195,20 @@ class DbtCollector(Collector):
             raise SourceError(f"{results.parent}: dbt artifacts are not valid JSON: {exc}") from exc
         if not isinstance(run, dict) or not isinstance(man, dict):
             raise SourceError(f"{results.parent}: dbt artifacts are not JSON objects")
+        if _invocation(man) != _invocation(run):
+            if time.time() - mtime < SETTLE_S:
+                return None  # its manifest is not there yet (artifacts copied one by one)
+            log.warning(
+                "%s: manifest.json is %s; tests and dependencies read without it",
+                results.parent,
+                "missing" if not man else f"of invocation {_invocation(man)}",
+            )
         return run, man
+
+
+def _invocation(doc: Mapping[str, Any]) -> str | None:
+    meta = doc.get("metadata")
+    return str(meta.get("invocation_id")) if isinstance(meta, Mapping) else None
 
 
 def build(settings: Settings, platform_id: str) -> DbtCollector:
