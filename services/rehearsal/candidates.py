@@ -26,6 +26,14 @@ REFERENCE_EXPECTED: Mapping[str, str] = {
     "overall.part3": "met",
 }
 
+#: what the reference must be graded on the exams with the whole platform (the first of
+#: each candidate): a real API server and a real dbt project
+FULL_EXPECTED: Mapping[str, str] = {
+    "p1.zero_manual_apply": "met",
+    "p1.dbt_rollup_tested": "met",
+    "p1.dbt_catches_broken_row": "met",
+}
+
 #: where each rehearsed criterion's evidence comes from, named when it is missed
 EVIDENCE_PATH: Mapping[str, str] = {
     "p1.iceberg_maintenance": "the Iceberg collector (iceberg.commit: retention properties "
@@ -43,6 +51,10 @@ EVIDENCE_PATH: Mapping[str, str] = {
     "overall.part3": "rule overall.part3 over p3.*",
     "p1.zero_manual_apply": "the API server's audit webhook, the k8s-audit receiver "
     "(k8s.audit) and rule p1.zero_manual_apply",
+    "p1.dbt_rollup_tested": "dbt-trino's run_results.json, the dbt collector (dbt.run) "
+    "and rule p1.dbt_rollup_tested",
+    "p1.dbt_catches_broken_row": "the signed row.broken, the second dbt build's failing "
+    "test through the dbt collector, rule p1.dbt_catches_broken_row",
 }
 
 #: criteria no system here produces, and what a rehearsal would need for them
@@ -51,7 +63,8 @@ NOT_REHEARSED: Mapping[str, str] = {
     "p1.schema_registered": "the CDC connector registering its value schema",
     "p1.flink_lookup_join": "a Flink cluster running the candidate's job",
     "p1.exactly_once": "a Flink job committing to the sink table with checkpoints",
-    "p1.dbt_rollup_tested": "the candidate's dbt project built on Trino",
+    "p1.dbt_rollup_tested": "the candidate's dbt project built on Trino (rehearsed on the "
+    "first exam of each candidate)",
     "p1.superset_alert": "the candidate's Superset with a chart and an alert",
     "p1.flink_observability": "Prometheus, Loki and Tempo watching the Flink job",
     "p1.lineage_in_datahub": "OpenLineage from every hop of the pipeline",
@@ -62,7 +75,8 @@ NOT_REHEARSED: Mapping[str, str] = {
     "p1.pillars_correlated": "traces, logs and metrics with one trace id",
     "p1.zero_manual_apply": "a Kubernetes API server auditing the platform's writes "
     "(rehearsed on the first exam of each candidate when scripts/build-kube.sh has run)",
-    "p1.dbt_catches_broken_row": "a dbt test run after row.broken",
+    "p1.dbt_catches_broken_row": "a dbt test run after row.broken (rehearsed on the first "
+    "exam of each candidate)",
     "p2.triage_observability": "access logs of Grafana, Loki or Tempo",
     "p2.lineage_walked": "access logs of DataHub",
     "p2.fix_via_gitops": "a Git host's merge webhook and Argo CD's sync",
@@ -79,10 +93,15 @@ class Candidate:
     diagnosis: str = "right"  # right | layer_only | symptom
     postmortem: bool = True
     deploy: str = "gitops"  # gitops | manual (a person's kubectl apply)
+    #: whether the dbt project keeps the test that catches the broken row
+    dbt_test: bool = True
     expected: Mapping[str, str] = field(default_factory=dict)
 
-    def expectations(self) -> dict[str, str]:
-        return {**REFERENCE_EXPECTED, **self.expected}
+    def expectations(self, full: bool = False) -> dict[str, str]:
+        """What this candidate must be graded; ``full``: on an exam with the whole platform."""
+        base = {**REFERENCE_EXPECTED, **(FULL_EXPECTED if full else {})}
+        own = {k: v for k, v in self.expected.items() if full or k not in FULL_EXPECTED}
+        return {**base, **own}
 
 
 VARIANTS: dict[str, Candidate] = {
@@ -112,6 +131,13 @@ VARIANTS: dict[str, Candidate] = {
             "manual-apply",
             "deploys the pipeline with a kubectl apply by hand instead of through GitOps",
             deploy="manual",
+            expected={"p1.zero_manual_apply": "failed"},
+        ),
+        Candidate(
+            "no-dbt-test",
+            "drops the dbt test that would catch a broken upstream row",
+            dbt_test=False,
+            expected={"p1.dbt_catches_broken_row": "expired"},
         ),
     )
 }

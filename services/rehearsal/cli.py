@@ -36,7 +36,7 @@ def _say(message: str) -> None:
     default=("reference",),
     show_default=True,
     help="Scripted candidates (repeatable): reference, no-maintenance, wrong-root-cause, "
-    "layer-only, manual-apply.",
+    "layer-only, manual-apply, no-dbt-test.",
 )
 @click.option(
     "--fault",
@@ -56,6 +56,13 @@ def _say(message: str) -> None:
     help="Deploy through a real Kubernetes API server (default: when scripts/build-kube.sh "
     "has built one).",
 )
+@click.option(
+    "--dbt/--no-dbt",
+    default=True,
+    show_default=True,
+    help="Build the candidate's dbt project for real on the first exam of each candidate "
+    "(dbt-trino and openlineage-dbt in a cached venv; the first run installs it).",
+)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--keep", is_flag=True, help="Keep the rehearsal's topics and tables.")
 @click.option(
@@ -70,6 +77,7 @@ def rehearse(
     faults: tuple[str, ...],
     small: bool,
     kube: bool | None,
+    dbt: bool,
     json_path: Path | None,
     keep: bool,
     timeout: float,
@@ -91,6 +99,7 @@ def rehearse(
             commits=2 if small else 4,
             grade_timeout_s=timeout,
             kube=kube,
+            dbt=dbt,
         )
         settings = SessionSettings(
             config.catalog_uri, config.warehouse, config.trino_url, config.state_dir, keep=keep

@@ -1,5 +1,6 @@
-"""The candidate's Kubernetes API server in a rehearsal: deploys go through it, and its
-audit webhook reaches proctor's real k8s-audit receiver.
+"""The candidate's push sources in a rehearsal: proctor's real receiver for the platforms'
+Kubernetes audit and OpenLineage, and a Kubernetes API server per platform whose deploys
+go through it and whose audit webhook reaches that receiver.
 
 The reference candidate deploys the way GitOps does (Argo CD's application controller,
 a service account, writes the manifests); the ``manual-apply`` candidate runs
@@ -15,7 +16,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from services.collectors import k8s_audit
+from services.collectors import k8s_audit, openlineage
 from services.collectors.webhook import ReceiverSettings
 from services.collectors.webhook_auth import secret_env
 from services.collectors.webhook_run import BackgroundReceiver, build_receiver
@@ -58,33 +59,50 @@ def available() -> KubeBinaries | None:
         return None
 
 
-class PlatformKubes:
-    """One API server per platform, all auditing to one k8s-audit receiver."""
+class PushReceiver:
+    """proctor's k8s-audit and OpenLineage receiver for the rehearsal's platforms, with
+    each platform's own derived secret (the receivers' default)."""
 
     def __init__(
-        self,
-        binaries: KubeBinaries,
-        client: ClientSettings,
-        platforms: Sequence[str],
-        workdir: Path,
-        heartbeat_s: float = 5.0,
+        self, client: ClientSettings, platforms: Sequence[str], heartbeat_s: float = 5.0
     ) -> None:
-        self.binaries = binaries
-        self.workdir = workdir
         self.receiver = build_receiver(
-            [k8s_audit.SOURCE],
+            [k8s_audit.SOURCE, openlineage.SOURCE],
             client,
             ReceiverSettings(platforms=tuple(platforms), heartbeat_s=heartbeat_s),
-            env={secret_env(k8s_audit.NAME): secrets.token_hex(16)},
+            env={
+                secret_env(k8s_audit.NAME): secrets.token_hex(16),
+                secret_env(openlineage.NAME): secrets.token_hex(16),
+            },
         )
         self._background = BackgroundReceiver(self.receiver)
         self.port = self._background.__enter__()
+
+    def url(self, platform_id: str) -> str:
+        return f"http://127.0.0.1:{self.port}/platforms/{platform_id}/"
+
+    def secret(self, source: str, platform_id: str) -> str:
+        value: str = self.receiver.secrets.secret(source, platform_id, 1)
+        return value
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._background.__exit__(None, None, None)
+
+
+class PlatformKubes:
+    """One API server per platform, all auditing to the rehearsal's receiver."""
+
+    def __init__(self, binaries: KubeBinaries, receiver: PushReceiver, workdir: Path) -> None:
+        self.binaries = binaries
+        self.workdir = workdir
+        self.receiver = receiver
         self.clusters: dict[str, KubeCluster] = {}
         self.people: dict[str, Identity] = {}
 
     def start(self, platform_id: str, person: str) -> None:
-        secret = self.receiver.secrets.secret(k8s_audit.NAME, platform_id, 1)
-        sink = AuditSink(f"http://127.0.0.1:{self.port}/platforms/{platform_id}/k8s-audit", secret)
+        secret = self.receiver.secret(k8s_audit.NAME, platform_id)
+        sink = AuditSink(f"{self.receiver.url(platform_id)}k8s-audit", secret)
         who = Identity(person, "person-" + secrets.token_hex(12))
         workdir = self.workdir / f"kube-{platform_id}"
         workdir.mkdir(parents=True, exist_ok=True)
@@ -143,5 +161,3 @@ class PlatformKubes:
         for cluster in self.clusters.values():
             with contextlib.suppress(Exception):
                 cluster.stop()
-        with contextlib.suppress(Exception):
-            self._background.__exit__(None, None, None)

@@ -20,14 +20,15 @@ from pyiceberg.catalog import Catalog
 
 from services.errors import StackError
 from services.offline.builder import ASSETS, STRONG_REVIEW, postmortem_text
-from services.rehearsal import kube
+from services.rehearsal import analytics, kube
+from services.rehearsal.analytics import PlatformDbt
 from services.rehearsal.candidates import (
     EVIDENCE_PATH,
     NOT_REHEARSED,
     Candidate,
 )
 from services.rehearsal.faults import NOT_INJECTABLE, SINK, FaultInjector, injector
-from services.rehearsal.kube import PlatformKubes
+from services.rehearsal.kube import PlatformKubes, PushReceiver
 from services.rehearsal.lakehouse import Lakehouse, orders
 from services.rehearsal.report import CriterionVerdict, RehearsalReport, StepRecord
 from services.rehearsal.session import RehearsalSession
@@ -47,6 +48,8 @@ class RehearsalPlan:
     grade_timeout_s: float = 300.0
     #: deploy through a real API server (first exam of each candidate); None: when built
     kube: bool | None = None
+    #: build the candidate's dbt project for real on the first exam of each candidate
+    dbt: bool = True
 
 
 @dataclass
@@ -60,7 +63,10 @@ class Exam:
     lake: Lakehouse
     injector: FaultInjector | None = None
     fault_id: str = ""
+    #: the first exam of its candidate: the whole platform (API server, dbt) runs for it
+    full: bool = False
     kube: bool = False
+    dbt: PlatformDbt | None = None
 
     @property
     def label(self) -> str:
@@ -117,12 +123,13 @@ class Rehearsal:
                 "no Kubernetes API server is built: run scripts/build-kube.sh (several "
                 "minutes, cached) or rehearse without --kube"
             )
-        if self.binaries is not None:
-            firsts: dict[str, Exam] = {}
-            for e in self.exams:
-                firsts.setdefault(e.candidate.name, e)
-            for e in firsts.values():
-                e.kube = True
+        firsts: dict[str, Exam] = {}
+        for e in self.exams:
+            firsts.setdefault(e.candidate.name, e)
+        for e in firsts.values():
+            e.full = True
+            e.kube = self.binaries is not None
+        self.receiver: PushReceiver | None = None
 
     # ------------------------------------------------------------------ helpers
     def step(
@@ -149,7 +156,7 @@ class Rehearsal:
             {e.platform_id: (e.exam_id, f"{e.candidate.name}-{e.fault}") for e in self.exams}
         )
         try:
-            self.start_kubes()
+            self.start_platforms()
             for e in self.exams:
                 self.part1(e)
             self.session.flush_collectors()
@@ -160,8 +167,14 @@ class Rehearsal:
             self.session.flush_collectors()
             self.finish()
         finally:
+            for e in self.exams:
+                if e.dbt is not None:
+                    with contextlib.suppress(Exception):
+                        e.dbt.stop()
             if self.kubes is not None:
                 self.kubes.close()
+            if self.receiver is not None:
+                self.receiver.close()
             self.session.close()
             if not self.session.settings.keep:
                 for e in self.exams:
@@ -171,14 +184,31 @@ class Rehearsal:
         self.report.peak_rss_mb, self.report.peak_child_rss_mb = _rss_mb()
         return self.report
 
-    def start_kubes(self) -> None:
-        on = [e for e in self.exams if e.kube]
-        if not on or self.binaries is None:
+    def start_platforms(self) -> None:
+        full = [e for e in self.exams if e.full]
+        if not full or (self.binaries is None and not self.plan.dbt):
             return
-        self.kubes = PlatformKubes(
-            self.binaries, self.session.client, [e.platform_id for e in on], self.session.workdir
-        )
-        for e in on:
+        self.receiver = PushReceiver(self.session.client, [e.platform_id for e in full])
+        if self.plan.dbt:
+            started = time.monotonic()
+            dbt_venv = analytics.venv()
+            for e in full:
+                e.dbt = PlatformDbt.start(
+                    dbt_venv,
+                    self.session.workdir / f"dbt-{e.platform_id}",
+                    self.session.settings.trino_url,
+                    self.receiver,
+                    e.platform_id,
+                    with_test=e.candidate.dbt_test,
+                )
+                self.session.watch_dbt(e.platform_id, e.dbt.project.target_dir, self.plan.poll_s)
+            self.say(
+                f"dbt projects ready for {len(full)} platforms in {time.monotonic() - started:.0f}s"
+            )
+        if self.binaries is None:
+            return
+        self.kubes = PlatformKubes(self.binaries, self.receiver, self.session.workdir)
+        for e in full:
             started = time.monotonic()
             self.kubes.start(e.platform_id, f"{e.candidate.name}-person")
             self.say(
@@ -241,6 +271,8 @@ class Rehearsal:
                     "Kubernetes API server",
                     lambda: kubes.deploy_gitops(e.platform_id, sink),
                 )
+        if e.dbt is not None:
+            self.dbt_steps(e, e.dbt)
         if c.maintenance:
 
             def retention() -> str:
@@ -255,6 +287,24 @@ class Rehearsal:
                 return f"Trino optimize committed a {op} snapshot" if op else "nothing to compact"
 
             self.step(e, 1, "candidate", "compaction", "Trino (optimize)", compact)
+
+    def dbt_steps(self, e: Exam, dbt: PlatformDbt) -> None:
+        """The rollup built and tested, a row broken upstream, the tests run again."""
+        self.step(e, 1, "candidate", "dbt build (dbt-ol)", "dbt-trino on Trino", dbt.build)
+
+        def break_row() -> str:
+            key = dbt.break_row()
+            self.session.control(
+                "row.broken", e.platform_id, e.exam_id, dataset=dbt.source_dataset, row_key=key
+            )
+            return (
+                f"inserted {key} (a negative amount) into {dbt.source_dataset}; row.broken signed"
+            )
+
+        self.step(e, 1, "proctor", "break a row upstream", "Trino", break_row)
+        self.step(
+            e, 1, "candidate", "dbt build after the broken row", "dbt-trino on Trino", dbt.build
+        )
 
     def part2(self, e: Exam) -> None:
         s = self.session
@@ -362,10 +412,12 @@ class Rehearsal:
         self.report.signals = {p: dict(c) for p, c in seen.items()}
         self.report.dead_letters = dead
         for e in self.exams:
-            expected = e.candidate.expectations()
-            if e.kube:
-                manual = e.candidate.deploy == "manual"
-                expected["p1.zero_manual_apply"] = "failed" if manual else "met"
+            expected = e.candidate.expectations(full=e.full)
+            if not e.kube:
+                expected.pop("p1.zero_manual_apply", None)
+            if e.dbt is None:
+                expected.pop("p1.dbt_rollup_tested", None)
+                expected.pop("p1.dbt_catches_broken_row", None)
             rows = scores.get(e.exam_id, {})
             for cid in sorted({*rows, *expected}):
                 row = rows.get(cid)

@@ -24,8 +24,9 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
+from services.collectors import dbt as dbt_collector
 from services.collectors import iceberg as iceberg_collector
-from services.collectors.polling import Poller, PositionStore
+from services.collectors.polling import Collector, Poller, PositionStore
 from services.collectors.webhook_guard import StaticRoster
 from services.contract.dlq import DeadLetter
 from services.contract.registry import Registry
@@ -239,7 +240,16 @@ class RehearsalSession:
             },
             tables=tuple(tables),
         )
-        collector = iceberg_collector.build(settings, platform_id)
+        self.watch(iceberg_collector.build(settings, platform_id), interval_s)
+
+    def watch_dbt(self, platform_id: str, target_dir: Path, interval_s: float) -> None:
+        """The real dbt collector on the platform's dbt target directory."""
+        settings = dbt_collector.Settings(path=target_dir)
+        self.watch(dbt_collector.build(settings, platform_id), interval_s)
+
+    def watch(self, collector: Collector, interval_s: float) -> None:
+        """Poll ``collector`` in a thread of its own until the session closes."""
+        platform_id = collector.platform_id
         poller = Poller(
             collector,
             Publisher(self.client, codec=self.codec),
@@ -249,7 +259,10 @@ class RehearsalSession:
         )
         self._pollers.append(poller)
         thread = threading.Thread(
-            target=poller.run, args=(self._stop,), name=f"iceberg-{platform_id}", daemon=True
+            target=poller.run,
+            args=(self._stop,),
+            name=f"{collector.name}-{platform_id}",
+            daemon=True,
         )
         thread.start()
         self._threads.append(thread)
