@@ -21,6 +21,8 @@ from services.core.matching import records, strings, text
 from services.core.where import Cond, compile_where
 
 SEP = "\x1f"
+#: the last part of a ``columns_by_user`` key for a column Trino masked in that query
+MASKED = "masked"
 
 
 def synced_revisions(d: Mapping[str, Any]) -> list[str]:
@@ -41,7 +43,8 @@ class KeyRule:
     #: special multi-key rules: "argocd_namespaces" (one key per resource namespace and
     #: synced revision, joined with whether the sync was automated), "argocd_revisions"
     #: (one key per synced revision: a multi-source application syncs several),
-    #: "columns_by_user" (one key per column read, joined with the user)
+    #: "columns_by_user" (one key per column read, joined with the user; a column Trino
+    #: masked in the query, from ``masked_columns``, also under column, user and MASKED)
     special: str = ""
 
     def keys(self, d: Mapping[str, Any]) -> Iterable[str]:
@@ -54,7 +57,11 @@ class KeyRule:
             return [r for r in synced_revisions(d) if r]
         if self.special == "columns_by_user":
             user = text(d.get("user"))
-            return [c + SEP + user for c in strings(d.get("columns"))] if user else []
+            if not user:
+                return []
+            read = [c + SEP + user for c in strings(d.get("columns"))]
+            masked = [SEP.join((c, user, MASKED)) for c in strings(d.get("masked_columns")) if c]
+            return read + masked
         if not self.fields:
             return ("",)
         if len(self.fields) == 1:
