@@ -174,6 +174,14 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A query's rows and the id Trino gave it (the id its completed event carries)."""
+
+    rows: list[list[Any]]
+    query_id: str
+
+
 # The server ---------------------------------------------------------------------------------
 @dataclass
 class CandidateTrino:
@@ -353,13 +361,18 @@ class CandidateTrino:
             request_timeout=60.0,
         )
 
-    def query(self, user: str, sql: str) -> list[list[Any]]:
+    def run(self, user: str, sql: str) -> Answer:
         """Trino's answer to ``sql`` run as ``user`` (raises Trino's error as the client does)."""
         conn = self.connect(user)
         with contextlib.closing(conn):
             cur = conn.cursor()
             cur.execute(sql)
-            return [list(row) for row in cur.fetchall()]
+            rows = [list(row) for row in cur.fetchall()]
+            return Answer(rows, str(cur.query_id))
+
+    def query(self, user: str, sql: str) -> list[list[Any]]:
+        """The rows of Trino's answer to ``sql`` run as ``user``."""
+        return self.run(user, sql).rows
 
     def set_rules(self, rules: Mapping[str, Any]) -> None:
         """Replace the rules file; Trino applies it within its refresh period."""
