@@ -43,8 +43,9 @@ class KeyRule:
     #: special multi-key rules: "argocd_namespaces" (one key per resource namespace and
     #: synced revision, joined with whether the sync was automated), "argocd_revisions"
     #: (one key per synced revision: a multi-source application syncs several),
-    #: "columns_by_user" (one key per column read, joined with the user; a column Trino
-    #: masked in the query, from ``masked_columns``, also under column, user and MASKED)
+    #: "columns_by_user" (one key per column read, joined with the user; when the query
+    #: says which columns Trino masked, ``masked_columns``, one key per masked column
+    #: under column, user and MASKED instead)
     special: str = ""
 
     def keys(self, d: Mapping[str, Any]) -> Iterable[str]:
@@ -59,9 +60,10 @@ class KeyRule:
             user = text(d.get("user"))
             if not user:
                 return []
-            read = [c + SEP + user for c in strings(d.get("columns"))]
-            masked = [SEP.join((c, user, MASKED)) for c in strings(d.get("masked_columns")) if c]
-            return read + masked
+            if d.get("masked_columns") is None:  # the producer cannot say what Trino masked
+                return [c + SEP + user for c in strings(d.get("columns"))]
+            # Trino said which columns it masked: only those are masked reads
+            return [SEP.join((c, user, MASKED)) for c in strings(d.get("masked_columns")) if c]
         if not self.fields:
             return ("",)
         if len(self.fields) == 1:

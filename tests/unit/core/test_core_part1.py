@@ -286,6 +286,15 @@ def test_column_masking_not_met_by_a_masked_read_that_failed(grade) -> None:
     assert c.state == "expired"
 
 
+def test_column_masking_not_met_by_a_named_user_trino_did_not_mask(grade) -> None:
+    # the query says what Trino masked (nothing): the rules' naming the user is not enough
+    b = clean()
+    events = edited(b.events, lambda e: e.type == "trino.query", {"masked_columns": []})
+    c = grade(events).criterion("p1.column_masking")
+    assert c.state == "expired"
+    assert "no finished query by a masked user" in c.reason
+
+
 # ------------------------------------------------------------------ p1.argocd_deployed
 def test_argocd_sync_by_a_person_counts_only_for_a_merged_commit(grade) -> None:
     sha = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"
