@@ -45,9 +45,11 @@ from services.core.simple_judge import KeywordJudge
 from services.offline.replay import replay_events
 from services.offline.scenarios import ASSETS, ExamBuilder
 from services.platform.trino import (
+    ADMIN,
     EventListener,
     drop_mask,
     mask_wrong_column,
+    stale_statistics,
     write_atomic,
 )
 from services.publisher.publisher import Publisher
@@ -364,6 +366,24 @@ def test_a_listener_post_that_does_not_parse_is_dead_lettered_and_the_receiver_g
     assert rows == MASKED
     (query,) = rig.queries(qid).values()
     assert query.data["masked_columns"] == [rig.col("email")]
+
+
+def test_stale_statistics_injector_drops_the_column_statistics_and_its_undo_analyzes(
+    rig: Rig,
+) -> None:
+    trino = rig.platform.trino
+
+    def distinct_emails() -> object:
+        rows = trino.query(ADMIN, f"SHOW STATS FOR {rig.platform.table}")
+        (email,) = [r for r in rows if r[0] == "email"]
+        return email[2]  # distinct_values_count
+
+    trino.query(ADMIN, f"ANALYZE {rig.platform.table}")
+    assert distinct_emails() == pytest.approx(len(ROWS), abs=1)
+    undo = stale_statistics(trino, rig.platform.table)
+    assert distinct_emails() is None  # the optimiser plans without them now
+    undo()
+    assert distinct_emails() == pytest.approx(len(ROWS), abs=1)
 
 
 def test_trino_down_leaves_the_collectors_running_and_publishing_nothing_false(
