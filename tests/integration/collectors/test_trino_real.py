@@ -105,7 +105,8 @@ def env(kafka_bootstrap: str, registry_url: str) -> Iterator[Env]:
     Registry(client, registry_url, contract, prefix).register_all(TYPES)
     _wait_for_leaders(settings, [topic_name(t, prefix) for t in TOPICS])
     yield Env(prefix, settings, WireCodec(client, contract, topic_prefix=prefix))
-    delete_topics(admin, [topic_name(t, prefix) for t in TOPICS])
+    # the receiver's roster topic too (it makes one under the prefix)
+    delete_topics(admin, [topic_name(t, prefix) for t in TOPICS] + [f"{prefix}proctor.roster"])
     for t in TYPES:
         for permanent in (False, True):
             with contextlib.suppress(SchemaRegistryError):
