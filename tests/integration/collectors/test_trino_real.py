@@ -29,6 +29,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from trino.exceptions import TrinoUserError
 
 from services.collectors import trino_events
+from services.collectors.http import SourceError
 from services.collectors.polling import Backoff, Poller, PositionStore
 from services.collectors.trino_rules import Settings as RulesSettings
 from services.collectors.trino_rules import TrinoRulesCollector
@@ -55,6 +56,7 @@ from services.platform.trino import (
 from services.publisher.publisher import Publisher
 from services.rubrics import resolver
 from tests.integration.collectors.conftest import Env
+from tests.integration.collectors.recorded import serve
 from tests.platform_fixtures.trino import (
     MASKED_USER,
     ROWS,
@@ -73,6 +75,7 @@ TYPES = ["trino.query", "trino.column_mask", "collector.heartbeat", "grading.dea
 RECORDED = Path(__file__).resolve().parents[2] / "fixtures" / "trino" / "recorded-476"
 
 MASKED = [[i, "***"] for i, _, _ in ROWS]
+MASK_COLUMN = {"name": "email", "mask": "'***'"}
 REAL = [[i, e] for i, e, _ in ROWS]
 
 
@@ -407,3 +410,29 @@ def test_trino_down_leaves_the_collectors_running_and_publishing_nothing_false(
     assert health.status_code == 200
     time.sleep(2)
     assert len(rig.env.read("platform.trino", PLATFORM)) == before
+
+
+def test_rules_from_the_rest_endpoint_trino_reads_with_its_json_pointer() -> None:
+    """Trino can read its rules from a REST endpoint (``security.config-file=http...``,
+    ``security.json-pointer``); the collector reads the same answer the same way, and an
+    endpoint that fails is an error of the right kind, not a crash."""
+    rules = {"tables": [{"user": MASKED_USER, "table": "customers", "columns": [MASK_COLUMN]}]}
+    status = {"code": 200}
+
+    def handler(method: str, path: str, *_: object) -> tuple[int, object]:
+        if (method, path) != ("GET", "/trino/rules"):
+            return 404, {"error": "no such rules"}
+        return status["code"], {"data": rules} if status["code"] == 200 else {"error": "down"}
+
+    with serve(handler) as (base, seen):
+        settings = RulesSettings(url=f"{base}/trino/rules", json_pointer="/data")
+        collector = TrinoRulesCollector(settings, PLATFORM)
+        (event,) = collector.poll({}).events
+        assert (event.data["column"], event.data["applies_to"]) == ("email", [MASKED_USER])
+        status["code"] = 503
+        with pytest.raises(SourceError, match="HTTP 503") as err:
+            collector.poll({})
+        assert err.value.kind == "platform"
+        assert seen == [("GET", "/trino/rules")] * 2
+    with pytest.raises(SourceError, match="cannot fetch Trino rules"):
+        collector.poll({})  # the endpoint is gone
