@@ -235,8 +235,32 @@ class ConnectRest:
         _, body = self.call("GET", "/connectors")
         return [str(c) for c in body or []]
 
+    def validate(self, config: Mapping[str, str]) -> list[str]:
+        """The plugin's own verdict on a config: ``"<key>: <error>"`` per problem."""
+        plugin = _q(config.get("connector.class", ""))
+        _, body = self.call("PUT", f"/connector-plugins/{plugin}/config/validate", dict(config))
+        problems: list[str] = []
+        for entry in (body or {}).get("configs", []):
+            value = entry.get("value") if isinstance(entry, dict) else None
+            if isinstance(value, dict):  # Debezium lists some entries without a value
+                problems += [f"{value.get('name')}: {e}" for e in value.get("errors") or []]
+        return problems
+
     def create(self, name: str, config: Mapping[str, str]) -> None:
-        self.call("POST", "/connectors", {"name": name, "config": dict(config)})
+        """Register a connector. A config the plugin rejects is reported with the
+        plugin's reasons: Connect 4.1 answers Debezium 3.6's rejections with a 500 (a null
+        entry in the validation result), which names none of them."""
+        try:
+            self.call("POST", "/connectors", {"name": name, "config": dict(config)})
+        except ConnectError as exc:
+            if "answered 500" not in str(exc):
+                raise
+            problems = self.validate({"name": name, **config})
+            if not problems:
+                raise
+            raise ConnectError(
+                f"Kafka Connect refused connector {name}: {'; '.join(problems)}"
+            ) from exc
 
     def config(self, name: str) -> dict[str, str]:
         _, body = self.call("GET", f"/connectors/{_q(name)}/config")
@@ -289,6 +313,18 @@ class ConnectRest:
     def wait_running(self, name: str, timeout_s: float = 120.0) -> ConnectorStatus:
         return self.wait_state(name, "RUNNING", timeout_s)
 
+    def wait_failed(self, name: str, timeout_s: float = 120.0) -> ConnectorStatus:
+        """Wait until the connector or one of its tasks is FAILED; its status (with trace)."""
+        deadline = time.monotonic() + timeout_s
+        last: ConnectorStatus | None = None
+        while time.monotonic() < deadline:
+            with contextlib.suppress(ConnectError):
+                last = self.status(name)
+                if last.failed:
+                    return last
+            time.sleep(0.5)
+        raise ConnectError(f"connector {name} did not fail in {timeout_s:.0f}s; last: {last}")
+
 
 def _q(name: str) -> str:
     return urllib.parse.quote(name, safe="")
@@ -312,14 +348,16 @@ def resume_connector(rest_url: str, name: str, timeout_s: float = 60.0) -> Conne
 
 
 def misconfigure_connector(
-    rest_url: str, name: str, table: str = "public.no_such_table"
+    rest_url: str, name: str, table: str = "public.no_such_table", timeout_s: float = 120.0
 ) -> dict[str, str]:
-    """Point the connector at a table that gets no changes (a typo'd include list); the
-    connector keeps RUNNING while its topic stays still. Returns the previous config,
+    """Point the connector at a table that does not exist (a typo'd include list) and wait
+    for the result: Debezium's task FAILS (no table for its filtered publication), so the
+    CDC topic stands still while the slot keeps the changes. Returns the previous config,
     which :func:`restore_connector` takes."""
     rest = ConnectRest(rest_url)
     before = rest.config(name)
     rest.put_config(name, {**before, "table.include.list": table})
+    rest.wait_failed(name, timeout_s)
     return before
 
 
@@ -384,6 +422,9 @@ def debezium_postgres_config(
                 # the schema id in the payload as Confluent frames it, not in headers
                 "value.converter.apicurio.registry.headers.enabled": "false",
                 "value.converter.apicurio.registry.as-confluent": "true",
+                # the ccompat API's ids are content ids; the converter frames global ids
+                # by default, which a Confluent client then resolves to the wrong schema
+                "value.converter.apicurio.registry.use-id": "contentId",
                 "schema.name.adjustment.mode": "avro",
             }
         )
