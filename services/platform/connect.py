@@ -313,6 +313,27 @@ class ConnectRest:
     def wait_running(self, name: str, timeout_s: float = 120.0) -> ConnectorStatus:
         return self.wait_state(name, "RUNNING", timeout_s)
 
+    def task_configs(self, name: str) -> list[dict[str, str]]:
+        """The configs the connector's tasks run with (``GET /connectors/{name}/tasks``)."""
+        _, body = self.call("GET", f"/connectors/{_q(name)}/tasks")
+        return [
+            {str(k): str(v) for k, v in (t.get("config") or {}).items()}
+            for t in body or []
+            if isinstance(t, dict)
+        ]
+
+    def wait_task_config(self, name: str, key: str, value: str, timeout_s: float = 120.0) -> None:
+        """Wait until every task of the connector runs with ``key=value`` (a config change
+        restarts the tasks a moment after ``PUT /config`` answers)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with contextlib.suppress(ConnectError):
+                tasks = self.task_configs(name)
+                if tasks and all(t.get(key) == value for t in tasks):
+                    return
+            time.sleep(0.5)
+        raise ConnectError(f"the tasks of connector {name} do not run with {key}={value}")
+
     def wait_failed(self, name: str, timeout_s: float = 120.0) -> ConnectorStatus:
         """Wait until the connector or one of its tasks is FAILED; its status (with trace)."""
         deadline = time.monotonic() + timeout_s
@@ -350,14 +371,15 @@ def resume_connector(rest_url: str, name: str, timeout_s: float = 60.0) -> Conne
 def misconfigure_connector(
     rest_url: str, name: str, table: str = "public.no_such_table", timeout_s: float = 120.0
 ) -> dict[str, str]:
-    """Point the connector at a table that does not exist (a typo'd include list) and wait
-    for the result: Debezium's task FAILS (no table for its filtered publication), so the
-    CDC topic stands still while the slot keeps the changes. Returns the previous config,
-    which :func:`restore_connector` takes."""
+    """Point a running connector at a table that does not exist (a typo'd include list)
+    and wait until its task runs with it: the connector stays RUNNING on its existing
+    slot and publication while the declared table's changes no longer reach the topic.
+    Returns the previous config, which :func:`restore_connector` takes."""
     rest = ConnectRest(rest_url)
     before = rest.config(name)
     rest.put_config(name, {**before, "table.include.list": table})
-    rest.wait_failed(name, timeout_s)
+    rest.wait_task_config(name, "table.include.list", table, timeout_s)
+    rest.wait_running(name, timeout_s)
     return before
 
 
@@ -366,7 +388,10 @@ def restore_connector(
 ) -> ConnectorStatus:
     """Undo :func:`misconfigure_connector` with the config it returned."""
     rest = ConnectRest(rest_url)
-    rest.put_config(name, {k: v for k, v in config.items() if k != "name"})
+    config = {k: v for k, v in config.items() if k != "name"}
+    rest.put_config(name, config)
+    table = config.get("table.include.list", "")
+    rest.wait_task_config(name, "table.include.list", table, timeout_s)
     return rest.wait_running(name, timeout_s)
 
 

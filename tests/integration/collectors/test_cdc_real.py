@@ -16,6 +16,7 @@ import struct
 import time
 import uuid
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -40,7 +41,9 @@ from services.platform.connect import (
 )
 from services.rubrics import resolver
 from tests.integration.collectors.conftest import Env
-from tests.platform_fixtures.cdc import CdcPlatform
+
+if TYPE_CHECKING:
+    from tests.platform_fixtures.cdc import CdcPlatform
 
 pytest_plugins = ["tests.platform_fixtures.cdc"]
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -268,7 +271,7 @@ def test_a_connector_on_a_wrong_table_fails_and_the_topic_stays_still(
     assert got["p1.cdc_source"].state == "expired", got["p1.cdc_source"].reason
 
 
-def test_misconfigured_connector_fails_and_restored_loses_nothing(
+def test_a_misconfigured_connector_stalls_the_topic_until_restored(
     cdc_platform: CdcPlatform,
     env: Env,
     make_poller: Callable[..., Poller],
@@ -283,23 +286,25 @@ def test_misconfigured_connector_fails_and_restored_loses_nothing(
 
     saved = misconfigure_connector(rest.url, conn.name)
     assert saved["table.include.list"] == "public.orders"
-    assert rest.config(conn.name)["table.include.list"] == "public.no_such_table"
-    assert rest.status(conn.name).failed
+    assert rest.status(conn.name).state == "RUNNING"
     cdc_platform.load.insert(3)
-    assert sum(offsets.step() for _ in range(4)) == 0
+    assert sum(offsets.step() for _ in range(6)) == 0
 
     restored = restore_connector(rest.url, conn.name, saved)
     assert restored.state == "RUNNING"
-    assert rest.config(conn.name)["table.include.list"] == "public.orders"
+    cdc_platform.load.insert(2)
     poll_until(
         offsets,
         lambda _n: (
-            high_watermark(env.read("platform.cdc-offsets", platform_id), conn.topic) >= before + 3
+            high_watermark(env.read("platform.cdc-offsets", platform_id), conn.topic) >= before + 2
         ),
     )
-    time.sleep(2)
+    time.sleep(3)
     offsets.step()
-    assert high_watermark(env.read("platform.cdc-offsets", platform_id), conn.topic) == before + 3
+    grown = high_watermark(env.read("platform.cdc-offsets", platform_id), conn.topic) - before
+    # the filtered changes were never acknowledged to the slot: restored, the connector
+    # reads them again, so this fault delays the 3 changes made meanwhile but loses none
+    assert grown == 5
 
 
 def test_a_bad_slot_name_is_refused_with_the_connectors_reason(cdc_platform: CdcPlatform) -> None:
@@ -327,15 +332,15 @@ def test_connect_down_stalls_the_topic(
     kafka_bootstrap: str,
     platform_id: str,
 ) -> None:
+    rows = cdc_platform.load.count()
     conn = cdc_platform.connector()
     offsets = offsets_poller(make_poller, kafka_bootstrap, conn.topic, platform_id)
-    assert poll_until(offsets, lambda n: n >= 1) == 1
+    settle(offsets, env, platform_id, conn.topic, rows)
     rest_url = cdc_platform.worker.rest_url
-    cdc_platform.worker.stop()  # the worker process, by its pid
-    try:
-        with pytest.raises(ConnectError, match="not reachable"):
-            pause_connector(rest_url, conn.name)
-        cdc_platform.load.insert(5)
-        assert sum(offsets.step() for _ in range(4)) == 0
-    finally:
-        cdc_platform.ensure_worker()
+    # the worker process, by its pid; a later test's connector() starts it again
+    cdc_platform.worker.stop()
+    assert not ConnectRest(rest_url).healthy()
+    with pytest.raises(ConnectError, match="not reachable"):
+        pause_connector(rest_url, conn.name)
+    cdc_platform.load.insert(5)
+    assert sum(offsets.step() for _ in range(4)) == 0
