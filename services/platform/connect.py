@@ -296,15 +296,18 @@ class ConnectRest:
         deadline = time.monotonic() + timeout_s
         last: ConnectorStatus | None = None
         while time.monotonic() < deadline:
-            with contextlib.suppress(ConnectError):  # 404 while the worker sets it up
+            try:
                 last = self.status(name)
-                if last.failed:
-                    raise ConnectError(
-                        f"connector {name} failed ({last.state}, tasks {list(last.tasks)}):\n"
-                        + last.trace[-3000:]
-                    )
-                if last.state == state and last.tasks and set(last.tasks) == {state}:
-                    return last
+            except ConnectError:  # 404 while the worker sets the connector up
+                time.sleep(0.5)
+                continue
+            if last.failed:
+                raise ConnectError(
+                    f"connector {name} failed ({last.state}, tasks {list(last.tasks)}):\n"
+                    + last.trace[-3000:]
+                )
+            if last.state == state and last.tasks and set(last.tasks) == {state}:
+                return last
             time.sleep(0.5)
         raise ConnectError(
             f"connector {name} not {state} after {timeout_s:.0f}s; last status: {last}"
