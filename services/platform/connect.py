@@ -37,6 +37,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +45,7 @@ from types import TracebackType
 from typing import Any
 
 from services.errors import StackError
-from services.platform.source_db import ORDERS_TABLE, SourceDatabase
+from services.platform.source_db import ORDERS_TABLE, OrderLoad, SourceDatabase
 from services.stack import jvm, maven
 from services.stack.config import StackConfig
 from services.stack.kafka import KAFKA_VERSION, LOG4J_VERSION
@@ -581,6 +582,141 @@ class ConnectWorker:
             self.stop()
             raise
         return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+# The whole candidate's CDC -------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Registered:
+    """A connector :class:`CandidateCdc` registered: its REST name and its topic."""
+
+    name: str
+    topic_prefix: str
+    topic: str
+    config: Mapping[str, str]
+
+
+class CandidateCdc:
+    """A candidate's CDC in one object: the source database (``public.orders`` created),
+    the Connect worker, and the Debezium connectors registered through it.
+
+        with CandidateCdc(workdir, bootstrap, registry_v2=apicurio_v2_url(cfg)) as cdc:
+            orders = cdc.register()             # RUNNING; cdc.load.insert(...) feeds it
+            pause_connector(cdc.rest_url, orders.name)
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        bootstrap: str,
+        *,
+        registry_v2: str | None = None,
+        install: ConnectInstall | None = None,
+        progress: Progress = _quiet,
+    ) -> None:
+        self.workdir = workdir
+        self.registry_v2 = registry_v2
+        self.progress = progress
+        self.db = SourceDatabase(workdir / "db", progress=progress)
+        self.load = OrderLoad(self.db)
+        self._install = install
+        self._bootstrap = bootstrap
+        self.worker: ConnectWorker | None = None
+        self.registered: list[Registered] = []
+
+    @property
+    def rest_url(self) -> str:
+        if self.worker is None:
+            raise ConnectError("the Connect worker is not started")
+        return self.worker.rest_url
+
+    @property
+    def rest(self) -> ConnectRest:
+        return ConnectRest(self.rest_url)
+
+    def start(self) -> CandidateCdc:
+        install = self._install or ensure_installed(self.progress)
+        self.db.up()
+        self.db.create_orders_table()
+        self.worker = ConnectWorker(self.workdir / "connect", install, bootstrap=self._bootstrap)
+        self.worker.start()
+        return self
+
+    def ensure_worker(self) -> None:
+        """Start the worker again after it was stopped (Connect down): same port; a
+        standalone worker forgets REST-created connectors, so they are registered again."""
+        worker = self.worker
+        if worker is None:
+            raise ConnectError("the Connect worker was never started")
+        if worker.pid is not None and worker.rest.healthy():
+            return
+        worker.stop()
+        worker.start()
+        for reg in self.registered:  # from the offsets file: no change read twice or lost
+            self.rest.create(reg.name, reg.config)
+
+    def stop_worker(self) -> None:
+        """Connect down (a fault): the worker's process stopped by its pid; the database
+        keeps changing and the slot keeps the changes. :meth:`ensure_worker` undoes it."""
+        if self.worker is not None:
+            self.worker.stop()
+
+    def delete(self, name: str) -> None:
+        """Delete a connector through the REST API; it is not registered again."""
+        self.rest.delete(name)
+        self.registered = [r for r in self.registered if r.name != name]
+
+    def register(
+        self,
+        *,
+        topic_prefix: str | None = None,
+        table: str = ORDERS_TABLE,
+        slot: str | None = None,
+        registry: bool = True,
+        wait: bool = True,
+    ) -> Registered:
+        """A Debezium connector for ``table`` under a fresh topic prefix; RUNNING unless
+        ``wait`` is off. Values go through the registry when one was given and ``registry``."""
+        self.ensure_worker()
+        prefix = topic_prefix or f"cdc{uuid.uuid4().hex[:10]}"
+        config = debezium_postgres_config(
+            self.db,
+            topic_prefix=prefix,
+            table=table,
+            slot=slot,
+            registry_url=self.registry_v2 if registry else None,
+        )
+        reg = Registered(f"orders-{prefix}", prefix, cdc_topic(prefix), config)
+        self.rest.create(reg.name, config)
+        self.registered.append(reg)
+        if wait:
+            self.rest.wait_running(reg.name)
+        return reg
+
+    def stop(self) -> None:
+        """Delete the connectors (while the worker runs), stop the worker, then the database."""
+        worker, self.worker = self.worker, None
+        if worker is not None:
+            if worker.pid is not None:
+                for reg in self.registered:
+                    with contextlib.suppress(ConnectError):
+                        worker.rest.delete(reg.name)
+            worker.stop()
+        self.db.down()
+
+    def __enter__(self) -> CandidateCdc:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
 
     def __exit__(
         self,

@@ -43,7 +43,7 @@ from services.rubrics import resolver
 from tests.integration.collectors.conftest import Env
 
 if TYPE_CHECKING:
-    from tests.platform_fixtures.cdc import CdcPlatform
+    from services.platform.connect import CandidateCdc
 
 pytest_plugins = ["tests.platform_fixtures.cdc"]
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -121,7 +121,7 @@ def collected(env: Env, platform_id: str) -> list[Event]:
 
 
 def test_a_real_connector_grades_cdc_source_and_schema_registered(
-    cdc_platform: CdcPlatform,
+    cdc_platform: CandidateCdc,
     env: Env,
     make_poller: Callable[..., Poller],
     kafka_bootstrap: str,
@@ -130,7 +130,7 @@ def test_a_real_connector_grades_cdc_source_and_schema_registered(
 ) -> None:
     part_ms = now_ms()
     rows = cdc_platform.load.count()
-    conn = cdc_platform.connector(registry=True)
+    conn = cdc_platform.register()
     offsets = offsets_poller(make_poller, kafka_bootstrap, conn.topic, platform_id)
     # the snapshot of the rows already there creates the topic
     snapshot = settle(offsets, env, platform_id, conn.topic, rows)
@@ -193,19 +193,19 @@ def test_a_real_connector_grades_cdc_source_and_schema_registered(
 
 
 def test_a_paused_connector_is_a_real_stall_and_resumed_delivers_every_change(
-    cdc_platform: CdcPlatform,
+    cdc_platform: CandidateCdc,
     env: Env,
     make_poller: Callable[..., Poller],
     kafka_bootstrap: str,
     platform_id: str,
 ) -> None:
     rows = cdc_platform.load.count()
-    conn = cdc_platform.connector()
+    conn = cdc_platform.register(registry=False)
     offsets = offsets_poller(make_poller, kafka_bootstrap, conn.topic, platform_id)
     before = settle(offsets, env, platform_id, conn.topic, rows)
 
     # the proctor's fault: pause through the REST API, as an operator would
-    status = pause_connector(cdc_platform.worker.rest_url, conn.name)
+    status = pause_connector(cdc_platform.rest_url, conn.name)
     assert status.state == "PAUSED" and status.tasks == ("PAUSED",)
     part_ms = now_ms()
     ids = cdc_platform.load.insert(20)
@@ -227,7 +227,7 @@ def test_a_paused_connector_is_a_real_stall_and_resumed_delivers_every_change(
 
     # undo: resumed, the connector streams what the slot kept, nothing lost or repeated
     resumed_at = now_ms()
-    resumed = resume_connector(cdc_platform.worker.rest_url, conn.name)
+    resumed = resume_connector(cdc_platform.rest_url, conn.name)
     assert resumed.state == "RUNNING"
     poll_until(
         offsets,
@@ -250,15 +250,15 @@ def test_a_paused_connector_is_a_real_stall_and_resumed_delivers_every_change(
 
 
 def test_a_connector_on_a_wrong_table_fails_and_the_topic_stays_still(
-    cdc_platform: CdcPlatform,
+    cdc_platform: CandidateCdc,
     env: Env,
     make_poller: Callable[..., Poller],
     kafka_bootstrap: str,
     platform_id: str,
 ) -> None:
     part_ms = now_ms()
-    conn = cdc_platform.connector(table="public.order", wait=False)  # a typo'd table
-    status = ConnectRest(cdc_platform.worker.rest_url).wait_failed(conn.name)
+    conn = cdc_platform.register(table="public.order", registry=False, wait=False)  # a typo'd table
+    status = ConnectRest(cdc_platform.rest_url).wait_failed(conn.name)
     assert status.tasks == ("FAILED",)
     assert "No table filters found for filtered publication" in status.trace
     cdc_platform.load.insert(5)
@@ -272,17 +272,17 @@ def test_a_connector_on_a_wrong_table_fails_and_the_topic_stays_still(
 
 
 def test_a_misconfigured_connector_stalls_the_topic_until_restored(
-    cdc_platform: CdcPlatform,
+    cdc_platform: CandidateCdc,
     env: Env,
     make_poller: Callable[..., Poller],
     kafka_bootstrap: str,
     platform_id: str,
 ) -> None:
     rows = cdc_platform.load.count()
-    conn = cdc_platform.connector()
+    conn = cdc_platform.register(registry=False)
     offsets = offsets_poller(make_poller, kafka_bootstrap, conn.topic, platform_id)
     before = settle(offsets, env, platform_id, conn.topic, rows)
-    rest = ConnectRest(cdc_platform.worker.rest_url)
+    rest = ConnectRest(cdc_platform.rest_url)
 
     saved = misconfigure_connector(rest.url, conn.name)
     assert saved["table.include.list"] == "public.orders"
@@ -307,13 +307,13 @@ def test_a_misconfigured_connector_stalls_the_topic_until_restored(
     assert grown == 5
 
 
-def test_a_bad_slot_name_is_refused_with_the_connectors_reason(cdc_platform: CdcPlatform) -> None:
+def test_a_bad_slot_name_is_refused_with_the_connectors_reason(cdc_platform: CandidateCdc) -> None:
     with pytest.raises(ConnectError, match=r"slot\.name: .*replication slot name"):
-        cdc_platform.connector(slot="Bad-Slot!")
+        cdc_platform.register(slot="Bad-Slot!", registry=False)
 
 
 def test_fault_functions_say_when_connect_is_down(
-    cdc_platform: CdcPlatform, unused_port: int
+    cdc_platform: CandidateCdc, unused_port: int
 ) -> None:
     down = f"http://127.0.0.1:{unused_port}"
     assert not ConnectRest(down).healthy()
@@ -322,23 +322,23 @@ def test_fault_functions_say_when_connect_is_down(
     with pytest.raises(ConnectError, match="not reachable"):
         resume_connector(down, "orders")
     with pytest.raises(ConnectError, match="404"):
-        pause_connector(cdc_platform.worker.rest_url, "no-such-connector")
+        pause_connector(cdc_platform.rest_url, "no-such-connector")
 
 
 def test_connect_down_stalls_the_topic(
-    cdc_platform: CdcPlatform,
+    cdc_platform: CandidateCdc,
     env: Env,
     make_poller: Callable[..., Poller],
     kafka_bootstrap: str,
     platform_id: str,
 ) -> None:
     rows = cdc_platform.load.count()
-    conn = cdc_platform.connector()
+    conn = cdc_platform.register(registry=False)
     offsets = offsets_poller(make_poller, kafka_bootstrap, conn.topic, platform_id)
     settle(offsets, env, platform_id, conn.topic, rows)
-    rest_url = cdc_platform.worker.rest_url
-    # the worker process, by its pid; a later test's connector() starts it again
-    cdc_platform.worker.stop()
+    rest_url = cdc_platform.rest_url
+    # the worker process, by its pid; a later test's register() starts it again
+    cdc_platform.stop_worker()
     assert not ConnectRest(rest_url).healthy()
     with pytest.raises(ConnectError, match="not reachable"):
         pause_connector(rest_url, conn.name)
