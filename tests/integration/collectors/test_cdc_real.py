@@ -325,7 +325,7 @@ def test_fault_functions_say_when_connect_is_down(
         pause_connector(cdc_platform.rest_url, "no-such-connector")
 
 
-def test_connect_down_stalls_the_topic(
+def test_connect_down_stalls_the_topic_and_back_up_delivers_what_it_missed(
     cdc_platform: CandidateCdc,
     env: Env,
     make_poller: Callable[..., Poller],
@@ -335,12 +335,24 @@ def test_connect_down_stalls_the_topic(
     rows = cdc_platform.load.count()
     conn = cdc_platform.register(registry=False)
     offsets = offsets_poller(make_poller, kafka_bootstrap, conn.topic, platform_id)
-    settle(offsets, env, platform_id, conn.topic, rows)
+    before = settle(offsets, env, platform_id, conn.topic, rows)
     rest_url = cdc_platform.rest_url
-    # the worker process, by its pid; a later test's register() starts it again
-    cdc_platform.stop_worker()
+    cdc_platform.stop_worker()  # the worker's process, by its pid
     assert not ConnectRest(rest_url).healthy()
     with pytest.raises(ConnectError, match="not reachable"):
         pause_connector(rest_url, conn.name)
     cdc_platform.load.insert(5)
     assert sum(offsets.step() for _ in range(4)) == 0
+
+    cdc_platform.ensure_worker()  # the undo: the worker again, its connectors registered
+    assert ConnectRest(rest_url).status(conn.name).state == "RUNNING"
+    poll_until(
+        offsets,
+        lambda _n: (
+            high_watermark(env.read("platform.cdc-offsets", platform_id), conn.topic) >= before + 5
+        ),
+    )
+    time.sleep(2)
+    offsets.step()
+    # offsets were flushed when the worker stopped: nothing is read twice, nothing lost
+    assert high_watermark(env.read("platform.cdc-offsets", platform_id), conn.topic) == before + 5
