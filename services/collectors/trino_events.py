@@ -2,10 +2,16 @@
 
 Trino's ``http`` event listener (plugin ``http-event-listener``) POSTs each
 QueryCompletedEvent as JSON to ``http-event-listener.connect-ingest-uri``, with the bearer
-token in ``http-event-listener.connect-http-headers``. The tables and columns a query read
-come from ``ioMetadata.inputs``. Created and split events (when the listener is told to
-send them) carry no completed query and are counted as ignored. The natural id is the
-query id, which Trino never reuses.
+token in ``http-event-listener.connect-http-headers``.
+
+The tables and columns a query read are those access control checked for it
+(``metadata.tables[].columns``) together with those the connectors were asked for
+(``ioMetadata.inputs``): a masked column is in the first only when its mask needs no read
+of it (a constant such as ``'***'``), so ``ioMetadata`` alone loses exactly the masked
+users' reads. ``masked_columns`` are the columns whose mask Trino applied in that query,
+which says the mask applied to its user whatever the rules' user patterns look like.
+Created and split events (when the listener is told to send them) carry no completed
+query and are counted as ignored. The natural id is the query id, which Trino never reuses.
 """
 
 from __future__ import annotations
@@ -53,10 +59,41 @@ def _column_name(value: Any, path: str) -> str:
     return name
 
 
-def reads(io: Mapping[str, Any]) -> tuple[list[str], list[str]]:
-    """(tables, columns) read, as catalog.schema.table[.column], each once, in order."""
+def referenced(
+    meta: Mapping[str, Any],
+) -> tuple[dict[str, None], dict[str, None], dict[str, None]]:
+    """(tables, columns, masked columns) of ``metadata.tables``, in order, each once."""
     tables: dict[str, None] = {}
     columns: dict[str, None] = {}
+    masked: dict[str, None] = {}
+    for i, raw in enumerate(as_list(meta.get("tables"), "metadata.tables")):
+        path = f"metadata.tables[{i}]"
+        item = as_object(raw, path)
+        table = ".".join(
+            (
+                req_str(item, "catalog", path),
+                req_str(item, "schema", path),
+                req_str(item, "table", path),
+            )
+        )
+        tables.setdefault(table, None)
+        for j, raw_col in enumerate(as_list(item.get("columns"), f"{path}.columns")):
+            cpath = f"{path}.columns[{j}]"
+            col = as_object(raw_col, cpath)
+            name = f"{table}.{req_str(col, 'column', cpath)}"
+            columns.setdefault(name, None)
+            mask = col.get("mask", col.get("masks"))
+            if mask not in (None, "", []):
+                masked.setdefault(name, None)
+    return tables, columns, masked
+
+
+def reads(
+    io: Mapping[str, Any], meta: Mapping[str, Any] | None = None
+) -> tuple[list[str], list[str], list[str]]:
+    """(tables, columns, masked columns) a query read, as catalog.schema.table[.column], each
+    once, in order: access control's view (``metadata.tables``) first, then ``ioMetadata``."""
+    tables, columns, masked = referenced(meta or {})
     for i, raw in enumerate(as_list(io.get("inputs"), "ioMetadata.inputs")):
         path = f"ioMetadata.inputs[{i}]"
         item = as_object(raw, path)
@@ -70,7 +107,7 @@ def reads(io: Mapping[str, Any]) -> tuple[list[str], list[str]]:
         tables.setdefault(table, None)
         for j, col in enumerate(as_list(item.get("columns"), f"{path}.columns")):
             columns.setdefault(f"{table}.{_column_name(col, f'{path}.columns[{j}]')}", None)
-    return list(tables), list(columns)
+    return list(tables), list(columns), list(masked)
 
 
 def query_event(doc: Mapping[str, Any], platform_id: str) -> Event | str:
@@ -82,7 +119,7 @@ def query_event(doc: Mapping[str, Any], platform_id: str) -> Event | str:
     query_id = req_str(meta, "queryId", "metadata")
     failure = opt_obj(doc, "failureInfo", "")
     error_code = opt_obj(failure, "errorCode", "failureInfo") if failure else {}
-    tables, columns = reads(obj(doc, "ioMetadata", ""))
+    tables, columns, masked = reads(obj(doc, "ioMetadata", ""), meta)
     data = {
         "query_id": query_id,
         "user": req_str(context, "user", "context"),
@@ -92,6 +129,7 @@ def query_event(doc: Mapping[str, Any], platform_id: str) -> Event | str:
         "schema": opt_str(context, "schema", "context"),
         "tables": tables,
         "columns": columns,
+        "masked_columns": masked,
         "error_code": opt_str(error_code, "name", "failureInfo.errorCode") if error_code else None,
     }
     ts = _instant_ms(doc["endTime"], "endTime")

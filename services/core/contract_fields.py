@@ -96,6 +96,7 @@ SIGNAL_FIELDS: dict[str, frozenset[str]] = {
             "schema",
             "tables",
             "columns",
+            "masked_columns",
             "error_code",
         }
     ),

@@ -21,6 +21,8 @@ from services.core.matching import records, strings, text
 from services.core.where import Cond, compile_where
 
 SEP = "\x1f"
+#: the last part of a ``columns_by_user`` key for a column Trino masked in that query
+MASKED = "masked"
 
 
 def synced_revisions(d: Mapping[str, Any]) -> list[str]:
@@ -41,8 +43,10 @@ class KeyRule:
     #: special multi-key rules: "argocd_namespaces" (one key per resource namespace and
     #: synced revision, joined with whether the sync was automated), "argocd_revisions"
     #: (one key per synced revision: a multi-source application syncs several),
-    #: "columns_by_user" (one key per column read, joined with the user), "flink_modes"
-    #: (one key per job name and checkpointing mode, "off" when the job reported none)
+    #: "columns_by_user" (one key per column read, joined with the user; when the query
+    #: says which columns Trino masked, ``masked_columns``, one key per masked column
+    #: under column, user and MASKED instead), "flink_modes" (one key per job name and
+    #: checkpointing mode, "off" when the job reported none)
     special: str = ""
 
     def keys(self, d: Mapping[str, Any]) -> Iterable[str]:
@@ -60,7 +64,12 @@ class KeyRule:
             return (job + SEP + mode,) if job else ()
         if self.special == "columns_by_user":
             user = text(d.get("user"))
-            return [c + SEP + user for c in strings(d.get("columns"))] if user else []
+            if not user:
+                return []
+            if d.get("masked_columns") is None:  # the producer cannot say what Trino masked
+                return [c + SEP + user for c in strings(d.get("columns"))]
+            # Trino said which columns it masked: only those are masked reads
+            return [SEP.join((c, user, MASKED)) for c in strings(d.get("masked_columns")) if c]
         if not self.fields:
             return ("",)
         if len(self.fields) == 1:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from services.core.facts.base import FactSpec
-from services.core.facts.keyed import SEP, Earliest, EarliestSpec, KeyRule
+from services.core.facts.keyed import MASKED, SEP, Earliest, EarliestSpec, KeyRule
 from services.core.facts.trino import ColumnMasks, ColumnMasksSpec
 from services.core.matching import clock, matching_keys
 from services.core.model import Outcome
@@ -210,15 +210,22 @@ class ColumnMaskVerified(Rule[ColumnMaskParams]):
         users = masks.users(cols, close)
         reads = q.fact(self._reads, Earliest).best
         by_col: dict[str, list[tuple[str, tuple[int, str]]]] = {}
+        masked: dict[str, list[tuple[int, str]]] = {}
         for key, p in reads.items():
             col, user = key.split(SEP, 1)
-            by_col.setdefault(col, []).append((user, p))
+            if user.endswith(SEP + MASKED):
+                # Trino masked the column in that query: the mask applied to its user,
+                # whatever the rules' user patterns (regexes, groups, first match) say
+                masked.setdefault(col, []).append(p)
+            else:
+                by_col.setdefault(col, []).append((user, p))
         hits = [
             p
             for col in matching_keys(by_col, pii)
             for user, p in by_col[col]
             if user in users and p[0] <= close
         ]
+        hits += [p for col in matching_keys(masked, pii) for p in masked[col] if p[0] <= close]
         if not hits:
             return pending(
                 f"{pii} is masked, but no finished query by a masked user "

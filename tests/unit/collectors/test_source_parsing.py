@@ -128,7 +128,7 @@ def test_trino_masks_without_user_apply_to_everyone_and_regexes_stay_whole() -> 
             "tables": [
                 {"table": "t", "columns": [{"name": "c", "mask": "'x'"}]},
                 {
-                    "table": "t",
+                    "table": "u",
                     "user": "ana.*",
                     "columns": [{"name": "d", "mask": "NULL"}, {"name": "e"}],
                 },

@@ -40,6 +40,7 @@ def test_finished_select_lists_tables_and_columns_read() -> None:
         "schema": "lake",
         "tables": ["iceberg.lake.orders_enriched"],
         "columns": ["iceberg.lake.orders_enriched.email", "iceberg.lake.orders_enriched.order_id"],
+        "masked_columns": [],
         "error_code": None,
     }
 
@@ -108,4 +109,53 @@ def test_malformed_events_are_refused(mutate: object, fragment: str) -> None:
     d = doc("query-completed-select")
     mutate(d)  # type: ignore[operator]
     with pytest.raises(PayloadError, match=re.escape(fragment)):
+        parse_doc(d)
+
+
+RECORDED = FIXTURES / "recorded-476"
+
+
+def recorded(name: str) -> dict[str, object]:
+    loaded: dict[str, object] = json.loads((RECORDED / f"{name}.json").read_text())
+    return loaded
+
+
+def _table(d: dict[str, object]) -> str:
+    (t,) = d["metadata"]["tables"]  # type: ignore[index]
+    return f"iceberg.{t['schema']}.customers"
+
+
+def test_a_real_masked_read_lists_the_masked_column_trino_did_not_read() -> None:
+    d = recorded("masked-select")
+    table = _table(d)
+    # the misreading: a constant mask needs no read, so ioMetadata lacks the column
+    io_columns = [c["name"] for c in d["ioMetadata"]["inputs"][0]["columns"]]  # type: ignore[index]
+    assert io_columns == ["id"]
+    (event,) = parse_doc(d).events  # type: ignore[attr-defined]
+    load_contract().to_datum(event)
+    assert event.data["user"] == "analyst" and event.data["state"] == "FINISHED"
+    assert event.data["tables"] == [table]
+    assert event.data["columns"] == [f"{table}.id", f"{table}.email"]
+    assert event.data["masked_columns"] == [f"{table}.email"]
+
+
+def test_a_real_unmasked_read_has_no_masked_columns() -> None:
+    d = recorded("unmasked-select")
+    table = _table(d)
+    (event,) = parse_doc(d).events  # type: ignore[attr-defined]
+    assert event.data["user"] == "auditor"
+    assert event.data["columns"] == [f"{table}.id", f"{table}.email"]
+    assert event.data["masked_columns"] == []
+
+
+def test_a_real_denied_read_is_failed_with_its_error_code() -> None:
+    (event,) = parse_doc(recorded("denied-select")).events  # type: ignore[attr-defined]
+    assert (event.data["state"], event.data["error_code"]) == ("FAILED", "PERMISSION_DENIED")
+    assert event.data["columns"] == [] and event.data["masked_columns"] == []
+
+
+def test_a_referenced_column_without_a_name_is_a_payload_error() -> None:
+    d = recorded("masked-select")
+    d["metadata"]["tables"][0]["columns"][1] = {"mask": "'***'"}  # type: ignore[index]
+    with pytest.raises(PayloadError, match=r"metadata.tables\[0\].columns\[1\]"):
         parse_doc(d)

@@ -289,6 +289,51 @@ def test_column_masking_needs_the_mask_on_the_pii_column(grade) -> None:
     assert grade(events).criterion("p1.column_masking").state == "expired"
 
 
+def test_column_masking_met_by_a_read_trino_says_it_masked(grade) -> None:
+    # Rules naming users by a regex (or no user at all: everyone) give no plain name to
+    # match; the query's own masked_columns (Trino applied the mask) say the user was masked.
+    b = clean()
+    rules = edited(b.events, lambda e: e.type == "trino.column_mask", {"applies_to": ["an.*"]})
+    query = {"user": "ann", "masked_columns": ["iceberg.lake.orders_enriched.email"]}
+    events = edited(rules, lambda e: e.type == "trino.query", query)
+    c = grade(events).criterion("p1.column_masking")
+    assert c.state == "met", c.reason
+
+
+def test_column_masking_not_met_by_a_read_masked_on_another_column(grade) -> None:
+    b = clean()
+    rules = edited(b.events, lambda e: e.type == "trino.column_mask", {"applies_to": ["an.*"]})
+    query = {"user": "ann", "masked_columns": ["iceberg.lake.orders_enriched.city"]}
+    c = grade(edited(rules, lambda e: e.type == "trino.query", query)).criterion(
+        "p1.column_masking"
+    )
+    assert c.state == "expired"
+    assert "no finished query by a masked user" in c.reason
+
+
+def test_column_masking_not_met_by_a_masked_read_that_failed(grade) -> None:
+    b = clean()
+    rules = edited(b.events, lambda e: e.type == "trino.column_mask", {"applies_to": ["an.*"]})
+    query = {
+        "user": "ann",
+        "state": "FAILED",
+        "masked_columns": ["iceberg.lake.orders_enriched.email"],
+    }
+    c = grade(edited(rules, lambda e: e.type == "trino.query", query)).criterion(
+        "p1.column_masking"
+    )
+    assert c.state == "expired"
+
+
+def test_column_masking_not_met_by_a_named_user_trino_did_not_mask(grade) -> None:
+    # the query says what Trino masked (nothing): the rules' naming the user is not enough
+    b = clean()
+    events = edited(b.events, lambda e: e.type == "trino.query", {"masked_columns": []})
+    c = grade(events).criterion("p1.column_masking")
+    assert c.state == "expired"
+    assert "no finished query by a masked user" in c.reason
+
+
 # ------------------------------------------------------------------ p1.argocd_deployed
 def test_argocd_sync_by_a_person_counts_only_for_a_merged_commit(grade) -> None:
     sha = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"
