@@ -34,6 +34,12 @@ FULL_EXPECTED: Mapping[str, str] = {
     "p1.dbt_catches_broken_row": "met",
 }
 
+#: what the exam with the CDC (one per rehearsal) must be graded besides
+CDC_EXPECTED: Mapping[str, str] = {
+    "p1.cdc_source": "met",
+    "p1.schema_registered": "met",
+}
+
 #: where each rehearsed criterion's evidence comes from, named when it is missed
 EVIDENCE_PATH: Mapping[str, str] = {
     "p1.iceberg_maintenance": "the Iceberg collector (iceberg.commit: retention properties "
@@ -55,12 +61,17 @@ EVIDENCE_PATH: Mapping[str, str] = {
     "and rule p1.dbt_rollup_tested",
     "p1.dbt_catches_broken_row": "the signed row.broken, the second dbt build's failing "
     "test through the dbt collector, rule p1.dbt_catches_broken_row",
+    "p1.cdc_source": "Debezium's topic on the broker, the offsets collector (cdc.offsets) "
+    "and rule p1.cdc_source",
+    "p1.schema_registered": "the connector's Avro converter registering `<cdc_topic>-value`, "
+    "the registry collector (schema.registered) and rule p1.schema_registered",
 }
 
 #: criteria no system here produces, and what a rehearsal would need for them
 NOT_REHEARSED: Mapping[str, str] = {
-    "p1.cdc_source": "Kafka Connect with Debezium on the platform",
-    "p1.schema_registered": "the CDC connector registering its value schema",
+    "p1.cdc_source": "Kafka Connect with Debezium on the platform (rehearsed on the first exam)",
+    "p1.schema_registered": "the CDC connector registering its value schema (rehearsed on "
+    "the first exam)",
     "p1.flink_lookup_join": "a Flink cluster running the candidate's job",
     "p1.exactly_once": "a Flink job committing to the sink table with checkpoints",
     "p1.dbt_rollup_tested": "the candidate's dbt project built on Trino (rehearsed on the "

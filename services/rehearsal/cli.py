@@ -63,6 +63,13 @@ def _say(message: str) -> None:
     help="Build the candidate's dbt project for real on the first exam of each candidate "
     "(dbt-trino and openlineage-dbt in a cached venv; the first run installs it).",
 )
+@click.option(
+    "--cdc/--no-cdc",
+    default=True,
+    show_default=True,
+    help="Debezium on Kafka Connect with a source PostgreSQL for the first exam (jars "
+    "fetched with mvn on first use).",
+)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--keep", is_flag=True, help="Keep the rehearsal's topics and tables.")
 @click.option(
@@ -78,11 +85,13 @@ def rehearse(
     small: bool,
     kube: bool | None,
     dbt: bool,
+    cdc: bool,
     json_path: Path | None,
     keep: bool,
     timeout: float,
 ) -> None:
     from services.contract.settings import ClientSettings
+    from services.platform.connect import apicurio_v2_url
     from services.rehearsal.candidates import variant
     from services.rehearsal.faults import INJECTORS
     from services.rehearsal.runner import Rehearsal, RehearsalPlan
@@ -100,9 +109,15 @@ def rehearse(
             grade_timeout_s=timeout,
             kube=kube,
             dbt=dbt,
+            cdc=cdc,
         )
         settings = SessionSettings(
-            config.catalog_uri, config.warehouse, config.trino_url, config.state_dir, keep=keep
+            config.catalog_uri,
+            config.warehouse,
+            config.trino_url,
+            config.state_dir,
+            registry_v2_url=apicurio_v2_url(config),
+            keep=keep,
         )
         session = RehearsalSession(ClientSettings.from_env(), settings, _say)
         catalog = load_catalog(config)

@@ -23,10 +23,12 @@ from services.offline.builder import ASSETS, STRONG_REVIEW, postmortem_text
 from services.rehearsal import analytics, kube
 from services.rehearsal.analytics import PlatformDbt
 from services.rehearsal.candidates import (
+    CDC_EXPECTED,
     EVIDENCE_PATH,
     NOT_REHEARSED,
     Candidate,
 )
+from services.rehearsal.cdc import PlatformCdc
 from services.rehearsal.faults import NOT_INJECTABLE, SINK, FaultInjector, injector
 from services.rehearsal.kube import PlatformKubes, PushReceiver
 from services.rehearsal.lakehouse import Lakehouse, orders
@@ -50,6 +52,12 @@ class RehearsalPlan:
     kube: bool | None = None
     #: build the candidate's dbt project for real on the first exam of each candidate
     dbt: bool = True
+    #: the candidates whose dbt runs (None: every candidate's first exam)
+    dbt_for: Sequence[str] | None = None
+    #: Debezium on Kafka Connect for the rehearsal's first exam
+    cdc: bool = True
+    #: rows the load generator changes in the CDC source table
+    cdc_rows: int = 200
 
 
 @dataclass
@@ -67,6 +75,7 @@ class Exam:
     full: bool = False
     kube: bool = False
     dbt: PlatformDbt | None = None
+    cdc: PlatformCdc | None = None
 
     @property
     def label(self) -> str:
@@ -171,6 +180,8 @@ class Rehearsal:
                 if e.dbt is not None:
                     with contextlib.suppress(Exception):
                         e.dbt.stop()
+                if e.cdc is not None:
+                    e.cdc.stop()
             if self.kubes is not None:
                 self.kubes.close()
             if self.receiver is not None:
@@ -186,6 +197,20 @@ class Rehearsal:
 
     def start_platforms(self) -> None:
         full = [e for e in self.exams if e.full]
+        if full and self.plan.cdc and self.session.settings.registry_v2_url:
+            started = time.monotonic()
+            first = full[0]
+            first.cdc = PlatformCdc(
+                self.session.workdir / "cdc",
+                self.session.client.bootstrap,
+                self.session.settings.registry_v2_url,
+                self.session.client.registry_url,
+            )
+            first.cdc.up()
+            self.say(
+                f"{first.label}: source PostgreSQL and Kafka Connect up in "
+                f"{time.monotonic() - started:.0f}s"
+            )
         if not full or (self.binaries is None and not self.plan.dbt):
             return
         self.receiver = PushReceiver(self.session.client, [e.platform_id for e in full])
@@ -193,6 +218,8 @@ class Rehearsal:
             started = time.monotonic()
             dbt_venv = analytics.venv()
             for e in full:
+                if self.plan.dbt_for is not None and e.candidate.name not in self.plan.dbt_for:
+                    continue
                 e.dbt = PlatformDbt.start(
                     dbt_venv,
                     self.session.workdir / f"dbt-{e.platform_id}",
@@ -202,8 +229,9 @@ class Rehearsal:
                     with_test=e.candidate.dbt_test,
                 )
                 self.session.watch_dbt(e.platform_id, e.dbt.project.target_dir, self.plan.poll_s)
+            ready = sum(1 for e in full if e.dbt is not None)
             self.say(
-                f"dbt projects ready for {len(full)} platforms in {time.monotonic() - started:.0f}s"
+                f"dbt projects ready for {ready} platforms in {time.monotonic() - started:.0f}s"
             )
         if self.binaries is None:
             return
@@ -235,6 +263,12 @@ class Rehearsal:
         self.step(e, 1, "proctor", "start the exam", "proctor (signed events)", start)
         sink = e.lake.qualified(SINK)
         assets = {**ASSETS, "sink_table": sink}
+        cdc = e.cdc
+        if cdc is not None:
+            self.step(
+                e, 1, "candidate", "register the Debezium connector", "Kafka Connect", cdc.register
+            )
+            assets["cdc_topic"] = cdc.topic
 
         def declare() -> str:
             done = s.submit(e.platform_id, e.exam_id, "pipeline.declared", assets=assets)
@@ -242,6 +276,17 @@ class Rehearsal:
 
         self.step(e, 1, "candidate", "declare the pipeline", "submission endpoint", declare)
         s.watch_iceberg(e.platform_id, [sink], self.plan.poll_s)
+        if cdc is not None:
+            s.watch_cdc(e.platform_id, s.client.bootstrap, cdc.topic, self.plan.poll_s)
+            rows = self.plan.cdc_rows
+            self.step(
+                e,
+                1,
+                "candidate",
+                "change the source table",
+                "PostgreSQL (source)",
+                lambda: cdc.load(rows),
+            )
 
         def build_sink() -> str:
             e.lake.create(SINK)
@@ -418,6 +463,8 @@ class Rehearsal:
             if e.dbt is None:
                 expected.pop("p1.dbt_rollup_tested", None)
                 expected.pop("p1.dbt_catches_broken_row", None)
+            if e.cdc is not None:
+                expected.update(CDC_EXPECTED)
             rows = scores.get(e.exam_id, {})
             for cid in sorted({*rows, *expected}):
                 row = rows.get(cid)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 import socket
 import threading
 import time
@@ -26,6 +27,8 @@ from confluent_kafka import Consumer, TopicPartition
 
 from services.collectors import dbt as dbt_collector
 from services.collectors import iceberg as iceberg_collector
+from services.collectors import offsets as offsets_collector
+from services.collectors import registry as registry_collector
 from services.collectors.polling import Collector, Poller, PositionStore
 from services.collectors.webhook_guard import StaticRoster
 from services.contract.dlq import DeadLetter
@@ -105,6 +108,8 @@ class SessionSettings:
     warehouse: str
     trino_url: str
     state_dir: Path
+    #: the registry's native v2 API (Debezium's Apicurio converter speaks it)
+    registry_v2_url: str = ""
     http_port: int = 0
     keep: bool = False
 
@@ -246,6 +251,24 @@ class RehearsalSession:
         """The real dbt collector on the platform's dbt target directory."""
         settings = dbt_collector.Settings(path=target_dir)
         self.watch(dbt_collector.build(settings, platform_id), interval_s)
+
+    def watch_cdc(self, platform_id: str, bootstrap: str, topic: str, interval_s: float) -> None:
+        """The real offsets and registry collectors on the CDC topic and its subject."""
+        self.watch(
+            offsets_collector.build(
+                offsets_collector.Settings(bootstrap=bootstrap, topics=(topic,)), platform_id
+            ),
+            interval_s,
+        )
+        self.watch(
+            registry_collector.build(
+                registry_collector.Settings(
+                    url=self.client.registry_url, subject_pattern=re.escape(f"{topic}-value")
+                ),
+                platform_id,
+            ),
+            interval_s,
+        )
 
     def watch(self, collector: Collector, interval_s: float) -> None:
         """Poll ``collector`` in a thread of its own until the session closes."""

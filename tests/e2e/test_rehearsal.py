@@ -13,8 +13,14 @@ from typing import Any
 import pytest
 
 from services.contract.settings import ClientSettings
+from services.platform.connect import apicurio_v2_url
 from services.rehearsal import kube
-from services.rehearsal.candidates import REFERENCE_EXPECTED, variant
+from services.rehearsal.candidates import (
+    CDC_EXPECTED,
+    FULL_EXPECTED,
+    REFERENCE_EXPECTED,
+    variant,
+)
 from services.rehearsal.report import RehearsalReport
 from services.rehearsal.runner import Rehearsal, RehearsalPlan
 from services.rehearsal.session import RehearsalSession, SessionSettings
@@ -36,7 +42,13 @@ def report(stack: Any, kafka_bootstrap: str, registry_url: str) -> Iterator[Rehe
     config = stack.require("postgres", "trino")
     session = RehearsalSession(
         ClientSettings(kafka_bootstrap, registry_url),
-        SessionSettings(config.catalog_uri, config.warehouse, config.trino_url, config.state_dir),
+        SessionSettings(
+            config.catalog_uri,
+            config.warehouse,
+            config.trino_url,
+            config.state_dir,
+            registry_v2_url=apicurio_v2_url(config),
+        ),
         print,
     )
     plan = RehearsalPlan(
@@ -44,6 +56,7 @@ def report(stack: Any, kafka_bootstrap: str, registry_url: str) -> Iterator[Rehe
         FAULTS,
         rows=2_000,
         commits=2,
+        dbt_for=("reference",),  # one real dbt project: its builds are the slow part
     )
     with contextlib.closing(trino_connect(config)) as trino:
         yield Rehearsal(session, load_catalog(config), trino, plan, print).run()
@@ -66,6 +79,25 @@ def test_the_reference_meets_each_rehearsed_criterion_from_real_signals(
         assert graded[cid].state == "met", f"{cid}: {graded[cid].reason}"
     maintenance = graded["p1.iceberg_maintenance"].reason
     assert "history.expire" in maintenance and "replace" in maintenance, maintenance
+
+
+def test_the_whole_platform_meets_cdc_schema_dbt_and_gitops_criteria(
+    report: RehearsalReport,
+) -> None:
+    """The reference's first exam ran Debezium on Kafka Connect, a real dbt project and a
+    real API server: each of their criteria is met from what those systems did."""
+    graded = report.graded(f"reference/{FAULTS[0]}")
+    wanted = {**CDC_EXPECTED, **FULL_EXPECTED}
+    if kube.available() is None:
+        wanted.pop("p1.zero_manual_apply")
+    for cid in wanted:
+        assert graded[cid].state == "met", f"{cid}: {graded[cid].reason}"
+    assert "grew by" in graded["p1.cdc_source"].reason
+    assert "-value" in graded["p1.schema_registered"].reason
+    assert "revenue_non_negative failed" in graded["p1.dbt_catches_broken_row"].reason
+    seen = report.signals[next(p for p in report.signals if p.endswith("reference-stale-snapshot"))]
+    for kind in ("cdc.offsets", "schema.registered", "dbt.run", "openlineage.run"):
+        assert seen.get(kind, 0) >= 1, (kind, seen)
 
 
 @pytest.mark.parametrize("fault", FAULTS)

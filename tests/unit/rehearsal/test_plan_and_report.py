@@ -12,6 +12,7 @@ from services.errors import ConfigError
 from services.offline.builder import FAULT_KINDS
 from services.rehearsal.candidates import (
     EVIDENCE_PATH,
+    FULL_EXPECTED,
     NOT_REHEARSED,
     REFERENCE_EXPECTED,
     VARIANTS,
@@ -58,10 +59,13 @@ def test_every_rubric_criterion_is_expected_or_listed_as_not_rehearsed() -> None
 
 
 def test_variants_change_only_the_criterion_they_break() -> None:
-    reference = VARIANTS["reference"].expectations()
+    reference = VARIANTS["reference"].expectations(full=True)
     for name, cand in VARIANTS.items():
-        changed = {k for k, v in cand.expectations().items() if reference.get(k) != v}
+        full = cand.expectations(full=True)
+        changed = {k for k, v in full.items() if reference.get(k) != v}
         assert changed == set(cand.expected), name
+        # without the whole platform, what only it can show is not expected
+        assert not set(cand.expectations()) & set(FULL_EXPECTED), name
     assert variant("wrong-root-cause").expectations()["p2.root_cause"] == "failed"
     with pytest.raises(ConfigError, match="unknown candidate 'lazy'; choose one of reference"):
         variant("lazy")
