@@ -26,16 +26,14 @@ from services.collectors.settings import (
     HTTP_HOST_ENV,
     PLATFORM_ENV,
     STATE_DIR_ENV,
-    KafkaSettings,
     SourceSettings,
-    default_state_dir,
-    http_host,
     load_config,
     parse_model,
 )
 from services.contract.settings import BOOTSTRAP_ENV, PREFIX_ENV, REGISTRY_ENV, ClientSettings
 from services.errors import ConfigError
 from services.publisher.publisher import Publisher
+from services.settings import Settings, load_settings
 
 log = logging.getLogger("proctor.collectors")
 
@@ -55,6 +53,7 @@ class RunOptions:
     client: ClientSettings
     metrics_port: int | None = None
     once: bool = False
+    http_host: str = DEFAULT_HTTP_HOST
 
 
 def setup_logging() -> None:
@@ -78,7 +77,7 @@ def run_pollers(
     """Run until SIGINT/SIGTERM or ``stop`` (one round with ``once``); returns an exit code."""
     server = None
     if opts.metrics_port is not None:
-        host = http_host()
+        host = opts.http_host
         server, _ = start_http_server(opts.metrics_port, addr=host)
         log.info("metrics on http://%s:%d/metrics", host, opts.metrics_port)
     try:
@@ -134,18 +133,26 @@ def polling_module(source: str) -> PollingModule:
     return module
 
 
-def pollers_from_config(path: Path, once: bool = False) -> tuple[list[Poller], RunOptions]:
-    config = load_config(path)
+def pollers_from_config(
+    path: Path, once: bool = False, settings: Settings | None = None
+) -> tuple[list[Poller], RunOptions]:
+    loaded = settings or load_settings()
+    config = load_config(path, loaded)
+    assert config.state_dir is not None  # load_config fills it in
     opts = RunOptions(
-        config.platform_id, config.state_dir, config.kafka.client(), config.metrics_port, once
+        config.platform_id,
+        config.state_dir,
+        config.kafka.client(ClientSettings.of(loaded)),
+        config.metrics_port,
+        once,
+        loaded.telemetry.http_host,
     )
     pollers = []
     for source, raw in config.sources.items():
         module = polling_module(source)
-        settings = parse_model(module.Settings, raw, f"{path}: sources.{source}")
-        pollers.append(
-            make_poller(module.build(settings, opts.platform_id), settings.interval_s, opts)
-        )
+        source_settings = parse_model(module.Settings, raw, f"{path}: sources.{source}")
+        collector = module.build(source_settings, opts.platform_id)
+        pollers.append(make_poller(collector, source_settings.interval_s, opts))
     return pollers, opts
 
 
@@ -194,16 +201,20 @@ def common_options(fn: F) -> F:
 def run_one(collector_factory: Callable[[str], Collector], common: dict[str, Any]) -> None:
     """Build one collector from its command's flags and run it (exit code on --once)."""
     setup_logging()
+    settings = load_settings(
+        overrides={
+            "kafka": {"bootstrap": common["bootstrap"], "topic_prefix": common["topic_prefix"]},
+            "registry": {"url": common["registry_url"]},
+            "collectors": {"state_dir": common["state_dir"]},
+        }
+    )
     opts = RunOptions(
         common["platform_id"],
-        common["state_dir"] or default_state_dir(),
-        KafkaSettings(
-            bootstrap=common["bootstrap"],
-            registry_url=common["registry_url"],
-            topic_prefix=common["topic_prefix"],
-        ).client(),
+        settings.collectors.state_dir,
+        ClientSettings.of(settings),
         common["metrics_port"],
         common["once"],
+        settings.telemetry.http_host,
     )
     poller = make_poller(collector_factory(opts.platform_id), common["interval_s"], opts)
     code = run_pollers([poller], opts)

@@ -32,6 +32,7 @@ from services.collectors.webhook_guard import (
 from services.collectors.webhook_run import Companion, build_receiver, serve
 from services.contract.settings import ClientSettings, connection_params
 from services.errors import ProctorError
+from services.settings import environment
 
 PLATFORM_ENV = "PROCTOR_PLATFORM_ID"
 PORT_ENV = "PROCTOR_HTTP_PORT"
@@ -261,10 +262,9 @@ def _static_roster(platforms: Sequence[str], path: str | None, generation: int) 
 
 
 def _print_secrets(sources: Sequence[WebhookSource], platform: str, generation: int) -> None:
-    import os
-
+    env = environment()
     for source in sources:
-        master = os.environ.get(secret_env(source.name)) or os.environ.get(SHARED_SECRET_ENV)
+        master = env.get(secret_env(source.name)) or env.get(SHARED_SECRET_ENV)
         if not master:
             raise click.ClickException(
                 f"set {secret_env(source.name)} (or {SHARED_SECRET_ENV}) first"

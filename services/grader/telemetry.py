@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Iterable, Mapping
@@ -143,15 +142,17 @@ class CriterionStates:
 
 
 # --- tracing --------------------------------------------------------------------------
-def setup_tracing(service_name: str, otlp_endpoint: str | None) -> trace.Tracer:
+def setup_tracing(
+    service_name: str, otlp_endpoint: str | None, sampler: str | None = None
+) -> trace.Tracer:
     """A tracer; spans go to an OTLP collector when an endpoint is configured.
 
     Without one, spans are not recorded (they would go nowhere, and recording one per
     record was a tenth of the worker's time); ``OTEL_TRACES_SAMPLER`` still decides when
-    it is set.
+    it is set (``sampler``: the settings' ``OTEL_TRACES_SAMPLER``).
     """
     resource = Resource.create({"service.name": service_name})
-    if otlp_endpoint or os.environ.get("OTEL_TRACES_SAMPLER"):
+    if otlp_endpoint or sampler:
         provider = TracerProvider(resource=resource)
     else:
         provider = TracerProvider(resource=resource, sampler=ALWAYS_OFF)

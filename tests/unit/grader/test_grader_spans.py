@@ -64,8 +64,8 @@ def test_spans_are_recorded_only_when_they_go_somewhere(monkeypatch: pytest.Monk
     monkeypatch.delenv("OTEL_TRACES_SAMPLER", raising=False)
     nowhere = setup_tracing("t", None).start_span("x")
     assert not nowhere.is_recording()
-    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_on")
-    asked = setup_tracing("t", None).start_span("x")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_on")  # the SDK reads which sampler
+    asked = setup_tracing("t", None, sampler="always_on").start_span("x")
     assert asked.is_recording()
     monkeypatch.delenv("OTEL_TRACES_SAMPLER")
     try:
