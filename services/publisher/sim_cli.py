@@ -31,7 +31,7 @@ from services.publisher.timeline import (
     plan_candidates,
     run_events,
 )
-from services.stack.config import StackConfig
+from services.settings import Settings, load_settings
 
 err = Console(stderr=True)
 
@@ -146,7 +146,7 @@ def simulate(**opts: Any) -> None:
         return
     if opts["no_publish"] and opts["record"] is None:
         raise click.UsageError("--no-publish sends nothing: give --record FILE")
-    config = StackConfig.from_env()
+    config = load_settings()
     try:
         specs = candidate_specs(opts["candidates"], opts["count"], opts["scenario"])
         start = _start(opts["start"], config)
@@ -181,9 +181,9 @@ def simulate(**opts: Any) -> None:
         click.echo(f"recording: {opts['record']}", err=True)
 
 
-def _start(given: str | None, config: StackConfig) -> int:
+def _start(given: str | None, config: Settings) -> int:
     if given is None:
-        return default_start(config)
+        return default_start(config.stack_dir)
     try:
         return rfc3339_to_ms(given)
     except ValueError as exc:
@@ -192,7 +192,7 @@ def _start(given: str | None, config: StackConfig) -> int:
         ) from exc
 
 
-def _run(events: list[Any], opts: dict[str, Any], config: StackConfig) -> Any:
+def _run(events: list[Any], opts: dict[str, Any], config: Settings) -> Any:
     stop = threading.Event()
     previous = signal.getsignal(signal.SIGINT)
 
@@ -237,7 +237,7 @@ def _run(events: list[Any], opts: dict[str, Any], config: StackConfig) -> Any:
                 speed=opts["speed"],
                 sink=publisher,
                 record=opts["record"],
-                config=config,
+                state_dir=config.stack_dir,
                 stop=stop,
                 on_progress=progress,
             )

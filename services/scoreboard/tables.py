@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import contextlib
 
+from services.connections import open_catalog, trino_connect
 from services.errors import StackError
 from services.grader.sink import ensure_table
 from services.grader.views import create_exam_scores_view
 from services.scoreboard.health import ensure_health_table
-from services.stack.catalog import TRINO_CATALOG, load_catalog, trino_connect
-from services.stack.config import StackConfig
+from services.settings import CatalogSettings, TrinoSettings
 
 NAMESPACE = "grading"
 TRANSITIONS = f"{NAMESPACE}.criterion_transitions"
 
 
-def ensure_scoreboard_tables(config: StackConfig) -> None:
+def ensure_scoreboard_tables(catalog_settings: CatalogSettings, trino: TrinoSettings) -> None:
     """criterion_transitions (as the grader makes it), the exam_scores view, pipeline_health."""
-    catalog = load_catalog(config)
+    try:
+        catalog = open_catalog(catalog_settings)
+    except Exception as exc:  # SQLAlchemy's errors when the catalog database is down
+        raise StackError(f"cannot open the Iceberg catalog: {exc}") from exc
     try:
         ensure_table(catalog, TRANSITIONS)
         ensure_health_table(catalog)
@@ -34,9 +37,9 @@ def ensure_scoreboard_tables(config: StackConfig) -> None:
         if engine is not None:
             with contextlib.suppress(Exception):
                 engine.dispose()
-    with contextlib.closing(trino_connect(config)) as conn:
+    with contextlib.closing(trino_connect(trino)) as conn:
         try:
-            create_exam_scores_view(conn, TRINO_CATALOG, NAMESPACE)
+            create_exam_scores_view(conn, trino.catalog, NAMESPACE)
         except Exception as exc:  # the Trino client raises several unrelated types
             raise StackError(
                 f"cannot create the view {NAMESPACE}.exam_scores in Trino: {exc}"
