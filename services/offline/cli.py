@@ -10,8 +10,8 @@ import click
 from rich.console import Console
 
 from services.core.events import rfc3339_to_ms
-from services.core.judges import default_judge
 from services.errors import ProctorError
+from services.judge.default import default_judge
 from services.offline.reader import recordings
 from services.offline.regrade import diff_results
 from services.offline.render import print_refused, print_regrade, print_replay, refused_json

@@ -55,7 +55,7 @@ class Expected:
 
 def expected_from_replay(events: Sequence[Event]) -> Expected:
     """Grade the run offline with the same engine and judge the worker uses."""
-    from services.core.judges import default_judge
+    from services.judge.default import default_judge
     from services.offline.replay import replay_events
     from services.rubrics import resolver
 

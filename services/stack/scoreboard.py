@@ -23,6 +23,15 @@ from services.stack.config import StackConfig
 __all__ = ["components", "login_hint", "scoreboard", "scoreboard_up"]
 
 
+def grader_tables() -> Any:
+    """The grader's table and view makers, handed to the scoreboard."""
+    from services.grader.sink import ensure_table
+    from services.grader.views import create_exam_scores_view
+    from services.scoreboard.tables import GraderTables
+
+    return GraderTables(ensure_table, create_exam_scores_view)
+
+
 def components(config: StackConfig, with_superset: bool = True) -> list[Any]:
     from services.stack.sampler import HealthSamplerComponent
 
@@ -44,7 +53,7 @@ def scoreboard_up(
     from services.stack.manager import StackManager
 
     StackManager(config, progress=progress).up(["kafka", "trino"])
-    ensure_scoreboard_tables(catalog_settings(config), trino_settings(config))
+    ensure_scoreboard_tables(catalog_settings(config), trino_settings(config), grader_tables())
     progress(
         "scoreboard: tables grading.criterion_transitions, pipeline_health and view exam_scores ready"
     )
