@@ -20,6 +20,7 @@ from typing import Any, Protocol, TypeVar
 import click
 from prometheus_client import start_http_server
 
+from services import logs
 from services.collectors.polling import Collector, Poller, PositionStore
 from services.collectors.settings import (
     DEFAULT_HTTP_HOST,
@@ -56,10 +57,9 @@ class RunOptions:
     http_host: str = DEFAULT_HTTP_HOST
 
 
-def setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    for name in ("httpx", "httpx2"):  # one line per request otherwise
-        logging.getLogger(name).setLevel(logging.WARNING)
+def setup_logging(level: str = "INFO") -> None:
+    """The services' JSON logs (services/logs.py), at the settings' level."""
+    logs.setup_logging(level, {"httpx2": "WARNING"})
 
 
 def make_poller(collector: Collector, interval_s: float, opts: RunOptions) -> Poller:
@@ -200,7 +200,6 @@ def common_options(fn: F) -> F:
 
 def run_one(collector_factory: Callable[[str], Collector], common: dict[str, Any]) -> None:
     """Build one collector from its command's flags and run it (exit code on --once)."""
-    setup_logging()
     settings = load_settings(
         overrides={
             "kafka": {"bootstrap": common["bootstrap"], "topic_prefix": common["topic_prefix"]},
@@ -208,6 +207,7 @@ def run_one(collector_factory: Callable[[str], Collector], common: dict[str, Any
             "collectors": {"state_dir": common["state_dir"]},
         }
     )
+    setup_logging(settings.telemetry.log_level)
     opts = RunOptions(
         common["platform_id"],
         settings.collectors.state_dir,
@@ -250,8 +250,9 @@ def split_common(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
 @click.option("--once", is_flag=True, help="poll every source once and exit")
 def command(config_path: Path, once: bool) -> None:
     """Run every polling collector of a YAML config together (one thread each)."""
-    setup_logging()
-    pollers, opts = pollers_from_config(config_path, once)
+    settings = load_settings()
+    setup_logging(settings.telemetry.log_level)
+    pollers, opts = pollers_from_config(config_path, once, settings)
     code = run_pollers(pollers, opts)
     if code:
         raise SystemExit(code)

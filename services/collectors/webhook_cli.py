@@ -32,6 +32,7 @@ from services.collectors.webhook_guard import (
 from services.collectors.webhook_run import Companion, build_receiver, serve
 from services.contract.settings import ClientSettings, connection_params
 from services.errors import ProctorError
+from services.logs import setup_logging
 from services.settings import environment
 
 PLATFORM_ENV = "PROCTOR_PLATFORM_ID"
@@ -171,11 +172,8 @@ def receiver_command(
     envs = ", ".join(secret_env(s.name) for s in sources)
 
     def callback(**opts: Any) -> None:
-        logging.basicConfig(
-            level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
-        if opts["verbose"]:
-            logging.getLogger("proctor").setLevel(logging.INFO)
+        # JSON lines (services/logs.py); quiet unless --verbose, as a receiver logs per request
+        setup_logging("WARNING", {"proctor": "INFO"} if opts["verbose"] else None)
         try:
             if opts["print_secret"]:
                 _print_secrets(sources, opts["print_secret"], opts["generation"])

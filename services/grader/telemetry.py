@@ -8,10 +8,6 @@ record gets a span linked to the producer's span when the record carries a W3C
 
 from __future__ import annotations
 
-import json
-import logging
-import sys
-import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -209,43 +205,3 @@ def record_span(
             "messaging.kafka.message.offset": offset,
         },
     )
-
-
-# --- logs -----------------------------------------------------------------------------
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line, with the current trace and span ids when there is a span."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        ctx = trace.get_current_span().get_span_context()
-        if ctx.is_valid:
-            out["trace_id"] = f"{ctx.trace_id:032x}"
-            out["span_id"] = f"{ctx.span_id:016x}"
-        if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str)
-
-
-def setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-
-
-def logging_config(level: str) -> dict[str, Any]:
-    """``logging.config.dictConfig`` form of :func:`setup_logging` (what Faust's worker takes)."""
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {"json": {"()": f"{__name__}.JsonFormatter"}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json"}},
-        "root": {"level": level, "handlers": ["stderr"]},
-    }

@@ -75,9 +75,11 @@ def sample(interval: float, group: str, beat_file: Path | None, once: bool) -> N
     """Sample the grader's lag and the dead letters into grading.pipeline_health."""
     from services.connections import open_catalog
     from services.contract.settings import ClientSettings
+    from services.logs import setup_logging
     from services.scoreboard.health import HealthSampler, ensure_health_table, group_consumer
 
     loaded = load_settings()
+    setup_logging(loaded.telemetry.log_level)
     settings = ClientSettings.of(loaded)
     try:
         table = ensure_health_table(open_catalog(loaded.catalog))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import signal
 import sys
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from services.collectors.settings import DEFAULT_HTTP_HOST, HTTP_HOST_ENV
 from services.collectors.webhook_guard import StaticRoster
 from services.contract.settings import ClientSettings, connection_params
 from services.errors import ConfigError, ProctorError
+from services.logs import setup_logging
 from services.submission.client import TOKEN_ENV, URL_ENV, submit
 from services.submission.server import (
     DEFAULT_MAX_BODY,
@@ -86,9 +86,7 @@ def _roster(platforms: Sequence[str], path: str | None, generation: int) -> Stat
 @click.option("--body-timeout", type=float, default=30.0, show_default=True)
 @click.option("--header-timeout", type=float, default=10.0, show_default=True)
 def submit_server(**opts: Any) -> None:
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging("WARNING")  # JSON lines (services/logs.py), as every service
     try:
         master = master_from_env()
         assert master is not None
