@@ -35,6 +35,7 @@ from services.contract.settings import BOOTSTRAP_ENV, PREFIX_ENV, REGISTRY_ENV, 
 from services.errors import ConfigError
 from services.publisher.publisher import Publisher
 from services.settings import Settings, load_settings
+from services.tracing import setup_service_tracing
 
 log = logging.getLogger("proctor.collectors")
 
@@ -208,6 +209,7 @@ def run_one(collector_factory: Callable[[str], Collector], common: dict[str, Any
         }
     )
     setup_logging(settings.telemetry.log_level)
+    setup_service_tracing("proctor-collectors", settings.telemetry)
     opts = RunOptions(
         common["platform_id"],
         settings.collectors.state_dir,
@@ -252,6 +254,7 @@ def command(config_path: Path, once: bool) -> None:
     """Run every polling collector of a YAML config together (one thread each)."""
     settings = load_settings()
     setup_logging(settings.telemetry.log_level)
+    setup_service_tracing("proctor-collectors", settings.telemetry)
     pollers, opts = pollers_from_config(config_path, once, settings)
     code = run_pollers(pollers, opts)
     if code:

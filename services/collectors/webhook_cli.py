@@ -33,7 +33,8 @@ from services.collectors.webhook_run import Companion, build_receiver, serve
 from services.contract.settings import ClientSettings, connection_params
 from services.errors import ProctorError
 from services.logs import setup_logging
-from services.settings import environment
+from services.settings import environment, load_settings
+from services.tracing import setup_service_tracing
 
 PLATFORM_ENV = "PROCTOR_PLATFORM_ID"
 PORT_ENV = "PROCTOR_HTTP_PORT"
@@ -174,6 +175,7 @@ def receiver_command(
     def callback(**opts: Any) -> None:
         # JSON lines (services/logs.py); quiet unless --verbose, as a receiver logs per request
         setup_logging("WARNING", {"proctor": "INFO"} if opts["verbose"] else None)
+        setup_service_tracing("proctor-receivers", load_settings().telemetry)
         try:
             if opts["print_secret"]:
                 _print_secrets(sources, opts["print_secret"], opts["generation"])

@@ -113,8 +113,8 @@ def run(settings: GraderSettings, engines: Any = None) -> None:
     """Run the worker until it is stopped (SIGTERM/SIGINT)."""
     import faust
 
-    from services.grader.telemetry import setup_tracing
     from services.logs import logging_config, setup_logging
+    from services.tracing import setup_tracing
 
     setup_logging(settings.log_level)
     setup_tracing("proctor-grader", settings.otlp_endpoint, settings.traces_sampler)

@@ -14,13 +14,8 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.propagate import extract
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import Link, Span
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-
-from services.errors import ConfigError
 
 TRACER_NAME = "proctor.grader"
 
@@ -137,35 +132,7 @@ class CriterionStates:
         self._latest[key] = state
 
 
-# --- tracing --------------------------------------------------------------------------
-def setup_tracing(
-    service_name: str, otlp_endpoint: str | None, sampler: str | None = None
-) -> trace.Tracer:
-    """A tracer; spans go to an OTLP collector when an endpoint is configured.
-
-    Without one, spans are not recorded (they would go nowhere, and recording one per
-    record was a tenth of the worker's time); ``OTEL_TRACES_SAMPLER`` still decides when
-    it is set (``sampler``: the settings' ``OTEL_TRACES_SAMPLER``).
-    """
-    resource = Resource.create({"service.name": service_name})
-    if otlp_endpoint or sampler:
-        provider = TracerProvider(resource=resource)
-    else:
-        provider = TracerProvider(resource=resource, sampler=ALWAYS_OFF)
-    if otlp_endpoint:
-        try:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-            from opentelemetry.sdk.trace.export import BatchSpanProcessor
-        except ImportError as exc:
-            raise ConfigError(
-                "PROCTOR_OTLP_ENDPOINT is set but the OTLP exporter is missing: "
-                "pip install opentelemetry-exporter-otlp-proto-http"
-            ) from exc
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint)))
-    trace.set_tracer_provider(provider)
-    return provider.get_tracer(TRACER_NAME)
-
-
+# --- tracing: spans per record, linked to their producers (services/tracing.py sets up) --
 def _header_carrier(
     headers: Iterable[tuple[str, bytes | None]] | Mapping[str, Any] | None,
 ) -> dict[str, str]:

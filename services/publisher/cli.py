@@ -32,6 +32,8 @@ from services.contract.settings import ClientSettings, connection_params
 from services.core.events import Event
 from services.errors import ProctorError
 from services.publisher.publisher import Delivery, Publisher, new_event
+from services.settings import load_settings
+from services.tracing import setup_service_tracing
 
 PLATFORM_ENV = "PROCTOR_PLATFORM_ID"
 EXAM_ENV = "PROCTOR_EXAM_ID"
@@ -91,6 +93,7 @@ def _publisher(opts: dict[str, Any]) -> Publisher:
     settings = ClientSettings.from_env(
         bootstrap=opts["bootstrap"], registry_url=opts["registry_url"], topic_prefix=opts["prefix"]
     )
+    setup_service_tracing("proctor-publisher", load_settings().telemetry)
     return Publisher(
         settings,
         auto_register=opts["auto_register"],

@@ -59,7 +59,7 @@ def test_a_record_without_usable_trace_context_gets_a_span_without_links(spans, 
 
 
 def test_spans_are_recorded_only_when_they_go_somewhere(monkeypatch: pytest.MonkeyPatch) -> None:
-    from services.grader.telemetry import setup_tracing
+    from services.tracing import setup_tracing
 
     monkeypatch.delenv("OTEL_TRACES_SAMPLER", raising=False)
     nowhere = setup_tracing("t", None).start_span("x")
