@@ -6,6 +6,8 @@ Both walk every module of ``services/`` with ast; a failure names the file and l
 
 from __future__ import annotations
 
+import ast
+
 import pytest
 
 from tests.unit.architecture.imports import (
@@ -117,3 +119,68 @@ def test_the_environment_check_sees_every_form_of_read() -> None:
         ]
     )
     assert environment_reads(text) == [2, 3, 4, 5]
+
+
+# --- one catalog factory, one Trino factory --------------------------------------------
+
+#: (module, name) pairs that open a catalog or a Trino connection
+OPENERS = {
+    ("pyiceberg.catalog", "load_catalog"),
+    ("pyiceberg.catalog.sql", "SqlCatalog"),
+    ("pyiceberg.catalog.rest", "RestCatalog"),
+    ("trino.dbapi", "connect"),
+    ("trino.dbapi", "Connection"),
+    ("trino", "dbapi"),
+}
+#: modules that may import an opener, each with why
+OPENER_USERS = {
+    "services.connections": "the one catalog factory and the one Trino connection factory",
+    "services.stack.catalog": "SqlCatalog and Connection as types only (isinstance, annotations)",
+    "services.stack.trino": "the stack's health probe of its own Trino: one attempt, 10 s, "
+    "no catalog (one may not be loaded yet while the server starts)",
+}
+
+
+def openers_in(text: str) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found += [
+                f"{node.lineno}: {node.module}.{a.name}"
+                for a in node.names
+                if (node.module, a.name) in OPENERS
+            ]
+        elif isinstance(node, ast.Import):
+            found += [f"{node.lineno}: {a.name}" for a in node.names if a.name.startswith("trino")]
+    return found
+
+
+def test_catalogs_and_trino_connections_are_opened_in_one_place() -> None:
+    offenders = [
+        f"{module_path(module)}:{hit}"
+        for module, path in modules().items()
+        if module not in OPENER_USERS
+        for hit in openers_in(path.read_text(encoding="utf-8"))
+    ]
+    assert not offenders, (
+        "a catalog or a Trino connection is opened outside services/connections.py:\n"
+        + "\n".join(offenders)
+    )
+
+
+def test_the_opener_check_sees_each_way_in() -> None:
+    text = "\n".join(
+        [
+            "from pyiceberg.catalog import Catalog, load_catalog",
+            "import trino",
+            "from trino.dbapi import connect",
+            "from pyiceberg.catalog.sql import SqlCatalog",
+            "from pyiceberg.table import Table",
+        ]
+    )
+    assert openers_in(text) == [
+        "1: pyiceberg.catalog.load_catalog",
+        "2: trino",
+        "3: trino.dbapi.connect",
+        "4: pyiceberg.catalog.sql.SqlCatalog",
+    ]
