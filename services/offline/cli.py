@@ -48,11 +48,12 @@ EXIT_REFUSED = 3
 
 
 def _verify(file: Path) -> None:
+    from services.settings import load_settings
     from services.trust.keys import Keyring
     from services.trust.recording import verify_recording
 
     try:
-        check = verify_recording(file, Keyring.from_env())
+        check = verify_recording(file, Keyring.from_env(load_settings().trust.as_env()))
     except ProctorError as exc:
         _fail(exc)
         return
