@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import click
 from prometheus_client import start_http_server
@@ -36,6 +36,7 @@ from services.errors import ConfigError
 from services.publisher.publisher import Publisher
 from services.settings import Settings, load_settings
 from services.tracing import setup_service_tracing
+from services.trust.producing import RecordAuth
 
 log = logging.getLogger("proctor.collectors")
 
@@ -56,6 +57,9 @@ class RunOptions:
     metrics_port: int | None = None
     once: bool = False
     http_host: str = DEFAULT_HTTP_HOST
+    #: how the records are signed (docs/trust.md): the settings' trust keys at the entry
+    #: point; "env" reads them when the publisher is built (tests)
+    auth: RecordAuth | Literal["env"] | None = "env"
 
 
 def setup_logging(level: str = "INFO") -> None:
@@ -66,7 +70,7 @@ def setup_logging(level: str = "INFO") -> None:
 def make_poller(collector: Collector, interval_s: float, opts: RunOptions) -> Poller:
     return Poller(
         collector,
-        Publisher(opts.client),
+        Publisher(opts.client, auth=opts.auth),
         PositionStore(opts.state_dir, collector.store_key, collector.platform_id),
         interval_s=interval_s,
     )
@@ -147,6 +151,7 @@ def pollers_from_config(
         config.metrics_port,
         once,
         loaded.telemetry.http_host,
+        RecordAuth.from_env(loaded.trust.as_env()),
     )
     pollers = []
     for source, raw in config.sources.items():
@@ -217,6 +222,7 @@ def run_one(collector_factory: Callable[[str], Collector], common: dict[str, Any
         common["metrics_port"],
         common["once"],
         settings.telemetry.http_host,
+        RecordAuth.from_env(settings.trust.as_env()),
     )
     poller = make_poller(collector_factory(opts.platform_id), common["interval_s"], opts)
     code = run_pollers([poller], opts)

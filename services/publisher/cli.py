@@ -90,12 +90,18 @@ def _print_delivery(delivery: Delivery, as_json: bool) -> None:
 
 
 def _publisher(opts: dict[str, Any]) -> Publisher:
-    settings = ClientSettings.from_env(
-        bootstrap=opts["bootstrap"], registry_url=opts["registry_url"], topic_prefix=opts["prefix"]
+    from services.trust.producing import RecordAuth
+
+    loaded = load_settings(
+        overrides={
+            "kafka": {"bootstrap": opts["bootstrap"], "topic_prefix": opts["prefix"]},
+            "registry": {"url": opts["registry_url"]},
+        }
     )
-    setup_service_tracing("proctor-publisher", load_settings().telemetry)
+    setup_service_tracing("proctor-publisher", loaded.telemetry)
     return Publisher(
-        settings,
+        ClientSettings.of(loaded),
+        auth=RecordAuth.from_env(loaded.trust.as_env()),
         auto_register=opts["auto_register"],
         say=lambda text: click.echo(text, err=True),
     )

@@ -32,6 +32,7 @@ from services.publisher.timeline import (
     run_events,
 )
 from services.settings import Settings, load_settings
+from services.tracing import setup_service_tracing
 
 err = Console(stderr=True)
 
@@ -146,7 +147,12 @@ def simulate(**opts: Any) -> None:
         return
     if opts["no_publish"] and opts["record"] is None:
         raise click.UsageError("--no-publish sends nothing: give --record FILE")
-    config = load_settings()
+    config = load_settings(
+        overrides={
+            "kafka": {"bootstrap": opts["bootstrap"], "topic_prefix": opts["prefix"]},
+            "registry": {"url": opts["registry_url"]},
+        }
+    )
     try:
         specs = candidate_specs(opts["candidates"], opts["count"], opts["scenario"])
         start = _start(opts["start"], config)
@@ -204,12 +210,11 @@ def _run(events: list[Any], opts: dict[str, Any], config: Settings) -> Any:
         if opts["no_publish"]:
             return play(events, speed=0, sink=None, record=opts["record"], stop=stop)
         from services.publisher.publisher import Publisher
+        from services.trust.producing import RecordAuth
 
-        settings = ClientSettings.from_env(
-            bootstrap=opts["bootstrap"],
-            registry_url=opts["registry_url"],
-            topic_prefix=opts["prefix"],
-        )
+        settings = ClientSettings.of(config)
+        auth = RecordAuth.from_env(config.trust.as_env())
+        setup_service_tracing("proctor-simulator", config.telemetry)
         last = [0.0]
 
         def progress(p: Progress) -> None:
@@ -231,7 +236,11 @@ def _run(events: list[Any], opts: dict[str, Any], config: Settings) -> Any:
                 "or raise the worker's allowance",
                 highlight=False,
             )
-        with Publisher(settings, say=lambda text: err.print(text, highlight=False)) as publisher:
+
+        def say(text: str) -> None:
+            err.print(text, highlight=False)
+
+        with Publisher(settings, auth=auth, say=say) as publisher:
             return play(
                 events,
                 speed=opts["speed"],
