@@ -38,9 +38,9 @@ import orjson
 
 from services.core.engine import Engine
 from services.core.events import Event, event_to_json_obj
-from services.core.judges import default_judge
 from services.core.reference import NaiveGrader, grade_history
 from services.core.state_codec import platform_to_bytes
+from services.judge.default import default_judge
 from services.offline.replay import replay_file
 from services.offline.scenarios import load_exam
 from services.rubrics import resolver

@@ -36,7 +36,9 @@ from services.core.engine_store import EngineStore
 from services.core.events import Event, SourcePosition
 from services.core.model import Transition
 from services.grader.grading import PartitionGrader
+from services.judge.default import default_judge
 from services.offline.load import load_exam
+from services.rubrics import resolver
 
 
 def stream(records: int, platforms: int) -> list[tuple[Event, SourcePosition]]:
@@ -207,7 +209,7 @@ def main() -> None:
     ap.add_argument("--old-grader", default=None)
     args = ap.parse_args()
     steps = stream(args.records, args.platforms)
-    store = EngineStore()
+    store = EngineStore(resolver(), default_judge())
     n = len(steps)
     print(f"{n} records, {args.platforms} platforms, median of {args.runs} runs (CPU time)")
     graders = [("PartitionGrader", PartitionGrader)]

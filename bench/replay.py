@@ -22,7 +22,7 @@ from pathlib import Path
 import orjson
 
 from services.core.events import event_to_json_obj
-from services.core.judges import default_judge
+from services.judge.default import default_judge
 from services.offline.replay import replay_file
 from services.offline.scenarios import load_exam
 from services.rubrics import resolver

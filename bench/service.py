@@ -76,8 +76,10 @@ from services.core.engine_store import EngineStore
 from services.core.events import Event, SourcePosition
 from services.grader.grading import PartitionGrader
 from services.grader.telemetry import record_span
+from services.judge.default import default_judge
 from services.offline.scenarios import load_exam
 from services.publisher.publisher import Delivery, Publisher
+from services.rubrics import resolver
 from services.stack.catalog import TRINO_CATALOG, load_catalog, trino_connect
 from services.stack.config import REPO_ROOT, StackConfig
 
@@ -132,7 +134,7 @@ def in_process(events: list[Event], codec: WireCodec) -> tuple[float, float, flo
     """The worker's per-record path without Faust or Kafka, on the same records: wire
     decode, then the partition grader (engine and watermark), with a span per record as
     the worker makes it. Returns microseconds per record: (decode, grade, all)."""
-    store = EngineStore()
+    store = EngineStore(resolver(), default_judge())
     graders = {p: PartitionGrader(p, store) for p in range(PLATFORM_PARTITIONS)}
     encoded = [(codec.topic_for(e.type), e.platform_id, codec.encode(e)) for e in events]
     offsets: dict[tuple[str, int], int] = {}

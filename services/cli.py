@@ -61,7 +61,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Simulate candidate platforms through a whole exam.",
     ),
     "scoreboard": (
-        "services.scoreboard.cli",
+        "services.stack.scoreboard",
         "scoreboard",
         "The live scoreboard: Superset over Trino, or a terminal table.",
     ),
@@ -91,7 +91,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Rehearse the exam on real systems: faults injected for real, graded live.",
     ),
     "demo": (
-        "services.scoreboard.demo",
+        "services.stack.demo",
         "demo",
         "A whole simulated exam on the local stack, graded live, on the scoreboard.",
     ),

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import secrets
 import threading
 import time
@@ -33,6 +32,7 @@ from services.collectors.webhook import Parser, WebhookSource
 from services.collectors.webhook_payload import Inbound, Parsed
 from services.core.events import ms_to_rfc3339
 from services.errors import ConfigError
+from services.settings import environment
 
 log = logging.getLogger("proctor.collectors.canary")
 
@@ -304,7 +304,7 @@ def companions(
     server = opts.get("canary_server")
     if not server:
         return []
-    env = os.environ if env is None else env
+    env = environment() if env is None else env
     token = env.get(TOKEN_ENV, "")
     if not token:
         raise ConfigError(f"--canary-server is set but {TOKEN_ENV} is empty: set the token")

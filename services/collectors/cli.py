@@ -29,7 +29,7 @@ SOURCES: dict[str, tuple[str, str]] = {
     "k8s-audit": ("services.collectors.k8s_audit", "Receive Kubernetes audit events (webhook)."),
     "gitops": ("services.collectors.gitops", "Receive Git host webhooks (merges, pushes)."),
     "openlineage": (
-        "services.collectors.openlineage",
+        "services.collectors.openlineage_cli",
         "Receive OpenLineage run events (HTTP, Kafka).",
     ),
     "trino": ("services.collectors.trino_events", "Receive Trino query-completed events (HTTP)."),

@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 from pydantic import Field
-from pyiceberg.catalog import Catalog, load_catalog
+from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Snapshot
@@ -26,6 +26,7 @@ from pyiceberg.table.snapshots import Snapshot
 from services.collectors.polling import Collector, PollResult, Position
 from services.collectors.runner import common_options, run_one, split_common
 from services.collectors.settings import SourceSettings, env_secret, parse_model
+from services.connections import load_catalog
 from services.errors import ProctorError
 
 OPERATIONS = ("append", "overwrite", "replace", "delete")
@@ -85,7 +86,7 @@ class IcebergCollector(Collector):
             for prop, var in self.settings.properties_env.items():
                 props[prop] = env_secret(var, f"iceberg catalog property {prop}") or ""
             try:
-                self._catalog = load_catalog(self.settings.catalog_name, **props)
+                self._catalog = load_catalog(self.settings.catalog_name, props)
             except Exception as exc:  # pyiceberg raises several types for a bad catalog
                 raise ProctorError(
                     f"cannot open Iceberg catalog {self.settings.catalog_name}: "

@@ -7,7 +7,9 @@ Two ways in, one parser:
   ``api/v1/lineage``) and ``auth: {type: api_key, apiKey: <secret>}``; gzip bodies
   (``compression: gzip``) are accepted.
 - Kafka: with ``--from-topic`` the same command also bridges the topic the OpenLineage
-  Kafka transport writes to (see :mod:`services.collectors.openlineage_kafka`).
+  Kafka transport writes to (see :mod:`services.collectors.openlineage_kafka`; the
+  command that runs both is :mod:`services.collectors.openlineage_cli`, so neither
+  transport's module imports the other's).
 
 RunEvents keep the spec's structure; facets travel as JSON text. DatasetEvents and
 JobEvents (static metadata, no run) carry no run signal and are counted as ignored. The
@@ -21,12 +23,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-import click
-from prometheus_client import CollectorRegistry
-
 from services.collectors.webhook import WebhookSource
 from services.collectors.webhook_auth import AuthScheme
-from services.collectors.webhook_cli import receiver_command
 from services.collectors.webhook_payload import (
     Inbound,
     Parsed,
@@ -40,10 +38,8 @@ from services.collectors.webhook_payload import (
     req_str,
     timestamp_ms,
 )
-from services.collectors.webhook_run import Companion
-from services.contract.settings import ClientSettings
 from services.core.events import Event
-from services.errors import ConfigError, PayloadError
+from services.errors import PayloadError
 
 NAME = "openlineage"
 EVENT_TYPES = ("START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER")
@@ -123,49 +119,4 @@ SOURCE = WebhookSource(
     parse=parse,
     default_port=18094,
     summary="Receive OpenLineage run events (HTTP transport, Kafka bridge).",
-)
-
-
-def _bridge(
-    opts: dict[str, Any], client: ClientSettings, registry: CollectorRegistry
-) -> list[Companion]:
-    if not opts["from_topic"]:
-        return []
-    from services.collectors.openlineage_kafka import LineageBridge
-
-    platforms = opts["platforms"]
-    if not platforms:
-        raise ConfigError(
-            "--from-topic needs --platform: whose platform do the bridged events come from?"
-        )
-    return [
-        LineageBridge(
-            client,
-            source_bootstrap=opts["from_bootstrap"] or client.bootstrap,
-            topic=opts["from_topic"],
-            group_id=opts["group_id"] or f"proctor-openlineage-{platforms[0]}",
-            platform_id=platforms[0],
-            heartbeat_s=opts["heartbeat_interval"],
-            registry=registry,
-        )
-    ]
-
-
-command = receiver_command(
-    NAME,
-    [SOURCE],
-    "Receive OpenLineage run events over HTTP (the HTTP transport's POST /api/v1/lineage) and, "
-    "with --from-topic, from the OpenLineage Kafka transport's topic; publish openlineage.run.",
-    extra=[
-        click.Option(["--from-topic"], help="Bridge this OpenLineage Kafka transport topic too."),
-        click.Option(
-            ["--from-bootstrap"],
-            help="Bootstrap servers of the broker holding --from-topic [default: proctor's broker].",
-        ),
-        click.Option(
-            ["--group-id"],
-            help="Consumer group of the bridge [default: proctor-openlineage-<platform>].",
-        ),
-    ],
-    companions=_bridge,
 )

@@ -15,27 +15,28 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import click
 from prometheus_client import start_http_server
 
+from services import logs
 from services.collectors.polling import Collector, Poller, PositionStore
 from services.collectors.settings import (
     DEFAULT_HTTP_HOST,
     HTTP_HOST_ENV,
     PLATFORM_ENV,
     STATE_DIR_ENV,
-    KafkaSettings,
     SourceSettings,
-    default_state_dir,
-    http_host,
     load_config,
     parse_model,
 )
 from services.contract.settings import BOOTSTRAP_ENV, PREFIX_ENV, REGISTRY_ENV, ClientSettings
 from services.errors import ConfigError
 from services.publisher.publisher import Publisher
+from services.settings import Settings, load_settings
+from services.tracing import setup_service_tracing
+from services.trust.producing import RecordAuth
 
 log = logging.getLogger("proctor.collectors")
 
@@ -55,18 +56,21 @@ class RunOptions:
     client: ClientSettings
     metrics_port: int | None = None
     once: bool = False
+    http_host: str = DEFAULT_HTTP_HOST
+    #: how the records are signed (docs/trust.md): the settings' trust keys at the entry
+    #: point; "env" reads them when the publisher is built (tests)
+    auth: RecordAuth | Literal["env"] | None = "env"
 
 
-def setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    for name in ("httpx", "httpx2"):  # one line per request otherwise
-        logging.getLogger(name).setLevel(logging.WARNING)
+def setup_logging(level: str = "INFO") -> None:
+    """The services' JSON logs (services/logs.py), at the settings' level."""
+    logs.setup_logging(level, {"httpx2": "WARNING"})
 
 
 def make_poller(collector: Collector, interval_s: float, opts: RunOptions) -> Poller:
     return Poller(
         collector,
-        Publisher(opts.client),
+        Publisher(opts.client, auth=opts.auth),
         PositionStore(opts.state_dir, collector.store_key, collector.platform_id),
         interval_s=interval_s,
     )
@@ -78,7 +82,7 @@ def run_pollers(
     """Run until SIGINT/SIGTERM or ``stop`` (one round with ``once``); returns an exit code."""
     server = None
     if opts.metrics_port is not None:
-        host = http_host()
+        host = opts.http_host
         server, _ = start_http_server(opts.metrics_port, addr=host)
         log.info("metrics on http://%s:%d/metrics", host, opts.metrics_port)
     try:
@@ -134,18 +138,27 @@ def polling_module(source: str) -> PollingModule:
     return module
 
 
-def pollers_from_config(path: Path, once: bool = False) -> tuple[list[Poller], RunOptions]:
-    config = load_config(path)
+def pollers_from_config(
+    path: Path, once: bool = False, settings: Settings | None = None
+) -> tuple[list[Poller], RunOptions]:
+    loaded = settings or load_settings()
+    config = load_config(path, loaded)
+    assert config.state_dir is not None  # load_config fills it in
     opts = RunOptions(
-        config.platform_id, config.state_dir, config.kafka.client(), config.metrics_port, once
+        config.platform_id,
+        config.state_dir,
+        config.kafka.client(ClientSettings.of(loaded)),
+        config.metrics_port,
+        once,
+        loaded.telemetry.http_host,
+        RecordAuth.from_env(loaded.trust.as_env()),
     )
     pollers = []
     for source, raw in config.sources.items():
         module = polling_module(source)
-        settings = parse_model(module.Settings, raw, f"{path}: sources.{source}")
-        pollers.append(
-            make_poller(module.build(settings, opts.platform_id), settings.interval_s, opts)
-        )
+        source_settings = parse_model(module.Settings, raw, f"{path}: sources.{source}")
+        collector = module.build(source_settings, opts.platform_id)
+        pollers.append(make_poller(collector, source_settings.interval_s, opts))
     return pollers, opts
 
 
@@ -193,17 +206,23 @@ def common_options(fn: F) -> F:
 
 def run_one(collector_factory: Callable[[str], Collector], common: dict[str, Any]) -> None:
     """Build one collector from its command's flags and run it (exit code on --once)."""
-    setup_logging()
+    settings = load_settings(
+        overrides={
+            "kafka": {"bootstrap": common["bootstrap"], "topic_prefix": common["topic_prefix"]},
+            "registry": {"url": common["registry_url"]},
+            "collectors": {"state_dir": common["state_dir"]},
+        }
+    )
+    setup_logging(settings.telemetry.log_level)
+    setup_service_tracing("proctor-collectors", settings.telemetry)
     opts = RunOptions(
         common["platform_id"],
-        common["state_dir"] or default_state_dir(),
-        KafkaSettings(
-            bootstrap=common["bootstrap"],
-            registry_url=common["registry_url"],
-            topic_prefix=common["topic_prefix"],
-        ).client(),
+        settings.collectors.state_dir,
+        ClientSettings.of(settings),
         common["metrics_port"],
         common["once"],
+        settings.telemetry.http_host,
+        RecordAuth.from_env(settings.trust.as_env()),
     )
     poller = make_poller(collector_factory(opts.platform_id), common["interval_s"], opts)
     code = run_pollers([poller], opts)
@@ -239,8 +258,10 @@ def split_common(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
 @click.option("--once", is_flag=True, help="poll every source once and exit")
 def command(config_path: Path, once: bool) -> None:
     """Run every polling collector of a YAML config together (one thread each)."""
-    setup_logging()
-    pollers, opts = pollers_from_config(config_path, once)
+    settings = load_settings()
+    setup_logging(settings.telemetry.log_level)
+    setup_service_tracing("proctor-collectors", settings.telemetry)
+    pollers, opts = pollers_from_config(config_path, once, settings)
     code = run_pollers(pollers, opts)
     if code:
         raise SystemExit(code)

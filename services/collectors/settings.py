@@ -17,7 +17,7 @@ environment variable that holds them.
 
 from __future__ import annotations
 
-import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.contract.settings import ClientSettings
 from services.errors import ConfigError
-from services.stack.config import StackConfig
+from services.settings import Settings, load_settings, named_secret
 
 PLATFORM_ENV = "PROCTOR_PLATFORM_ID"
 STATE_DIR_ENV = "PROCTOR_COLLECTOR_STATE_DIR"
@@ -38,24 +38,10 @@ DEFAULT_HTTP_HOST = "127.0.0.1"
 M = TypeVar("M", bound=BaseModel)
 
 
-def default_state_dir() -> Path:
-    env = os.environ.get(STATE_DIR_ENV)
-    return Path(env) if env else StackConfig.from_env().state_dir / "collectors"
-
-
-def http_host() -> str:
-    """``PROCTOR_HTTP_HOST``, or loopback when unset or empty (as the receivers' ``--host``)."""
-    return os.environ.get(HTTP_HOST_ENV) or DEFAULT_HTTP_HOST
-
-
 def env_secret(var: str | None, what: str) -> str | None:
-    """The secret in environment variable ``var`` (None when no variable is named)."""
-    if not var:
-        return None
-    value = os.environ.get(var)
-    if not value:
-        raise ConfigError(f"{what}: environment variable {var} is not set; export it first")
-    return value
+    """The secret in environment variable ``var`` (None when no variable is named): a
+    source's ``*_env`` key, read when the source is built."""
+    return named_secret(var, what)
 
 
 class SourceSettings(BaseModel):
@@ -73,8 +59,14 @@ class KafkaSettings(BaseModel):
     registry_url: str | None = None
     topic_prefix: str | None = None
 
-    def client(self) -> ClientSettings:
-        return ClientSettings.from_env(self.bootstrap, self.registry_url, self.topic_prefix)
+    def client(self, base: ClientSettings) -> ClientSettings:
+        """``base`` (the settings' broker and registry) with this file's keys over it."""
+        return replace(
+            base,
+            bootstrap=self.bootstrap or base.bootstrap,
+            registry_url=self.registry_url or base.registry_url,
+            topic_prefix=base.topic_prefix if self.topic_prefix is None else self.topic_prefix,
+        )
 
 
 class CollectorsConfig(BaseModel):
@@ -82,8 +74,8 @@ class CollectorsConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    platform_id: str = Field(default_factory=lambda: os.environ.get(PLATFORM_ENV, ""))
-    state_dir: Path = Field(default_factory=default_state_dir)
+    platform_id: str = ""
+    state_dir: Path | None = None
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     kafka: KafkaSettings = KafkaSettings()
     sources: dict[str, dict[str, Any]] = Field(min_length=1)
@@ -103,7 +95,10 @@ def parse_model(model: type[M], raw: Any, where: str) -> M:
         raise ConfigError(f"{where}: {_problems(exc)}") from exc
 
 
-def load_config(path: Path) -> CollectorsConfig:
+def load_config(path: Path, settings: Settings | None = None) -> CollectorsConfig:
+    """The file at ``path``; platform_id and state_dir default to the settings' (loaded
+    now when the entry point hands none)."""
+    settings = settings or load_settings()
     try:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
@@ -113,6 +108,12 @@ def load_config(path: Path) -> CollectorsConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping with platform_id and sources")
     config = parse_model(CollectorsConfig, raw, str(path))
+    config = config.model_copy(
+        update={
+            "platform_id": config.platform_id or settings.collectors.platform_id,
+            "state_dir": config.state_dir or settings.collectors.state_dir,
+        }
+    )
     if not config.platform_id:
         raise ConfigError(f"{path}: platform_id is missing (or set {PLATFORM_ENV})")
     return config

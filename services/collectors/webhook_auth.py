@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from services.errors import ConfigError
+from services.settings import environment
 from services.trust.credentials import webhook_secret
 
 SHARED_SECRET_ENV = "PROCTOR_WEBHOOK_SECRET"
@@ -90,7 +90,7 @@ class SecretBook:
         env: Mapping[str, str] | None = None,
     ) -> SecretBook:
         """Read every source's secret; a missing or short secret is a ConfigError naming it."""
-        env = os.environ if env is None else env
+        env = environment() if env is None else env
         masters: dict[str, str] = {}
         for source in sources:
             name = secret_env(source)

@@ -7,7 +7,7 @@ broker is, how long to wait for it); secrets come only from the environment.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import click
@@ -32,6 +32,9 @@ from services.collectors.webhook_guard import (
 from services.collectors.webhook_run import Companion, build_receiver, serve
 from services.contract.settings import ClientSettings, connection_params
 from services.errors import ProctorError
+from services.logs import setup_logging
+from services.settings import load_settings
+from services.tracing import setup_service_tracing
 
 PLATFORM_ENV = "PROCTOR_PLATFORM_ID"
 PORT_ENV = "PROCTOR_HTTP_PORT"
@@ -170,20 +173,20 @@ def receiver_command(
     envs = ", ".join(secret_env(s.name) for s in sources)
 
     def callback(**opts: Any) -> None:
-        logging.basicConfig(
-            level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
-        if opts["verbose"]:
-            logging.getLogger("proctor").setLevel(logging.INFO)
+        # JSON lines (services/logs.py); quiet unless --verbose, as a receiver logs per request
+        setup_logging("WARNING", {"proctor": "INFO"} if opts["verbose"] else None)
         try:
-            if opts["print_secret"]:
-                _print_secrets(sources, opts["print_secret"], opts["generation"])
-                return
-            client = ClientSettings.from_env(
-                bootstrap=opts["bootstrap"],
-                registry_url=opts["registry_url"],
-                topic_prefix=opts["prefix"],
+            loaded = load_settings(
+                overrides={
+                    "kafka": {"bootstrap": opts["bootstrap"], "topic_prefix": opts["prefix"]},
+                    "registry": {"url": opts["registry_url"]},
+                }
             )
+            setup_service_tracing("proctor-receivers", loaded.telemetry)
+            if opts["print_secret"]:
+                _print_secrets(sources, opts["print_secret"], opts["generation"], loaded.environ)
+                return
+            client = ClientSettings.of(loaded)
             settings = ReceiverSettings(
                 host=opts["host"],
                 port=opts["port"]
@@ -209,7 +212,7 @@ def receiver_command(
             if opts["use_roster"]:
                 from services.collectors.webhook_roster import LiveRoster
 
-                roster: KnownPlatforms = LiveRoster.from_env(client)
+                roster: KnownPlatforms = LiveRoster.from_env(client, loaded.trust.as_env())
                 live.append(roster)  # type: ignore[arg-type]
             else:
                 roster = _static_roster(
@@ -221,6 +224,7 @@ def receiver_command(
                 settings,
                 per_platform_secrets=opts["per_platform_secrets"],
                 known_platforms=roster,
+                env=loaded.environ,
             )
             extra_runners = live + (
                 companions(opts, client, receiver.metrics.registry)
@@ -260,11 +264,11 @@ def _static_roster(platforms: Sequence[str], path: str | None, generation: int) 
     return StaticRoster.of(known, generation)
 
 
-def _print_secrets(sources: Sequence[WebhookSource], platform: str, generation: int) -> None:
-    import os
-
+def _print_secrets(
+    sources: Sequence[WebhookSource], platform: str, generation: int, env: Mapping[str, str]
+) -> None:
     for source in sources:
-        master = os.environ.get(secret_env(source.name)) or os.environ.get(SHARED_SECRET_ENV)
+        master = env.get(secret_env(source.name)) or env.get(SHARED_SECRET_ENV)
         if not master:
             raise click.ClickException(
                 f"set {secret_env(source.name)} (or {SHARED_SECRET_ENV}) first"

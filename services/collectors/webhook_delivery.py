@@ -23,6 +23,7 @@ from functools import partial
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from services.errors import ConfigError, DeliveryError
+from services.tracing import traced_headers
 from services.trust.credentials import SignalKeys
 
 log = logging.getLogger(__name__)
@@ -93,14 +94,18 @@ class AckingSender:
 
     def _produce(self, records: Sequence[OutRecord], report: _Report) -> None:
         for index, record in enumerate(records):
+            headers = self._headers(record)
+            attributes = {"messaging.system": "kafka", "messaging.destination.name": record.topic}
             try:
-                self.producer.produce(
-                    record.topic,
-                    value=record.value,
-                    key=record.key,
-                    headers=self._headers(record),
-                    on_delivery=partial(_on_delivery, report, index),
-                )
+                # W3C trace context of the receiver's producer span (services/tracing.py)
+                with traced_headers(f"publish {record.topic}", headers, attributes):
+                    self.producer.produce(
+                        record.topic,
+                        value=record.value,
+                        key=record.key,
+                        headers=headers,
+                        on_delivery=partial(_on_delivery, report, index),
+                    )
             except BufferError as exc:
                 raise DeliveryError(
                     "the producer queue is full: the broker is down or not keeping up"

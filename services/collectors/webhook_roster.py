@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 
 from services.contract.settings import ClientSettings
 from services.trust.keys import Keyring
@@ -33,9 +34,10 @@ class LiveRoster:
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def from_env(cls, client: ClientSettings) -> LiveRoster:
-        """The roster of ``client``'s prefix, verified with PROCTOR_TRUSTED_KEYS, read once now."""
-        view = RosterView(client, Keyring.from_env())
+    def from_env(cls, client: ClientSettings, env: Mapping[str, str] | None = None) -> LiveRoster:
+        """The roster of ``client``'s prefix, verified with PROCTOR_TRUSTED_KEYS (of ``env``:
+        the entry point's settings, ``TrustSettings.as_env``), read once now."""
+        view = RosterView(client, Keyring.from_env(env))
         view.refresh()
         log.info("roster: %d platforms (%d records ignored)", len(view), view.ignored)
         return cls(view)

@@ -22,7 +22,6 @@ was read from a recording or decoded from Kafka.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -44,6 +43,7 @@ from services.contract.convert import (
 from services.contract.rules import RULES, check_rules
 from services.core.events import ENVELOPE_KEYS, Event, SourcePosition
 from services.errors import ContractError
+from services.settings import environment
 
 SCHEMAS_DIR_ENV = "PROCTOR_SCHEMAS_DIR"
 REPO_SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
@@ -241,7 +241,7 @@ def default_schemas_dir() -> Path:
     in a wheel it holds the files themselves. The repository path is the fallback for
     checkouts without symlinks.
     """
-    env = os.environ.get(SCHEMAS_DIR_ENV)
+    env = environment().get(SCHEMAS_DIR_ENV)
     if env:
         return Path(env)
     if PACKAGED_SCHEMAS.is_dir():

@@ -16,27 +16,20 @@ class EngineStore:
     """Creates engines and moves their state to and from bytes.
 
     Engines are clocked by default (see :attr:`Engine.clocked`): the stream worker
-    evaluates each at an honest clock. ``rubrics`` and ``judge`` default to the rubric files shipped with proctor and the
-    default judge (imported only when no other is given, so the core stays free of I/O).
+    evaluates each at an honest clock. ``rubrics`` and ``judge`` are given at the edge
+    (``services.grader.engines.core_engine_store``: the shipped rubric files and the
+    default judge), so the core imports neither.
     """
 
     def __init__(
         self,
-        rubrics: RubricResolver | None = None,
-        judge: TextJudge | None = None,
+        rubrics: RubricResolver,
+        judge: TextJudge,
         *,
         rubric_version: str | None = None,
         limits: Limits | None = None,
         clocked: bool = True,
     ) -> None:
-        if rubrics is None:
-            from services.rubrics import resolver
-
-            rubrics = resolver()
-        if judge is None:
-            from services.core.judges import default_judge
-
-            judge = default_judge()
         self.template = Engine(
             rubrics, judge, rubric_version=rubric_version, limits=limits, clocked=clocked
         )

@@ -1,7 +1,8 @@
 """The rubric as data: parts, criteria, weights, time boxes and evidence rules.
 
-A rubric file picks, for each criterion, a *rule kind* from the registry in
-:mod:`services.core.rules` and gives it parameters (thresholds, asset names, event
+A rubric file picks, for each criterion, a *rule kind* from the registry its loader
+passes in (:mod:`services.rubrics` passes :mod:`services.core.rules`'s, so the rubric's
+data model never imports the rules built on it) and gives it parameters (thresholds, asset names, event
 conditions, text points). Adding a criterion of an existing kind or changing a threshold
 is an edit of the file only. Everything is validated when the file is loaded, and every
 error names the entry that is wrong, because a rubric that loads must never fail later
@@ -136,13 +137,14 @@ def _pydantic_message(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def parse_rubric(obj: Any, source: str = "rubric") -> Rubric:
-    """Validate a rubric document (the parsed YAML) and build its rules.
+def parse_rubric(
+    obj: Any, source: str = "rubric", *, kinds: Mapping[str, type[Rule[Any]]]
+) -> Rubric:
+    """Validate a rubric document (the parsed YAML) and build its rules from ``kinds``
+    (rule kind name -> rule class; ``services.core.rules.REGISTRY``).
 
     Raises :class:`RubricError` naming the file, the entry and the problem.
     """
-    from services.core.rules import REGISTRY
-
     if not isinstance(obj, Mapping):
         raise RubricError(f"{source}: the document must be a mapping")
     rubric_id = _require(obj, "rubric_id", source)
@@ -195,9 +197,9 @@ def parse_rubric(obj: Any, source: str = "rubric") -> Rubric:
                 f"{label}: part {part!r} is not one of {[*sorted(part_ids), OVERALL_PART]}"
             )
         kind = _require(raw, "rule", label)
-        rule_cls = REGISTRY.get(kind) if isinstance(kind, str) else None
+        rule_cls = kinds.get(kind) if isinstance(kind, str) else None
         if rule_cls is None:
-            raise RubricError(f"{label}: unknown rule kind {kind!r}; known: {sorted(REGISTRY)}")
+            raise RubricError(f"{label}: unknown rule kind {kind!r}; known: {sorted(kinds)}")
         if rule_cls.overall != (part == OVERALL_PART):
             need = "the overall part" if rule_cls.overall else "a numbered part"
             raise RubricError(f"{label}: rule {kind} belongs to {need}")
@@ -231,7 +233,7 @@ def parse_rubric(obj: Any, source: str = "rubric") -> Rubric:
                 params=params,
             )
         )
-    rules = tuple(REGISTRY[s.kind](s) for s in specs)
+    rules = tuple(kinds[s.kind](s) for s in specs)
     pass_id = obj.get("pass_criterion", "overall.pass")
     if not any(s.criterion_id == pass_id and s.part == OVERALL_PART for s in specs):
         raise RubricError(

@@ -3,40 +3,24 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlparse
 
 import click
 from pydantic import ValidationError
 
+from services import connections
 from services.contract.settings import connection_options
 from services.errors import ConfigError, ProctorError
-from services.grader.settings import GraderSettings
+from services.grader.settings import GraderSettings, nested
+from services.settings import load_settings
 
 
 def catalog_factory(settings: GraderSettings) -> Any:
-    """pyiceberg catalog from a URI: ``postgresql+psycopg2://`` (SQL/JDBC) or ``http(s)://`` (REST)."""
-    from pyiceberg.catalog import load_catalog
-
-    props = settings.catalog_properties()
-    if settings.catalog_uri.startswith(("http://", "https://")):
-        props["type"] = "rest"
-        props.pop("pool_pre_ping", None)
-    else:
-        props["type"] = "sql"
-    return lambda: load_catalog(settings.catalog_name, **props)
+    """The worker's Iceberg catalog, opened anew per call (services.connections)."""
+    return connections.catalog_factory(settings.catalog_settings())
 
 
 def trino_factory(settings: GraderSettings) -> Any:
-    import trino
-
-    url = urlparse(settings.trino_url)
-    return lambda: trino.dbapi.connect(  # type: ignore[no-untyped-call]
-        host=url.hostname or "127.0.0.1",
-        port=url.port or (443 if url.scheme == "https" else 8080),
-        user=settings.trino_user,
-        catalog=settings.trino_catalog,
-        http_scheme=url.scheme or "http",
-    )
+    return connections.trino_factory(settings.trino_settings())
 
 
 def build_admission(settings: GraderSettings) -> Any:
@@ -80,10 +64,13 @@ def build_admission(settings: GraderSettings) -> Any:
         "PROCTOR_MAX_SKEW_S": str(settings.max_skew_s),
         "PROCTOR_MAX_ARTIFACT_BYTES": str(settings.max_artifact_bytes),
     }
-    client = ClientSettings.from_env(
+    user_info = settings.schema_registry_user_info
+    client = ClientSettings(
         bootstrap=settings.kafka_bootstrap,
         registry_url=settings.schema_registry_url,
         topic_prefix=settings.topic_prefix,
+        registry_user_info=user_info.get_secret_value() if user_info else None,
+        security=settings.kafka_security,
     )
     keyring, master, limits = trust_config(env)
     roster = RosterView(client, keyring)
@@ -126,10 +113,11 @@ def run(settings: GraderSettings, engines: Any = None) -> None:
     """Run the worker until it is stopped (SIGTERM/SIGINT)."""
     import faust
 
-    from services.grader.telemetry import logging_config, setup_logging, setup_tracing
+    from services.logs import logging_config, setup_logging
+    from services.tracing import setup_tracing
 
     setup_logging(settings.log_level)
-    setup_tracing("proctor-grader", settings.otlp_endpoint)
+    setup_tracing("proctor-grader", settings.otlp_endpoint, settings.traces_sampler)
     worker = build_worker(settings, engines)
     # Faust sets logging up again when its worker starts: give it the same JSON lines.
     worker.app.conf.logging_config = logging_config(settings.log_level)
@@ -206,7 +194,7 @@ def worker(**flags: Any) -> None:
         if v is not None
     }
     try:
-        settings = GraderSettings(**given)
+        settings = GraderSettings.of(load_settings(overrides=nested(given)))
     except ValidationError as exc:
         raise click.UsageError(f"invalid grader setting: {exc}") from exc
     except ConfigError as exc:

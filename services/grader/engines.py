@@ -9,6 +9,8 @@ from __future__ import annotations
 from services.core.engine_store import EngineStore as CoreEngineStore
 from services.core.exam_state import Limits
 from services.grader.grading import EngineStore
+from services.judge.default import default_judge
+from services.rubrics import resolver
 
 
 def core_engine_store(
@@ -17,5 +19,7 @@ def core_engine_store(
     """The EngineStore of ``services.core``: shipped rubrics, the default text judge,
     clocked engines, held state bounded to ``state_max_bytes`` per platform."""
     limits = Limits.within(state_max_bytes) if state_max_bytes is not None else None
-    store: EngineStore = CoreEngineStore(rubric_version=rubric_version, limits=limits)
+    store: EngineStore = CoreEngineStore(
+        resolver(), default_judge(), rubric_version=rubric_version, limits=limits
+    )
     return store

@@ -1,103 +1,150 @@
-"""Settings of the grader worker: environment (``PROCTOR_*``) first, flags over it.
+"""The grader worker's view of :mod:`services.settings`: the fields it reads, flat.
 
-The same names serve the local stack (the defaults) and Kubernetes (env from a ConfigMap,
-secrets from a Secret). Names shared with the contract's clients keep their spelling there
-(``PROCTOR_KAFKA_BOOTSTRAP``, ``PROCTOR_SCHEMA_REGISTRY_URL``, ``PROCTOR_TOPIC_PREFIX``,
-``PROCTOR_KAFKA_SASL_*``), so one environment configures every service.
+The worker's rooms read ``settings.commit_rows``, ``settings.kafka_bootstrap`` and so on;
+this model keeps those names while every value comes from the one settings model
+(:meth:`GraderSettings.of`). A flat field's environment variable is the one its section
+field names in services/settings.py (``PROCTOR_<FIELD>`` for every field here).
 """
 
 from __future__ import annotations
 
-import socket
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from services.contract.settings import KafkaSecurity
-from services.stack.config import StackConfig
+from services.settings import (
+    CatalogSettings,
+    KafkaSecurity,
+    Settings,
+    TrinoSettings,
+    load_settings,
+)
 
-_STACK = StackConfig.from_env()
+#: flat field -> (section, field) of :class:`services.settings.Settings`
+FIELDS: dict[str, tuple[str, str]] = {
+    "kafka_bootstrap": ("kafka", "bootstrap"),
+    "kafka_security": ("kafka", "security"),
+    "topic_prefix": ("kafka", "topic_prefix"),
+    "replication_factor": ("kafka", "replication_factor"),
+    "schema_registry_url": ("registry", "url"),
+    "schema_registry_user_info": ("registry", "user_info"),
+    "app_id": ("grader", "app_id"),
+    "data_dir": ("grader", "data_dir"),
+    "store": ("grader", "store"),
+    "worker_id": ("grader", "worker_id"),
+    "static_membership": ("grader", "static_membership"),
+    "session_timeout_s": ("grader", "session_timeout_s"),
+    "heartbeat_interval_s": ("grader", "heartbeat_interval_s"),
+    "catalog_name": ("catalog", "name"),
+    "catalog_uri": ("catalog", "uri"),
+    "warehouse": ("catalog", "warehouse"),
+    "table": ("catalog", "table"),
+    "trino_url": ("trino", "url"),
+    "trino_catalog": ("trino", "catalog"),
+    "trino_user": ("trino", "user"),
+    "commit_rows": ("grader", "commit_rows"),
+    "commit_interval_s": ("grader", "commit_interval_s"),
+    "batch_records": ("grader", "batch_records"),
+    "batch_wait_s": ("grader", "batch_wait_s"),
+    "state_max_bytes": ("grader", "state_max_bytes"),
+    "trusted_keys": ("trust", "trusted_keys"),
+    "roster_secret": ("trust", "roster_secret"),
+    "max_skew_s": ("trust", "max_skew_s"),
+    "max_artifact_bytes": ("trust", "max_artifact_bytes"),
+    "roster_refresh_s": ("trust", "roster_refresh_s"),
+    "insecure_no_trust": ("trust", "insecure_no_trust"),
+    "maintenance_interval_s": ("grader", "maintenance_interval_s"),
+    "snapshot_retention_s": ("grader", "snapshot_retention_s"),
+    "orphan_retention_s": ("grader", "orphan_retention_s"),
+    "http_host": ("telemetry", "http_host"),
+    "http_port": ("telemetry", "http_port"),
+    "log_level": ("telemetry", "log_level"),
+    "otlp_endpoint": ("telemetry", "otlp_endpoint"),
+    "traces_sampler": ("telemetry", "traces_sampler"),
+}
 
 
-class GraderSettings(BaseSettings):
-    """Everything the worker needs to know; read once at the entry point."""
+def nested(flat: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Flat grader names (flags) as overrides of :func:`services.settings.load_settings`."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, value in flat.items():
+        section, field = FIELDS[name]
+        out.setdefault(section, {})[field] = value
+    return out
 
-    model_config = SettingsConfigDict(env_prefix="PROCTOR_", frozen=True, extra="ignore")
 
-    # Kafka
-    kafka_bootstrap: str = _STACK.kafka_bootstrap
-    #: PROCTOR_KAFKA_SECURITY_PROTOCOL, _SASL_* and _SSL_CA_LOCATION, parsed by the same
-    #: function as every confluent-kafka client's (the password never from a flag)
-    kafka_security: KafkaSecurity = Field(default_factory=KafkaSecurity.from_env, repr=False)
-    topic_prefix: str = ""
-    schema_registry_url: str = _STACK.registry_url
-    schema_registry_user_info: SecretStr | None = None
+class GraderSettings(BaseModel):
+    """Everything the worker needs to know, as one frozen view of :class:`Settings`.
 
-    # Faust
-    app_id: str = "proctor-grader"
-    data_dir: str = str(_STACK.state_dir / "grader")
-    #: memory + changelog by default: with the RocksDB store (rocksdict) a SIGKILL
-    #: restart lost table writes in the fault test, so positions fell behind Kafka's
-    #: committed offsets; the compacted changelog restores the small per-platform values fast
-    store: Literal["rocksdb", "memory"] = "memory"
-    #: replication of the worker's own topics (table changelog); 3 on a real cluster
-    replication_factor: int = Field(default=1, ge=1)
-    worker_id: str = Field(default_factory=socket.gethostname)
-    #: static group membership: the worker joins as ``group.instance.id`` = worker_id, so
-    #: after a crash, a restart within the session timeout gets its partitions back at
-    #: once instead of waiting out the dead member's session (each member needs its own
-    #: PROCTOR_WORKER_ID; a clean stop still leaves the group at once)
-    static_membership: bool = True
-    #: how long the group waits for a silent member before moving its partitions (the
-    #: broker allows 6 s and up by default); heartbeats go every third of it or less
-    session_timeout_s: float = Field(default=15.0, ge=6.0, le=90.0)
-    heartbeat_interval_s: float = Field(default=3.0, gt=0)
+    Built at the entry point with :meth:`of`. Constructed directly (tests, scripts), the
+    fields not given are those of :func:`load_settings`, and the given ones are checked
+    by the same rules as the section's.
+    """
 
-    # Iceberg and Trino
-    catalog_name: str = "proctor"
-    catalog_uri: str = _STACK.catalog_uri
-    warehouse: str = _STACK.warehouse
-    table: str = "grading.criterion_transitions"
-    trino_url: str = _STACK.trino_url
-    trino_catalog: str = "iceberg"
-    trino_user: str = "proctor"
-    commit_rows: int = Field(default=500, ge=1)
-    commit_interval_s: float = Field(default=2.0, gt=0)
-    #: records graded per step of the agent, and how long it waits to fill a step: one
-    #: span, one metrics update and one round of state sends per batch, not per record
-    batch_records: int = Field(default=500, ge=1)
-    batch_wait_s: float = Field(default=0.02, gt=0)
-    #: the budget of one platform's held state in the changelog (``Limits.within``),
-    #: well under the broker's message limit (1 MB by default) whatever a platform sends
-    state_max_bytes: int = Field(default=512 * 1024, ge=64 * 1024, le=1_000_000)
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
-    # Trust (docs/trust.md): PROCTOR_TRUSTED_KEYS, PROCTOR_ROSTER_SECRET, PROCTOR_MAX_SKEW_S
-    trusted_keys: str | None = None
-    roster_secret: SecretStr | None = None
-    max_skew_s: float = Field(default=120.0, ge=0)
-    max_artifact_bytes: int = Field(default=256 * 1024, ge=1)
-    roster_refresh_s: float = Field(default=30.0, gt=0)
-    #: grade every decoded record, signed or not: local experiments only, loudly logged
-    insecure_no_trust: bool = False
+    kafka_bootstrap: str
+    kafka_security: KafkaSecurity = Field(repr=False)
+    topic_prefix: str
+    replication_factor: int
+    schema_registry_url: str
+    schema_registry_user_info: SecretStr | None
+    app_id: str
+    data_dir: str
+    store: Literal["rocksdb", "memory"]
+    worker_id: str
+    static_membership: bool
+    session_timeout_s: float
+    heartbeat_interval_s: float
+    catalog_name: str
+    catalog_uri: str
+    warehouse: str
+    table: str
+    trino_url: str
+    trino_catalog: str
+    trino_user: str
+    commit_rows: int
+    commit_interval_s: float
+    batch_records: int
+    batch_wait_s: float
+    state_max_bytes: int
+    trusted_keys: str | None
+    roster_secret: SecretStr | None
+    max_skew_s: float
+    max_artifact_bytes: int
+    roster_refresh_s: float
+    insecure_no_trust: bool
+    maintenance_interval_s: float
+    snapshot_retention_s: int
+    orphan_retention_s: int
+    http_host: str
+    http_port: int
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+    otlp_endpoint: str | None
+    traces_sampler: str | None
 
-    # Maintenance
-    maintenance_interval_s: float = Field(default=600.0, gt=0)
-    snapshot_retention_s: int = Field(default=3600, ge=0)
-    orphan_retention_s: int = Field(default=86400, ge=0)
-
-    # Telemetry
-    http_host: str = "127.0.0.1"
-    http_port: int = Field(default=9464, ge=0, le=65535)
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    otlp_endpoint: str | None = None
-
-    @field_validator("table")
+    @model_validator(mode="before")
     @classmethod
-    def _namespaced(cls, value: str) -> str:
-        if value.count(".") != 1:
-            raise ValueError("must be namespace.table, e.g. grading.criterion_transitions")
-        return value
+    def _through_the_settings(cls, data: Any) -> Any:
+        """Fields left out come from the settings; given ones pass the section's rules."""
+        if not isinstance(data, dict) or set(data) >= set(FIELDS):
+            return data
+        unknown = set(data) - set(FIELDS)
+        if unknown:
+            return data  # extra="forbid" names them
+        return cls._flat(load_settings(overrides=nested(data)))
+
+    @classmethod
+    def _flat(cls, settings: Settings) -> dict[str, Any]:
+        return {
+            name: getattr(getattr(settings, section), field)
+            for name, (section, field) in FIELDS.items()
+        }
+
+    @classmethod
+    def of(cls, settings: Settings) -> GraderSettings:
+        """The worker's view of ``settings`` (no environment read)."""
+        return cls.model_validate(cls._flat(settings))
 
     @property
     def namespace(self) -> str:
@@ -108,5 +155,13 @@ class GraderSettings(BaseSettings):
         credentials = self.kafka_security.faust_credentials()
         return {} if credentials is None else {"broker_credentials": credentials}
 
+    def catalog_settings(self) -> CatalogSettings:
+        return CatalogSettings(
+            name=self.catalog_name, uri=self.catalog_uri, warehouse=self.warehouse, table=self.table
+        )
+
+    def trino_settings(self) -> TrinoSettings:
+        return TrinoSettings(url=self.trino_url, catalog=self.trino_catalog, user=self.trino_user)
+
     def catalog_properties(self) -> dict[str, str]:
-        return {"uri": self.catalog_uri, "warehouse": self.warehouse, "pool_pre_ping": "true"}
+        return self.catalog_settings().properties()

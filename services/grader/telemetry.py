@@ -8,24 +8,14 @@ record gets a span linked to the producer's span when the record carries a W3C
 
 from __future__ import annotations
 
-import json
-import logging
-import os
-import sys
-import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.propagate import extract
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import Link, Span
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-
-from services.errors import ConfigError
 
 TRACER_NAME = "proctor.grader"
 
@@ -142,33 +132,7 @@ class CriterionStates:
         self._latest[key] = state
 
 
-# --- tracing --------------------------------------------------------------------------
-def setup_tracing(service_name: str, otlp_endpoint: str | None) -> trace.Tracer:
-    """A tracer; spans go to an OTLP collector when an endpoint is configured.
-
-    Without one, spans are not recorded (they would go nowhere, and recording one per
-    record was a tenth of the worker's time); ``OTEL_TRACES_SAMPLER`` still decides when
-    it is set.
-    """
-    resource = Resource.create({"service.name": service_name})
-    if otlp_endpoint or os.environ.get("OTEL_TRACES_SAMPLER"):
-        provider = TracerProvider(resource=resource)
-    else:
-        provider = TracerProvider(resource=resource, sampler=ALWAYS_OFF)
-    if otlp_endpoint:
-        try:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-            from opentelemetry.sdk.trace.export import BatchSpanProcessor
-        except ImportError as exc:
-            raise ConfigError(
-                "PROCTOR_OTLP_ENDPOINT is set but the OTLP exporter is missing: "
-                "pip install opentelemetry-exporter-otlp-proto-http"
-            ) from exc
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint)))
-    trace.set_tracer_provider(provider)
-    return provider.get_tracer(TRACER_NAME)
-
-
+# --- tracing: spans per record, linked to their producers (services/tracing.py sets up) --
 def _header_carrier(
     headers: Iterable[tuple[str, bytes | None]] | Mapping[str, Any] | None,
 ) -> dict[str, str]:
@@ -208,43 +172,3 @@ def record_span(
             "messaging.kafka.message.offset": offset,
         },
     )
-
-
-# --- logs -----------------------------------------------------------------------------
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line, with the current trace and span ids when there is a span."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        ctx = trace.get_current_span().get_span_context()
-        if ctx.is_valid:
-            out["trace_id"] = f"{ctx.trace_id:032x}"
-            out["span_id"] = f"{ctx.span_id:016x}"
-        if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str)
-
-
-def setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-
-
-def logging_config(level: str) -> dict[str, Any]:
-    """``logging.config.dictConfig`` form of :func:`setup_logging` (what Faust's worker takes)."""
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {"json": {"()": f"{__name__}.JsonFormatter"}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json"}},
-        "root": {"level": level, "handlers": ["stderr"]},
-    }

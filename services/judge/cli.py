@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from services.judge.criteria import (
 )
 from services.judge.llm import judge_from_env
 from services.judge.offline import OfflineJudge
+from services.settings import load_settings
 
 _STATE_STYLE = {"met": "green", "partial": "yellow", "failed": "red", "pending": "dim"}
 
@@ -151,7 +151,7 @@ def judge(
     layer = _layer(text_kind, fault_layer, fault_kind)
     text = _read(file)
     try:
-        judge_impl = OfflineJudge() if offline else judge_from_env(os.environ)
+        judge_impl = OfflineJudge() if offline else judge_from_env(load_settings().judge.as_env())
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from exc
     verdict = judge_impl.judge(text_kind, text)

@@ -10,8 +10,8 @@ import click
 from rich.console import Console
 
 from services.core.events import rfc3339_to_ms
-from services.core.judges import default_judge
 from services.errors import ProctorError
+from services.judge.default import default_judge
 from services.offline.reader import recordings
 from services.offline.regrade import diff_results
 from services.offline.render import print_refused, print_regrade, print_replay, refused_json
@@ -48,11 +48,12 @@ EXIT_REFUSED = 3
 
 
 def _verify(file: Path) -> None:
+    from services.settings import load_settings
     from services.trust.keys import Keyring
     from services.trust.recording import verify_recording
 
     try:
-        check = verify_recording(file, Keyring.from_env())
+        check = verify_recording(file, Keyring.from_env(load_settings().trust.as_env()))
     except ProctorError as exc:
         _fail(exc)
         return

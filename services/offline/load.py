@@ -6,7 +6,7 @@ import random
 from typing import Any
 
 from services.core.events import Event, ms_to_rfc3339
-from services.offline.builder import (
+from services.exam_builder import (
     ASSETS,
     COLLECTORS,
     MODEL_REL,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.core.events import Event
-from services.offline.builder import (
+from services.exam_builder import (
     ASSETS,
     BASE,
     COLLECTORS,
@@ -23,6 +23,7 @@ from services.offline.builder import (
     MINUTE,
     MODEL_REL,
     MODEL_UID,
+    PASS_STATES,
     SOURCE_UID,
     STRONG_REVIEW,
     WEAK_REVIEW,
@@ -75,42 +76,6 @@ class Scenario:
 
 def _one(name: str, about: str, b: ExamBuilder, states: dict[str, str], passed: bool) -> Scenario:
     return Scenario(name, about, tuple(b.events), (Expect(b.exam_id, states, passed),))
-
-
-PASS_STATES = {
-    "p1.cdc_source": "met",
-    "p1.schema_registered": "met",
-    "p1.flink_lookup_join": "met",
-    "p1.exactly_once": "met",
-    "p1.dbt_rollup_tested": "met",
-    "p1.superset_alert": "met",
-    "p1.flink_observability": "met",
-    "p1.lineage_in_datahub": "met",
-    "p1.iceberg_maintenance": "met",
-    "p1.column_masking": "met",
-    "p1.argocd_deployed": "met",
-    "p1.e2e_100k": "met",
-    "p1.lineage_path": "met",
-    "p1.pillars_correlated": "met",
-    "p1.zero_manual_apply": "met",
-    "p1.dbt_catches_broken_row": "met",
-    "p2.triage_observability": "met",
-    "p2.lineage_walked": "met",
-    "p2.root_cause": "met",
-    "p2.root_cause_90min": "met",
-    "p2.fix_via_gitops": "met",
-    "p2.postmortem": "met",
-    "p2.pattern_cited": "met",
-    "p3.issues_found": "met",
-    "p3.alternatives": "met",
-    "p3.patterns_cited": "met",
-    "p3.senior_tone": "met",
-    "overall.part1": "met",
-    "overall.part2": "met",
-    "overall.part3": "met",
-    "overall.self_grade_agreement": "met",
-    "overall.pass": "met",
-}
 
 
 def clean_pass() -> Scenario:

@@ -32,6 +32,8 @@ from services.contract.settings import ClientSettings, connection_params
 from services.core.events import Event
 from services.errors import ProctorError
 from services.publisher.publisher import Delivery, Publisher, new_event
+from services.settings import load_settings
+from services.tracing import setup_service_tracing
 
 PLATFORM_ENV = "PROCTOR_PLATFORM_ID"
 EXAM_ENV = "PROCTOR_EXAM_ID"
@@ -88,11 +90,18 @@ def _print_delivery(delivery: Delivery, as_json: bool) -> None:
 
 
 def _publisher(opts: dict[str, Any]) -> Publisher:
-    settings = ClientSettings.from_env(
-        bootstrap=opts["bootstrap"], registry_url=opts["registry_url"], topic_prefix=opts["prefix"]
+    from services.trust.producing import RecordAuth
+
+    loaded = load_settings(
+        overrides={
+            "kafka": {"bootstrap": opts["bootstrap"], "topic_prefix": opts["prefix"]},
+            "registry": {"url": opts["registry_url"]},
+        }
     )
+    setup_service_tracing("proctor-publisher", loaded.telemetry)
     return Publisher(
-        settings,
+        ClientSettings.of(loaded),
+        auth=RecordAuth.from_env(loaded.trust.as_env()),
         auto_register=opts["auto_register"],
         say=lambda text: click.echo(text, err=True),
     )

@@ -20,12 +20,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from opentelemetry.trace import Tracer
 
 from services.contract.schemas import Contract, load_contract
 from services.contract.settings import ClientSettings
 from services.contract.wire import WireCodec, registry_client
 from services.core.events import Event
 from services.errors import ConfigError, ContractError, DeliveryError
+from services.tracing import traced_headers
 
 if TYPE_CHECKING:
     from services.trust.producing import RecordAuth
@@ -102,10 +104,14 @@ class Publisher:
         codec: WireCodec | None = None,
         auth: RecordAuth | Literal["env"] | None = "env",
         say: Callable[[str], None] | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         """``auth`` signs control events and MACs signals (docs/trust.md); by default from
         the environment (none set: records go unauthenticated and a worker refuses them).
-        ``say`` hears what the publisher did beyond sending (platforms it enrolled)."""
+        ``say`` hears what the publisher did beyond sending (platforms it enrolled).
+        Each record carries its producer span's ``traceparent`` (``tracer``: the process's
+        provider, set up by the entry point, by default)."""
+        self.tracer = tracer
         self.settings = settings
         self.contract = contract or load_contract()
         if auth == "env":
@@ -210,32 +216,48 @@ class Publisher:
             headers: list[tuple[str, str | bytes | None]] = [(TYPE_HEADER, event.type.encode())]
             if self.auth is not None:
                 headers.extend(self.auth.headers(event, topic, key, value))
-            while True:
-                try:
-                    self.producer.produce(
-                        topic,
-                        value=value,
-                        key=key,
-                        headers=headers,
-                        on_delivery=report(index, event),
-                    )
-                    break
-                except BufferError:  # local queue full: let deliveries drain
-                    self.producer.poll(0.1)
-                except KafkaException as exc:
-                    raise DeliveryError(
-                        f"cannot send {event.type} {event.event_id}: {exc}"
-                    ) from exc
+            span_attributes = {"messaging.system": "kafka", "messaging.destination.name": topic}
+            with traced_headers(f"publish {event.type}", headers, span_attributes, self.tracer):
+                self._produce(topic, key, value, headers, report(index, event), event)
             self.producer.poll(0)
         remaining = self.producer.flush(timeout_s)
+        return self._outcome(results, failures, remaining, len(encoded), timeout_s)
+
+    def _produce(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: list[tuple[str, str | bytes | None]],
+        callback: Callable[[KafkaError | None, Message], None],
+        event: Event,
+    ) -> None:
+        while True:
+            try:
+                self.producer.produce(
+                    topic, value=value, key=key, headers=headers, on_delivery=callback
+                )
+                return
+            except BufferError:  # local queue full: let deliveries drain
+                self.producer.poll(0.1)
+            except KafkaException as exc:
+                raise DeliveryError(f"cannot send {event.type} {event.event_id}: {exc}") from exc
+
+    def _outcome(
+        self,
+        results: list[Delivery | None],
+        failures: list[str],
+        remaining: int,
+        total: int,
+        timeout_s: float,
+    ) -> list[Delivery]:
+        """The deliveries, or a DeliveryError for what failed or stayed unconfirmed."""
         if failures:
             shown = "; ".join(failures[:5])
-            raise DeliveryError(
-                f"{len(failures)} of {len(encoded)} events were not delivered: {shown}"
-            )
+            raise DeliveryError(f"{len(failures)} of {total} events were not delivered: {shown}")
         if remaining:
             raise DeliveryError(
-                f"{remaining} of {len(encoded)} events unconfirmed after {timeout_s:.0f}s "
+                f"{remaining} of {total} events unconfirmed after {timeout_s:.0f}s "
                 f"(is the broker at {self.settings.bootstrap} up?)"
             )
         return [r for r in results if r is not None]

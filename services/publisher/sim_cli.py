@@ -31,7 +31,8 @@ from services.publisher.timeline import (
     plan_candidates,
     run_events,
 )
-from services.stack.config import StackConfig
+from services.settings import Settings, load_settings
+from services.tracing import setup_service_tracing
 
 err = Console(stderr=True)
 
@@ -146,7 +147,12 @@ def simulate(**opts: Any) -> None:
         return
     if opts["no_publish"] and opts["record"] is None:
         raise click.UsageError("--no-publish sends nothing: give --record FILE")
-    config = StackConfig.from_env()
+    config = load_settings(
+        overrides={
+            "kafka": {"bootstrap": opts["bootstrap"], "topic_prefix": opts["prefix"]},
+            "registry": {"url": opts["registry_url"]},
+        }
+    )
     try:
         specs = candidate_specs(opts["candidates"], opts["count"], opts["scenario"])
         start = _start(opts["start"], config)
@@ -181,9 +187,9 @@ def simulate(**opts: Any) -> None:
         click.echo(f"recording: {opts['record']}", err=True)
 
 
-def _start(given: str | None, config: StackConfig) -> int:
+def _start(given: str | None, config: Settings) -> int:
     if given is None:
-        return default_start(config)
+        return default_start(config.stack_dir)
     try:
         return rfc3339_to_ms(given)
     except ValueError as exc:
@@ -192,7 +198,7 @@ def _start(given: str | None, config: StackConfig) -> int:
         ) from exc
 
 
-def _run(events: list[Any], opts: dict[str, Any], config: StackConfig) -> Any:
+def _run(events: list[Any], opts: dict[str, Any], config: Settings) -> Any:
     stop = threading.Event()
     previous = signal.getsignal(signal.SIGINT)
 
@@ -204,12 +210,11 @@ def _run(events: list[Any], opts: dict[str, Any], config: StackConfig) -> Any:
         if opts["no_publish"]:
             return play(events, speed=0, sink=None, record=opts["record"], stop=stop)
         from services.publisher.publisher import Publisher
+        from services.trust.producing import RecordAuth
 
-        settings = ClientSettings.from_env(
-            bootstrap=opts["bootstrap"],
-            registry_url=opts["registry_url"],
-            topic_prefix=opts["prefix"],
-        )
+        settings = ClientSettings.of(config)
+        auth = RecordAuth.from_env(config.trust.as_env())
+        setup_service_tracing("proctor-simulator", config.telemetry)
         last = [0.0]
 
         def progress(p: Progress) -> None:
@@ -231,13 +236,17 @@ def _run(events: list[Any], opts: dict[str, Any], config: StackConfig) -> Any:
                 "or raise the worker's allowance",
                 highlight=False,
             )
-        with Publisher(settings, say=lambda text: err.print(text, highlight=False)) as publisher:
+
+        def say(text: str) -> None:
+            err.print(text, highlight=False)
+
+        with Publisher(settings, auth=auth, say=say) as publisher:
             return play(
                 events,
                 speed=opts["speed"],
                 sink=publisher,
                 record=opts["record"],
-                config=config,
+                state_dir=config.stack_dir,
                 stop=stop,
                 on_progress=progress,
             )

@@ -30,7 +30,6 @@ from services.contract.schemas import Contract, load_contract
 from services.core.events import Event
 from services.errors import ConfigError
 from services.publisher.publisher import Delivery
-from services.stack.config import StackConfig
 
 #: most events sent in one batch (one produce-and-flush round trip)
 MAX_BATCH = 5000
@@ -64,34 +63,35 @@ class Report:
     stopped: bool
 
 
-def state_file(config: StackConfig) -> Path:
-    return config.state_dir / "simulator" / "last-event-ts"
+def state_file(state_dir: Path) -> Path:
+    """Where the last event time is kept, under the settings' ``stack_dir``."""
+    return state_dir / "simulator" / "last-event-ts"
 
 
-def last_event_ts(config: StackConfig) -> int | None:
+def last_event_ts(state_dir: Path) -> int | None:
     """The latest event time a previous run sent to this stack, if any."""
     try:
-        return int(state_file(config).read_text().strip())
+        return int(state_file(state_dir).read_text().strip())
     except (OSError, ValueError):
         return None
 
 
-def remember_event_ts(config: StackConfig, ts_ms: int) -> None:
-    previous = last_event_ts(config)
+def remember_event_ts(state_dir: Path, ts_ms: int) -> None:
+    previous = last_event_ts(state_dir)
     if previous is not None and previous >= ts_ms:
         return
-    path = state_file(config)
+    path = state_file(state_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(f"{ts_ms}\n")
     tmp.replace(path)
 
 
-def default_start(config: StackConfig, now_ms: int | None = None) -> int:
+def default_start(state_dir: Path, now_ms: int | None = None) -> int:
     """Now (to the second), or one minute after the previous run's last event if later."""
     now = now_ms if now_ms is not None else int(time.time() * 1000)
     start = now - now % 1000
-    last = last_event_ts(config)
+    last = last_event_ts(state_dir)
     if last is not None and last + 60_000 > start:
         start = last + 60_000 - (last + 60_000) % 1000
     return start
@@ -200,7 +200,7 @@ def play(
     speed: float,
     sink: Sink | None,
     record: Path | None = None,
-    config: StackConfig | None = None,
+    state_dir: Path | None = None,
     stop: threading.Event | None = None,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> Report:
@@ -215,6 +215,6 @@ def play(
         report = Player(
             events, sink, speed=speed, record=fh, stop=stop, on_progress=on_progress
         ).run()
-    if sink is not None and config is not None and report.last_ts_ms is not None:
-        remember_event_ts(config, report.last_ts_ms)
+    if sink is not None and state_dir is not None and report.last_ts_ms is not None:
+        remember_event_ts(state_dir, report.last_ts_ms)
     return report

@@ -25,7 +25,7 @@ from typing import Any
 
 from services.core.events import Event, ms_to_rfc3339
 from services.errors import ConfigError
-from services.offline.scenarios import (
+from services.exam_builder import (
     ASSETS,
     COLLECTORS,
     FAULT_KINDS,

@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from services.core.rubric import Rubric, parse_rubric
+from services.core.rules import REGISTRY
 from services.errors import RubricError
 
 RubricResolverFn = Callable[[str, str], Rubric]
@@ -70,7 +71,7 @@ def _cached(rubric_id: str, version: str, directory: str) -> Rubric:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise RubricError(f"{source}: not valid YAML: {exc}") from exc
-    rubric = parse_rubric(doc, source)
+    rubric = parse_rubric(doc, source, kinds=REGISTRY)
     if rubric.rubric_id != rubric_id or rubric.version != version:
         raise RubricError(
             f"{source}: declares {rubric.rubric_id} v{rubric.version}, expected {rubric_id} v{version}"

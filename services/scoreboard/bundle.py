@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import httpx
 import yaml
 
 from services.errors import ConfigError, StackError
-from services.stack.catalog import TRINO_CATALOG, TRINO_USER
-from services.stack.config import StackConfig
+from services.settings import TrinoSettings
 
 BUNDLE_DIR = Path(__file__).resolve().parent / "bundle"
 ROOT = "proctor_scoreboard"
@@ -142,15 +142,18 @@ def chart_columns(params: Mapping[str, Any]) -> list[str]:
     return cols
 
 
-def trino_uri(config: StackConfig) -> str:
-    return f"trino://{TRINO_USER}@{config.host}:{config.trino_port}/{TRINO_CATALOG}"
+def trino_uri(trino: TrinoSettings) -> str:
+    """Superset's SQLAlchemy URI of the Trino the settings name."""
+    url = urlparse(trino.url)
+    port = url.port or (443 if url.scheme == "https" else 8080)
+    return f"trino://{trino.user}@{url.hostname}:{port}/{trino.catalog}"
 
 
-def render(bundle: Bundle, config: StackConfig) -> Bundle:
+def render(bundle: Bundle, trino: TrinoSettings) -> Bundle:
     """The bundle with every database pointed at this stack's Trino."""
     files = {p: dict(d) for p, d in bundle.files.items()}
     for path in bundle.databases:
-        files[path]["sqlalchemy_uri"] = trino_uri(config)
+        files[path]["sqlalchemy_uri"] = trino_uri(trino)
     return Bundle(files)
 
 

@@ -12,7 +12,9 @@ from pyiceberg.catalog.sql import SqlCatalog
 from sqlalchemy.exc import SQLAlchemyError
 from trino.dbapi import Connection
 
+from services import connections
 from services.errors import StackError
+from services.settings import CatalogSettings, TrinoSettings
 from services.stack.config import StackConfig
 
 #: catalog_name column of the JDBC catalog tables; Trino's catalog-name must match it
@@ -23,20 +25,24 @@ TRINO_CATALOG = "iceberg"
 TRINO_USER = "proctor"
 
 
+def catalog_settings(config: StackConfig) -> CatalogSettings:
+    """The catalog section of the settings that point at the stack's catalog."""
+    return CatalogSettings(name=CATALOG_NAME, uri=config.catalog_uri, warehouse=config.warehouse)
+
+
+def trino_settings(config: StackConfig) -> TrinoSettings:
+    return TrinoSettings(url=config.trino_url, catalog=TRINO_CATALOG, user=TRINO_USER)
+
+
 def catalog_properties(config: StackConfig) -> dict[str, str]:
     """pyiceberg properties of the stack's SQL catalog."""
-    return {
-        "uri": config.catalog_uri,
-        "warehouse": config.warehouse,
-        # Don't keep idle connections that a restarted PostgreSQL has dropped.
-        "pool_pre_ping": "true",
-    }
+    return catalog_settings(config).properties()
 
 
 def load_catalog(config: StackConfig) -> Catalog:
     """pyiceberg's view of the stack's catalog; creates the catalog tables when absent."""
     try:
-        return SqlCatalog(CATALOG_NAME, **catalog_properties(config))
+        return connections.open_catalog(catalog_settings(config))
     except SQLAlchemyError as exc:
         raise StackError(
             f"Iceberg catalog database at {config.host}:{config.postgres_port}/"
@@ -60,14 +66,4 @@ def trino_connect(
     Nothing is sent until the first query, so a stopped Trino shows up there as a
     ``trino.exceptions`` error or a connection error from the HTTP client.
     """
-    return Connection(
-        host=config.host,
-        port=config.trino_port,
-        user=user,
-        catalog=TRINO_CATALOG,
-        schema=schema,
-        http_scheme="http",
-        request_timeout=120.0,
-        # Session time zone fixed so current_timestamp and casts agree across machines.
-        timezone="UTC",
-    )
+    return connections.trino_connect(trino_settings(config), schema, user)

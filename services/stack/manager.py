@@ -30,8 +30,8 @@ COMPONENTS: tuple[tuple[str, str, str], ...] = (
 #: processes that run on top of the stack, started by their own commands (`proctor
 #: scoreboard up`), and stopped by `proctor stack down` before the stack they need.
 COMPANIONS: tuple[tuple[str, str, str], ...] = (
-    ("scoreboard-health", "services.scoreboard.sampler", "HealthSamplerComponent"),
-    ("superset", "services.scoreboard.superset", "SupersetComponent"),
+    ("scoreboard-health", "services.stack.sampler", "HealthSamplerComponent"),
+    ("superset", "services.stack.superset", "SupersetComponent"),
 )
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import signal
 import sys
 from collections.abc import Sequence
@@ -17,6 +16,8 @@ from services.collectors.settings import DEFAULT_HTTP_HOST, HTTP_HOST_ENV
 from services.collectors.webhook_guard import StaticRoster
 from services.contract.settings import ClientSettings, connection_params
 from services.errors import ConfigError, ProctorError
+from services.logs import setup_logging
+from services.settings import load_settings
 from services.submission.client import TOKEN_ENV, URL_ENV, submit
 from services.submission.server import (
     DEFAULT_MAX_BODY,
@@ -24,6 +25,7 @@ from services.submission.server import (
     SubmissionServer,
     SubmissionSettings,
 )
+from services.tracing import setup_service_tracing
 from services.trust.credentials import ROSTER_SECRET_ENV, master_from_env
 from services.trust.keys import SIGNING_KEY_ENV, SIGNING_KEY_ID_ENV, load_signing_key
 
@@ -86,23 +88,25 @@ def _roster(platforms: Sequence[str], path: str | None, generation: int) -> Stat
 @click.option("--body-timeout", type=float, default=30.0, show_default=True)
 @click.option("--header-timeout", type=float, default=10.0, show_default=True)
 def submit_server(**opts: Any) -> None:
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging("WARNING")  # JSON lines (services/logs.py), as every service
     try:
-        master = master_from_env()
+        loaded = load_settings(
+            overrides={
+                "kafka": {"bootstrap": opts["bootstrap"], "topic_prefix": opts["prefix"]},
+                "registry": {"url": opts["registry_url"]},
+            }
+        )
+        setup_service_tracing("proctor-submission", loaded.telemetry)
+        trust = loaded.trust.as_env()
+        master = master_from_env(trust)
         assert master is not None
-        key = load_signing_key()
+        key = load_signing_key(trust)
         if not key.key_id.startswith("submission"):
             raise ConfigError(
                 f"the signing key {key.key_id!r} is not a submission key; generate one with "
                 "`proctor keys generate --role submission`"
             )
-        client = ClientSettings.from_env(
-            bootstrap=opts["bootstrap"],
-            registry_url=opts["registry_url"],
-            topic_prefix=opts["prefix"],
-        )
+        client = ClientSettings.of(loaded)
         settings = SubmissionSettings(
             host=opts["host"],
             port=opts["port"],
@@ -114,7 +118,7 @@ def submit_server(**opts: Any) -> None:
         if opts["use_roster"]:
             from services.collectors.webhook_roster import LiveRoster
 
-            live = LiveRoster.from_env(client)
+            live = LiveRoster.from_env(client, trust)
             server = SubmissionServer.build(client, master, key, live, settings, live.exam_of)
         else:
             roster = _roster(opts["platforms"], opts["platforms_file"], opts["generation"])

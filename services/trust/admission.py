@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import threading
 import time
 from collections.abc import Mapping
@@ -28,6 +27,7 @@ from services.contract.admission import RecordFacts, Refusal
 from services.contract.schemas import CONTROL_TYPES, SIGNAL_TYPES
 from services.core.events import Event
 from services.errors import ConfigError
+from services.settings import environment
 from services.trust.credentials import (
     check_mac,
     mac_headers_of,
@@ -72,7 +72,7 @@ class TrustLimits:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> TrustLimits:
-        env = os.environ if env is None else env
+        env = environment() if env is None else env
         return cls(
             max_skew_ms=round(_number(env, MAX_SKEW_ENV, DEFAULT_MAX_SKEW_MS / 1000) * 1000),
             max_artifact_bytes=int(_number(env, MAX_ARTIFACT_ENV, DEFAULT_MAX_ARTIFACT_BYTES)),

@@ -16,6 +16,7 @@ import click
 
 from services.contract.settings import ClientSettings, connection_options
 from services.errors import ProctorError
+from services.settings import TrustSettings, load_settings
 from services.trust.credentials import (
     ROSTER_SECRET_ENV,
     SignalKey,
@@ -125,10 +126,13 @@ def _settings(flags: dict[str, Any]) -> ClientSettings:
     )
 
 
-def _signer(flags: dict[str, Any]) -> SigningKey:
-    import os
+def _trust() -> TrustSettings:
+    return load_settings().trust
 
-    path = flags.get("signing_key") or os.environ.get("PROCTOR_SIGNING_KEY", "")
+
+def _signer(flags: dict[str, Any]) -> SigningKey:
+    trust = _trust()
+    path = flags.get("signing_key") or trust.signing_key or ""
     if not path:
         raise click.UsageError(
             "the roster is signed by the proctor: pass --signing-key or set PROCTOR_SIGNING_KEY "
@@ -136,15 +140,14 @@ def _signer(flags: dict[str, Any]) -> SigningKey:
         )
     from pathlib import Path
 
-    key_id = flags.get("key_id") or os.environ.get("PROCTOR_SIGNING_KEY_ID") or Path(path).stem
+    key_id = flags.get("key_id") or trust.signing_key_id or Path(path).stem
     return load_private_key(path, key_id)
 
 
 def _keyring(signer: SigningKey | None) -> Keyring:
-    import os
-
-    if os.environ.get(TRUSTED_KEYS_ENV, "").strip():
-        return Keyring.from_env()
+    trusted = _trust().trusted_keys
+    if trusted:
+        return Keyring.from_file(trusted)
     if signer is None:
         raise click.UsageError(
             f"set {TRUSTED_KEYS_ENV} (or PROCTOR_SIGNING_KEY) to verify the roster's records"
@@ -229,7 +232,7 @@ def roster_add(platform: str, exam_id: str, candidate_id: str, **flags: Any) -> 
             raise click.BadParameter(f"{item!r} is not PART=N", param_hint="--extra-minutes")
         extra[int(part)] = int(minutes)
     try:
-        master = master_from_env()
+        master = master_from_env(_trust().as_env())
         assert master is not None
         signer = _signer(flags)
         settings = _settings(flags)
@@ -300,9 +303,7 @@ def roster_list(as_json: bool, **flags: Any) -> None:
 
 
 def _has_env_key() -> bool:
-    import os
-
-    return bool(os.environ.get("PROCTOR_SIGNING_KEY", "").strip())
+    return bool(_trust().signing_key)
 
 
 @roster.command("revoke")

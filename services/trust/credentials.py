@@ -16,12 +16,12 @@ import base64
 import binascii
 import hashlib
 import hmac
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
 from services.errors import ConfigError
+from services.settings import environment
 
 ROSTER_SECRET_ENV = "PROCTOR_ROSTER_SECRET"
 #: A single-platform collector's credential: ``<platform_id>:<generation>:<hex key>``.
@@ -36,7 +36,7 @@ TOKEN_PREFIX = "pst1"
 
 def master_from_env(env: Mapping[str, str] | None = None, *, required: bool = True) -> bytes | None:
     """The roster master secret from ``PROCTOR_ROSTER_SECRET`` (None if absent and optional)."""
-    env = os.environ if env is None else env
+    env = environment() if env is None else env
     value = env.get(ROSTER_SECRET_ENV, "").strip()
     if not value:
         if not required:
@@ -162,7 +162,7 @@ def check_mac(key: bytes, tag: bytes, topic: str, record_key: bytes | None, valu
 
 def signal_key_from_env(env: Mapping[str, str] | None = None) -> SignalKey | None:
     """A single-platform collector's key from ``PROCTOR_SIGNAL_KEY`` (None when unset)."""
-    env = os.environ if env is None else env
+    env = environment() if env is None else env
     value = env.get(SIGNAL_KEY_ENV, "").strip()
     return SignalKey.parse(value) if value else None
 

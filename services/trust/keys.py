@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from services.errors import ConfigError
+from services.settings import environment
 
 SIGNING_KEY_ENV = "PROCTOR_SIGNING_KEY"
 SIGNING_KEY_ID_ENV = "PROCTOR_SIGNING_KEY_ID"
@@ -151,7 +152,7 @@ def load_private_key(path: str | Path, key_id: str, variable: str = SIGNING_KEY_
 
 def load_signing_key(env: Mapping[str, str] | None = None) -> SigningKey:
     """The process's signing key from ``PROCTOR_SIGNING_KEY`` and ``PROCTOR_SIGNING_KEY_ID``."""
-    env = os.environ if env is None else env
+    env = environment() if env is None else env
     path = env.get(SIGNING_KEY_ENV, "").strip()
     if not path:
         raise ConfigError(
@@ -164,7 +165,7 @@ def load_signing_key(env: Mapping[str, str] | None = None) -> SigningKey:
 
 def signing_key_from_env(env: Mapping[str, str] | None = None) -> SigningKey | None:
     """The signing key when ``PROCTOR_SIGNING_KEY`` is set, else None (bad settings raise)."""
-    env = os.environ if env is None else env
+    env = environment() if env is None else env
     return load_signing_key(env) if env.get(SIGNING_KEY_ENV, "").strip() else None
 
 
@@ -243,7 +244,7 @@ class Keyring:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Keyring:
-        env = os.environ if env is None else env
+        env = environment() if env is None else env
         path = env.get(TRUSTED_KEYS_ENV, "").strip()
         if not path:
             raise ConfigError(

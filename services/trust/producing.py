@@ -9,7 +9,6 @@ generation from it, so a recording or a simulation published by the proctor grad
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 
@@ -17,6 +16,7 @@ from services.contract.schemas import SIGNAL_TYPES, Contract, load_contract
 from services.contract.settings import ClientSettings
 from services.core.events import Event
 from services.errors import ConfigError
+from services.settings import environment
 from services.trust.credentials import (
     ROSTER_SECRET_ENV,
     SIGNAL_KEY_ENV,
@@ -50,7 +50,7 @@ class RecordAuth:
     def from_env(cls, env: Mapping[str, str] | None = None) -> RecordAuth | None:
         """From ``PROCTOR_SIGNING_KEY``(+``_ID``), ``PROCTOR_ROSTER_SECRET`` or
         ``PROCTOR_SIGNAL_KEY``, and ``PROCTOR_TRUSTED_KEYS``; None when none is set."""
-        env = os.environ if env is None else env
+        env = environment() if env is None else env
         signer = signing_key_from_env(env)
         signal_keys = SignalKeys.from_env(env)
         if signer is None and signal_keys is None:

@@ -31,7 +31,9 @@ from services.contract.jsonl import parse_line
 from services.core.engine import Limits
 from services.core.engine_store import EngineStore
 from services.core.events import Event
-from services.grader.settings import GraderSettings
+from services.judge.default import default_judge
+from services.rubrics import resolver
+from services.settings import load_settings
 from services.stack.catalog import TRINO_CATALOG
 from tests.conftest import TrustEnv
 from tests.integration.grader.live import (
@@ -102,8 +104,8 @@ def ordered_history(events: Iterable[Event]) -> History:
     """The changes of the time-ordered stream, graded as the worker's engines grade:
     each platform's engine evaluated at its own clock before and after each of its
     events (the worker's bounded state, ``GraderSettings.state_max_bytes``, included)."""
-    budget = GraderSettings.model_fields["state_max_bytes"].default
-    store = EngineStore(limits=Limits.within(budget))
+    budget = load_settings({}).grader.state_max_bytes
+    store = EngineStore(resolver(), default_judge(), limits=Limits.within(budget))
     engines: dict[str, Any] = {}
     clocks: dict[str, int] = {}
     states: dict[Key, list[str | None]] = {}
@@ -309,7 +311,7 @@ def test_the_check_reports_rows_out_of_order_and_a_wrong_end() -> None:
 
 @pytest.mark.unit
 def test_the_ordered_history_of_the_recordings_ends_in_the_replays_grades(tmp_path: Path) -> None:
-    from services.core.judges import default_judge
+    from services.judge.default import default_judge
     from services.offline.replay import replay_events
     from services.rubrics import resolver
 

@@ -29,7 +29,7 @@ from services.collectors.webhook import Receiver, ReceiverSettings, WebhookSourc
 from services.core.events import Event
 from services.core.model import ExamResult
 from services.core.simple_judge import KeywordJudge
-from services.offline.builder import ExamBuilder, render_jsonl
+from services.exam_builder import ExamBuilder, render_jsonl
 from services.offline.replay import replay_events
 from services.rubrics import resolver
 from services.stack.catalog import TRINO_CATALOG

@@ -26,16 +26,17 @@ from services.core.engine import Engine, Limits
 from services.core.engine_store import EngineStore
 from services.core.events import Event, SourcePosition
 from services.core.simple_judge import KeywordJudge
+from services.exam_builder import ExamBuilder
 from services.grader.grading import PartitionGrader, StepResult
 from services.grader.rows import TransitionRow
-from services.offline.builder import ExamBuilder
+from services.judge.default import default_judge
 from services.rubrics import resolver
 from services.stack.config import REPO_ROOT
 
 pytestmark = [pytest.mark.adversarial, pytest.mark.unit]
 
 CONTRACT = load_contract()
-STORE = EngineStore()
+STORE = EngineStore(resolver(), default_judge())
 TOPICS = sorted({str(CONTRACT.schema(t).topic) for t in CONTRACT.types})
 YEAR_2099_MS = 4_070_908_800_000
 #: the changelog's message limit (the broker's default)
@@ -190,7 +191,7 @@ BUDGET = 256 * 1024
 
 
 def test_100000_signals_of_a_platform_without_an_exam_keep_its_record_under_the_limit() -> None:
-    feed = Feed(EngineStore(limits=Limits.within(BUDGET)))
+    feed = Feed(EngineStore(resolver(), default_judge(), limits=Limits.within(BUDGET)))
     pid = "basecamp-noisy"
     big = "x" * 100_000
     for i in range(100_000):

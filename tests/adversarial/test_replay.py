@@ -18,7 +18,7 @@ from services.cli import cli
 from services.contract.jsonl import parse_line
 from services.contract.schemas import CONTROL_TYPES
 from services.core.events import event_to_json_obj
-from services.core.judges import default_judge
+from services.judge.default import default_judge
 from services.offline.cli import EXIT_REFUSED
 from services.offline.reader import Verifier
 from services.offline.replay import Replay, replay_file, results_json

@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 
 from services.errors import ProctorError
-from services.scoreboard.superset import SupersetComponent
 from services.scoreboard.watch import summary_sql
 from services.stack.catalog import trino_connect
 from services.stack.config import REPO_ROOT
+from services.stack.superset import SupersetComponent
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -90,7 +90,7 @@ def graded_exam(stack: Any) -> Iterator[Any]:
         yield config, superset
     finally:
         if not was_running:
-            from services.scoreboard.sampler import HealthSamplerComponent
+            from services.stack.sampler import HealthSamplerComponent
 
             superset.stop(lambda _m: None)
             HealthSamplerComponent(config).stop(lambda _m: None)

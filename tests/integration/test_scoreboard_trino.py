@@ -22,11 +22,12 @@ from services.grader.sink import ensure_table
 from services.grader.views import create_exam_scores_view
 from services.scoreboard.bundle import load_bundle
 from services.scoreboard.health import HealthSampler, ensure_health_table, group_consumer
-from services.scoreboard.tables import ensure_scoreboard_tables
+from services.scoreboard.tables import GraderTables, ensure_scoreboard_tables
 from services.scoreboard.watch import fetch_rows
-from services.stack.catalog import TRINO_CATALOG
+from services.stack.catalog import TRINO_CATALOG, catalog_settings, trino_settings
 
 pytestmark = pytest.mark.integration
+GRADER = GraderTables(ensure_table, create_exam_scores_view)  # as `scoreboard up` hands them
 
 
 def _run(conn: Any, sql: str) -> tuple[list[str], list[Any]]:
@@ -40,8 +41,8 @@ def test_every_dataset_runs_on_trino_with_its_declared_columns(
     stack: Any, trino_connection: Any
 ) -> None:
     config = stack.require("postgres", "trino")
-    ensure_scoreboard_tables(config)
-    ensure_scoreboard_tables(config)  # idempotent
+    ensure_scoreboard_tables(catalog_settings(config), trino_settings(config), GRADER)
+    ensure_scoreboard_tables(catalog_settings(config), trino_settings(config), GRADER)  # idempotent
     for path, ds in load_bundle().datasets.items():
         source = ds["sql"] or f"SELECT * FROM {TRINO_CATALOG}.{ds['schema']}.{ds['table_name']}"
         names, _ = _run(trino_connection, f"SELECT * FROM ({source}) d LIMIT 0")

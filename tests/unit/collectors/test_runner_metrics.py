@@ -11,6 +11,7 @@ import pytest
 from services.collectors.runner import RunOptions, run_pollers
 from services.collectors.settings import DEFAULT_HTTP_HOST, HTTP_HOST_ENV
 from services.contract.settings import ClientSettings
+from services.settings import load_settings
 
 pytestmark = pytest.mark.unit
 
@@ -52,7 +53,10 @@ def _serve_once(tmp_path: Path) -> dict[str, int | str]:
     port = _free_port()
     probe = _Probe(port)
     client = ClientSettings("127.0.0.1:1", "http://127.0.0.1:1")
-    opts = RunOptions("basecamp-alice", tmp_path, client, metrics_port=port, once=True)
+    host = load_settings().telemetry.http_host  # as the entry point reads it
+    opts = RunOptions(
+        "basecamp-alice", tmp_path, client, metrics_port=port, once=True, http_host=host
+    )
     assert run_pollers([probe], opts) == 0  # type: ignore[list-item]
     return probe.answers
 

@@ -15,6 +15,7 @@ import pytest
 from services.contract.settings import ClientSettings, KafkaSecurity
 from services.errors import ConfigError
 from services.grader.settings import GraderSettings
+from services.settings import load_settings
 from services.stack.tls import ensure_tls
 
 pytestmark = pytest.mark.unit
@@ -167,7 +168,7 @@ def test_a_missing_ca_file_is_an_error_when_a_client_uses_it(tmp_path: Path) -> 
 def test_the_password_stays_out_of_reprs(ca_file: str, clean_env: pytest.MonkeyPatch) -> None:
     for name, value in sasl_ssl_env(ca_file).items():
         clean_env.setenv(name, value)
-    assert "s3cret-pw" not in repr(KafkaSecurity.from_env())
+    assert "s3cret-pw" not in repr(load_settings().kafka.security)
     assert "s3cret-pw" not in repr(ClientSettings.from_env(registry_url="http://r"))
     assert "s3cret-pw" not in repr(GraderSettings())
 
@@ -179,10 +180,10 @@ def test_every_client_reads_the_same_environment(
         clean_env.setenv(name, value)
     client = ClientSettings.from_env(bootstrap="b:1", registry_url="http://r")
     grader = GraderSettings()
-    assert client.security == grader.kafka_security == KafkaSecurity.from_env()
+    assert client.security == grader.kafka_security == load_settings().kafka.security
     assert client.kafka_config(**{"group.id": "g"}) == {
         "bootstrap.servers": "b:1",
-        **KafkaSecurity.from_env().librdkafka(),
+        **load_settings().kafka.security.librdkafka(),
         "group.id": "g",
     }
     assert grader.aiokafka_auth()["broker_credentials"].username == "grader"

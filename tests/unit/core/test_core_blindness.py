@@ -13,7 +13,7 @@ from services.core.reference import LiteralCoverage, grade_history
 from services.core.review import review_notes
 from services.core.simple_judge import KeywordJudge
 from services.core.state_codec import engine_from_bytes, engine_to_bytes
-from services.offline.builder import ExamBuilder
+from services.exam_builder import ExamBuilder
 from tests.unit.core.conftest import Grade
 
 pytestmark = pytest.mark.unit

@@ -7,7 +7,9 @@ import pytest
 from services.core.engine import Engine, Limits
 from services.core.events import Event
 from services.errors import GradingError
+from services.judge.default import default_judge
 from services.offline.scenarios import ExamBuilder
+from services.rubrics import resolver
 
 pytestmark = pytest.mark.unit
 
@@ -223,6 +225,6 @@ def test_engine_store_keeps_one_engine_per_platform_as_bytes(rubrics, judge) -> 
         again.apply(ev)
     again.evaluate(b.at(430))
     assert again.results()[0].passed
-    assert EngineStore().new("x").rubrics("y3-final", "1").version == "1"
+    assert EngineStore(resolver(), default_judge()).new("x").rubrics("y3-final", "1").version == "1"
     with pytest.raises(GradingError):
         store.dump(object())

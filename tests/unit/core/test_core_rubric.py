@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from services.core.rubric import parse_rubric
+from services.core.rules import REGISTRY
 from services.errors import RubricError
 from services.rubrics import available, load_rubric
 
@@ -79,7 +80,7 @@ def test_bad_yaml_is_named(tmp_path: Path) -> None:
 def test_thresholds_are_data(doc: dict[str, Any]) -> None:
     crit(doc, "p1.e2e_100k")["params"]["at_least_records"] = 5
     crit(doc, "p1.exactly_once")["params"]["min_checkpoints"] = 7
-    r = parse_rubric(doc)
+    r = parse_rubric(doc, kinds=REGISTRY)
     assert r.criteria[r.index("p1.e2e_100k")].params.at_least_records == 5  # type: ignore[attr-defined]
 
 
@@ -98,7 +99,7 @@ def test_a_new_criterion_of_an_existing_kind_is_data(doc: dict[str, Any]) -> Non
             },
         },
     )
-    assert parse_rubric(doc).index("p1.trino_used") == 2
+    assert parse_rubric(doc, kinds=REGISTRY).index("p1.trino_used") == 2
 
 
 def mutate(doc: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
@@ -205,19 +206,19 @@ DELETE = object()
 )
 def test_mistakes_name_the_entry(doc: dict[str, Any], path: str, value: Any, message: str) -> None:
     with pytest.raises(RubricError, match=message):
-        parse_rubric(mutate(doc, path, value), "v1.yaml")
+        parse_rubric(mutate(doc, path, value), "v1.yaml", kinds=REGISTRY)
 
 
 def test_duplicate_ids_are_rejected(doc: dict[str, Any]) -> None:
     doc["criteria"].append(copy.deepcopy(crit(doc, "p1.cdc_source")))
     with pytest.raises(RubricError, match=r"criterion p1\.cdc_source: duplicate id"):
-        parse_rubric(doc)
+        parse_rubric(doc, kinds=REGISTRY)
 
 
 def test_missing_required_keys(doc: dict[str, Any]) -> None:
     with pytest.raises(RubricError, match="missing 'criteria'"):
-        parse_rubric(mutate(doc, ":criteria", DELETE))
+        parse_rubric(mutate(doc, ":criteria", DELETE), kinds=REGISTRY)
     with pytest.raises(RubricError, match=r"criterion p1\.cdc_source: missing .rule."):
-        parse_rubric(mutate(doc, "p1.cdc_source:rule", DELETE))
+        parse_rubric(mutate(doc, "p1.cdc_source:rule", DELETE), kinds=REGISTRY)
     with pytest.raises(RubricError, match="the document must be a mapping"):
-        parse_rubric(["not", "a", "rubric"])
+        parse_rubric(["not", "a", "rubric"], kinds=REGISTRY)

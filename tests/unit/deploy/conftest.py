@@ -81,8 +81,10 @@ def known_settings() -> set[str]:
     from services.collectors.webhook_cli import PLATFORMS_FILE_ENV, ROSTER_ENV
     from services.contract import settings as contract
     from services.grader.settings import GraderSettings
+    from services.settings import settings_rows
 
     grader = {f"PROCTOR_{name.upper()}" for name in GraderSettings.model_fields}
+    grader |= {row[0] for row in settings_rows()}
     client = {
         contract.BOOTSTRAP_ENV,
         contract.REGISTRY_ENV,

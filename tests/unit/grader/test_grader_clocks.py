@@ -11,14 +11,16 @@ from services.contract.schemas import load_contract
 from services.core.engine_store import EngineStore
 from services.core.events import Event, SourcePosition
 from services.core.model import Transition
+from services.exam_builder import ExamBuilder
 from services.grader.grading import GradingEngine, PartitionGrader
 from services.grader.record import PlatformRecord
-from services.offline.builder import ExamBuilder
+from services.judge.default import default_judge
+from services.rubrics import resolver
 
 pytestmark = pytest.mark.unit
 
 CONTRACT = load_contract()
-STORE = EngineStore()
+STORE = EngineStore(resolver(), default_judge())
 
 
 class Probe:

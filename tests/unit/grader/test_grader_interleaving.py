@@ -21,12 +21,14 @@ from services.core.engine_store import EngineStore
 from services.core.events import Event, SourcePosition
 from services.core.review import is_review_id
 from services.grader.grading import PartitionGrader
+from services.judge.default import default_judge
+from services.rubrics import resolver
 from services.stack.config import REPO_ROOT
 
 pytestmark = pytest.mark.unit
 
 SCENARIOS = sorted((REPO_ROOT / "tests" / "scenarios").glob("*.jsonl"))
-STORE = EngineStore()
+STORE = EngineStore(resolver(), default_judge())
 CONTRACT = load_contract()
 
 

@@ -59,13 +59,13 @@ def test_a_record_without_usable_trace_context_gets_a_span_without_links(spans, 
 
 
 def test_spans_are_recorded_only_when_they_go_somewhere(monkeypatch: pytest.MonkeyPatch) -> None:
-    from services.grader.telemetry import setup_tracing
+    from services.tracing import setup_tracing
 
     monkeypatch.delenv("OTEL_TRACES_SAMPLER", raising=False)
     nowhere = setup_tracing("t", None).start_span("x")
     assert not nowhere.is_recording()
-    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_on")
-    asked = setup_tracing("t", None).start_span("x")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_on")  # the SDK reads which sampler
+    asked = setup_tracing("t", None, sampler="always_on").start_span("x")
     assert asked.is_recording()
     monkeypatch.delenv("OTEL_TRACES_SAMPLER")
     try:

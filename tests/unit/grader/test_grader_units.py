@@ -139,10 +139,10 @@ def test_settings_from_env_and_validation(monkeypatch: pytest.MonkeyPatch) -> No
     assert s.kafka_bootstrap == "10.0.0.1:9092" and s.commit_rows == 42
     assert "s3cret" not in repr(s)
     assert GraderSettings(commit_rows=7).commit_rows == 7  # flags win over the environment
-    with pytest.raises(ValueError, match=r"namespace\.table"):
+    with pytest.raises(ConfigError, match=r"PROCTOR_TABLE.*namespace\.table"):
         GraderSettings(table="no_namespace")
     monkeypatch.setenv("PROCTOR_COMMIT_ROWS", "0")
-    with pytest.raises(ValueError, match="commit_rows"):
+    with pytest.raises(ConfigError, match="PROCTOR_COMMIT_ROWS"):
         GraderSettings()
 
 

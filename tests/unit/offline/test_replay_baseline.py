@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from services.core.judges import default_judge
+from services.judge.default import default_judge
 from services.offline.replay import replay_file, results_json
 from services.rubrics import resolver
 

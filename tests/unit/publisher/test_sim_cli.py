@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from services.cli import cli
 from services.contract.jsonl import read_jsonl
-from services.core.judges import default_judge
+from services.judge.default import default_judge
 from services.offline.replay import replay_events
 from services.rubrics import resolver
 

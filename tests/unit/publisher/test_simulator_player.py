@@ -22,7 +22,6 @@ from services.publisher.simulator import (
     remember_event_ts,
 )
 from services.publisher.timeline import plan_candidates, run_events
-from services.stack.config import StackConfig
 
 pytestmark = pytest.mark.unit
 
@@ -162,7 +161,7 @@ def test_offline_play_writes_the_recording_without_a_sink(
 
 
 def test_a_new_run_starts_after_the_previous_run_on_the_same_stack(tmp_path: Path) -> None:
-    config = StackConfig(state_dir=tmp_path)
+    config = tmp_path  # the settings' stack_dir
     now = START
     assert last_event_ts(config) is None
     assert default_start(config, now + 123) == now

@@ -15,8 +15,8 @@ import pytest
 from services.contract.jsonl import event_to_line, parse_line
 from services.contract.schemas import load_contract
 from services.core.events import rfc3339_to_ms
-from services.core.judges import default_judge
 from services.errors import ConfigError
+from services.judge.default import default_judge
 from services.offline.replay import replay_events
 from services.offline.scenarios import COLLECTORS, ExamBuilder
 from services.publisher.timeline import (

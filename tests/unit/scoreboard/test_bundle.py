@@ -24,6 +24,7 @@ from services.scoreboard.bundle import (
     zip_kind,
 )
 from services.scoreboard.health import HEALTH_SCHEMA
+from services.stack.catalog import trino_settings
 from services.stack.config import StackConfig
 
 pytestmark = pytest.mark.unit
@@ -200,7 +201,7 @@ def test_the_checks_catch_a_broken_bundle(bundle: Bundle) -> None:
 
 
 def test_render_points_the_database_at_this_stack(bundle: Bundle) -> None:
-    rendered = render(bundle, StackConfig(host="127.0.0.2", trino_port=28080))
+    rendered = render(bundle, trino_settings(StackConfig(host="127.0.0.2", trino_port=28080)))
     (db,) = rendered.databases.values()
     assert db["sqlalchemy_uri"] == "trino://proctor@127.0.0.2:28080/iceberg"
     (original,) = bundle.databases.values()

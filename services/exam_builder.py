@@ -3,8 +3,9 @@
 :class:`ExamBuilder` writes the events of one exam on one platform, part by part,
 with deterministic event ids and times; the scenario library
 (:mod:`services.offline.scenarios`) and the load generator
-(:mod:`services.offline.load`) are built with it, and the simulator can reuse it to
-drive a platform live.
+(:mod:`services.offline.load`) are built with it, and the simulator
+(:mod:`services.publisher.timeline`) drives platforms live with it. It sits below both,
+so the live publisher does not depend on the offline tools.
 
 Timeline of a standard exam (minutes after exam.started): Part 1 opens at 1 (its box
 closes at 181), the fault is injected at 180 (box closes at 300), Part 3 opens at 300
@@ -587,3 +588,40 @@ class ExamBuilder:
         self.part3(review)
         self.finish(self_grade, silent)
         return self
+
+
+#: every criterion's state in an exam the builder's defaults pass
+PASS_STATES = {
+    "p1.cdc_source": "met",
+    "p1.schema_registered": "met",
+    "p1.flink_lookup_join": "met",
+    "p1.exactly_once": "met",
+    "p1.dbt_rollup_tested": "met",
+    "p1.superset_alert": "met",
+    "p1.flink_observability": "met",
+    "p1.lineage_in_datahub": "met",
+    "p1.iceberg_maintenance": "met",
+    "p1.column_masking": "met",
+    "p1.argocd_deployed": "met",
+    "p1.e2e_100k": "met",
+    "p1.lineage_path": "met",
+    "p1.pillars_correlated": "met",
+    "p1.zero_manual_apply": "met",
+    "p1.dbt_catches_broken_row": "met",
+    "p2.triage_observability": "met",
+    "p2.lineage_walked": "met",
+    "p2.root_cause": "met",
+    "p2.root_cause_90min": "met",
+    "p2.fix_via_gitops": "met",
+    "p2.postmortem": "met",
+    "p2.pattern_cited": "met",
+    "p3.issues_found": "met",
+    "p3.alternatives": "met",
+    "p3.patterns_cited": "met",
+    "p3.senior_tone": "met",
+    "overall.part1": "met",
+    "overall.part2": "met",
+    "overall.part3": "met",
+    "overall.self_grade_agreement": "met",
+    "overall.pass": "met",
+}

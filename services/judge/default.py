@@ -1,4 +1,8 @@
-"""Which text judge grades by default: the one place to switch it."""
+"""Which text judge grades by default: the one place to switch it.
+
+It lives with the judges, not in the core: the core is handed a judge at the edge (the
+worker's engine store, replay, regrade) and never imports a concrete one.
+"""
 
 from __future__ import annotations
 

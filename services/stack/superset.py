@@ -30,12 +30,15 @@ from pathlib import Path
 
 import httpx
 
-from services.errors import ConfigError, StackError
+from services.errors import StackError
+from services.settings import SupersetSettingsSection, load_settings
+from services.stack.catalog import trino_settings
 from services.stack.component import Component, Progress
 from services.stack.config import StackConfig
 
 SUPERSET_VERSION = "6.1.0"
-HERE = Path(__file__).resolve().parent
+#: the scoreboard's files Superset's venv and its admin script use
+HERE = Path(__file__).resolve().parents[1] / "scoreboard"
 REQUIREMENTS = HERE / "requirements-superset.txt"
 ADMIN_SCRIPT = HERE / "superset_admin.py"
 CACHE_DIR = Path.home() / ".cache" / "proctor"
@@ -53,24 +56,19 @@ _COMPLETE = ".proctor-complete"
 
 @dataclass(frozen=True, slots=True)
 class SupersetSettings:
-    """Where Superset listens and who logs in. Read from the environment at entry points."""
+    """Where Superset listens and who logs in: the settings' superset section."""
 
     port: int = DEFAULT_PORT
     user: str = DEFAULT_USER
 
     @classmethod
+    def of(cls, section: SupersetSettingsSection) -> SupersetSettings:
+        return cls(port=section.port, user=section.user)
+
+    @classmethod
     def from_env(cls) -> SupersetSettings:
-        raw = os.environ.get(PORT_ENV, str(DEFAULT_PORT))
-        try:
-            port = int(raw)
-        except ValueError as exc:
-            raise ConfigError(f"{PORT_ENV}={raw!r} is not a port number") from exc
-        if not 0 < port < 65536:
-            raise ConfigError(f"{PORT_ENV}={port} is not a port number (1-65535)")
-        user = os.environ.get(USER_ENV, DEFAULT_USER).strip()
-        if not user:
-            raise ConfigError(f"{USER_ENV} is empty; unset it or name the admin user")
-        return cls(port=port, user=user)
+        """:meth:`of` the settings loaded now (a ConfigError names a bad variable)."""
+        return cls.of(load_settings().superset)
 
 
 def requirements_hash(path: Path = REQUIREMENTS) -> str:
@@ -326,7 +324,7 @@ class SupersetComponent(Component):
         """Import the repository's bundle (database, datasets, charts, dashboard), overwriting."""
         from services.scoreboard.bundle import SupersetClient, import_bundle, load_bundle, render
 
-        bundle = render(load_bundle(), self.config)
+        bundle = render(load_bundle(), trino_settings(self.config))
         with SupersetClient(self.address, self.settings.user, self.password()) as client:
             client.login()
             import_bundle(client, bundle)

@@ -55,7 +55,7 @@ class Expected:
 
 def expected_from_replay(events: Sequence[Event]) -> Expected:
     """Grade the run offline with the same engine and judge the worker uses."""
-    from services.core.judges import default_judge
+    from services.judge.default import default_judge
     from services.offline.replay import replay_events
     from services.rubrics import resolver
 
@@ -291,9 +291,9 @@ def run_demo(
         simulation_lead_s,
     )
     from services.publisher.timeline import plan_candidates, run_events
-    from services.scoreboard.cli import login_hint, scoreboard_up
     from services.scoreboard.watch import fetch_rows, render
     from services.stack.catalog import trino_connect
+    from services.stack.scoreboard import login_hint, scoreboard_up
 
     prepare_stack(config)
     from services.trust.local import ensure_local_trust
@@ -315,7 +315,9 @@ def run_demo(
     sim_thread: threading.Thread | None = None
     try:
         plan = plan_candidates(
-            candidate_specs(candidates, None, None), default_start(config), stagger_minutes
+            candidate_specs(candidates, None, None),
+            default_start(config.state_dir),
+            stagger_minutes,
         )
         events = run_events(plan, seed)
         lead_s = simulation_lead_s(events, speed)
@@ -356,7 +358,7 @@ def run_demo(
                         events, publisher, speed=speed, record=fh, stop=stop, on_progress=progress
                     ).run()
                 if report.last_ts_ms is not None:
-                    remember_event_ts(config, report.last_ts_ms)
+                    remember_event_ts(config.state_dir, report.last_ts_ms)
             except Exception as exc:  # shown in the live view, then the demo stops
                 state["error"] = f"{type(exc).__name__}: {exc}"
                 stop.set()
