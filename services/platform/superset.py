@@ -36,7 +36,9 @@ from pathlib import Path
 from types import TracebackType
 
 from services.errors import StackError
-from services.scoreboard.superset import (
+from services.stack.component import Component, Progress
+from services.stack.config import StackConfig
+from services.stack.superset import (
     CACHE_DIR,
     SUPERSET_VERSION,
     SupersetComponent,
@@ -44,8 +46,6 @@ from services.scoreboard.superset import (
     _locked,
     render_config,
 )
-from services.stack.component import Component, Progress
-from services.stack.config import StackConfig
 
 HOST = "127.0.0.1"
 #: werkzeug's default pbkdf2 rounds for the seeded admin's password

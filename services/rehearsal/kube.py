@@ -37,7 +37,7 @@ CONTROLLER = Identity(
     "argo-" + secrets.token_hex(12),
     ("system:serviceaccounts", "system:serviceaccounts:argocd"),
 )
-#: a pipeline namespace of the declared assets (services.offline.builder.ASSETS)
+#: a pipeline namespace of the declared assets (services.exam_builder.ASSETS)
 NAMESPACE = "pipeline"
 
 MANIFEST = """apiVersion: v1

@@ -19,7 +19,7 @@ from typing import Any
 from pyiceberg.catalog import Catalog
 
 from services.errors import StackError
-from services.offline.builder import ASSETS, STRONG_REVIEW, postmortem_text
+from services.exam_builder import ASSETS, STRONG_REVIEW, postmortem_text
 from services.rehearsal import analytics, kube
 from services.rehearsal.analytics import PlatformDbt
 from services.rehearsal.candidates import (

@@ -40,7 +40,7 @@ from services.contract.wire import WireCodec, registry_client
 from services.core.events import Event
 from services.errors import ConfigError, StackError
 from services.publisher.publisher import Publisher, new_event
-from services.scoreboard.demo import Worker
+from services.stack.demo import Worker
 from services.submission.client import Submitted, submit
 from services.submission.server import BackgroundSubmissionServer, SubmissionServer
 from services.trust.credentials import master_from_env, submission_token

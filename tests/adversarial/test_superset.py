@@ -19,7 +19,7 @@ import pytest
 from services.collectors.superset import Settings, SupersetCollector
 from services.core.events import Event
 from services.core.simple_judge import KeywordJudge
-from services.offline.builder import ASSETS, MINUTE
+from services.exam_builder import ASSETS, MINUTE
 from services.offline.replay import replay_events
 from services.offline.scenarios import ExamBuilder
 from services.rubrics import resolver

@@ -29,7 +29,7 @@ from services.collectors.registry import Settings as RegistrySettings
 from services.core.events import Event
 from services.core.model import CriterionResult
 from services.core.simple_judge import KeywordJudge
-from services.offline.builder import ASSETS, ExamBuilder
+from services.exam_builder import ASSETS, ExamBuilder
 from services.offline.replay import replay_events
 from services.platform.connect import (
     ConnectError,

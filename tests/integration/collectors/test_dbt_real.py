@@ -48,7 +48,7 @@ from services.contract.topics import admin_client, delete_topics, ensure_topics
 from services.contract.wire import WireCodec, registry_client
 from services.core.events import Event
 from services.core.simple_judge import KeywordJudge
-from services.offline.builder import ASSETS, ExamBuilder
+from services.exam_builder import ASSETS, ExamBuilder
 from services.offline.replay import replay_events
 from services.platform.dbt import BROKEN_ROW_TEST, MODEL, SOURCE_TABLE, DbtProject, LineageTarget
 from services.rubrics import resolver

@@ -28,7 +28,7 @@ from services.collectors.polling import Poller
 from services.collectors.superset import Settings, SupersetCollector
 from services.core.events import Event, rfc3339_to_ms
 from services.core.simple_judge import KeywordJudge
-from services.offline.builder import ASSETS, MINUTE, ExamBuilder
+from services.exam_builder import ASSETS, MINUTE, ExamBuilder
 from services.offline.replay import replay_events
 from services.platform.superset_api import deactivate_alert, reactivate_alert
 from services.rubrics import resolver

@@ -21,14 +21,21 @@ from tests.unit.architecture.imports import (
 
 pytestmark = pytest.mark.unit
 
-#: modules that may import services.stack: the stack itself and the command table
-STACK_USERS = ("services.stack", "services.cli")
+#: modules that may import services.stack: the stack itself, the command table, and the
+#: dev tools that run on the local stack: the candidate's platform as local processes
+#: (services.platform, built on the stack's Maven, JVM and PostgreSQL helpers) and the
+#: rehearsal, which runs those on the stack the way the demo does
+STACK_USERS = ("services.stack", "services.cli", "services.platform", "services.rehearsal")
 
 #: modules that may read the environment, each with why
 ENVIRONMENT_READERS = {
     "services/settings.py": "the one settings model: load_settings and named secrets",
     "services/stack/": "the dev stack's own config (StackConfig) and the environments of "
     "the processes it starts",
+    "services/platform/": "the candidate's platform as local processes: the environments "
+    "of the processes it starts (dbt, Kafka Connect, Flink, Trino, Superset)",
+    "services/rehearsal/session.py": "the local stack's trust variables (keys made by "
+    "ensure_local_trust), exported for the worker it starts, as the demo does",
     "services/scoreboard/superset_admin.py": "runs inside Superset's own virtualenv with "
     "python -I (it cannot import proctor); the stack hands it the admin user and password",
 }
@@ -138,6 +145,10 @@ OPENER_USERS = {
     "services.stack.catalog": "SqlCatalog and Connection as types only (isinstance, annotations)",
     "services.stack.trino": "the stack's health probe of its own Trino: one attempt, 10 s, "
     "no catalog (one may not be loaded yet while the server starts)",
+    "services.platform.trino": "the candidate's own Trino (not proctor's): the platform's "
+    "users querying it under its access control",
+    "services.platform.dbt": "the candidate's dbt project's source table on Trino, as the "
+    "candidate's own user",
 }
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from services.errors import ConfigError
-from services.offline.builder import FAULT_KINDS
+from services.exam_builder import FAULT_KINDS
 from services.rehearsal.candidates import (
     EVIDENCE_PATH,
     FULL_EXPECTED,
