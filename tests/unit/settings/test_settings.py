@@ -115,7 +115,7 @@ def test_a_bad_setting_is_a_config_error_naming_its_variable(
 
 def test_secrets_stay_out_of_reprs() -> None:
     env = {
-        "PROCTOR_ROSTER_SECRET": "roster-secret-0123456789",
+        "PROCTOR_ROSTER_SECRET": "roster-secret-0123456789",  # gitleaks:allow (test data)
         "PROCTOR_SCHEMA_REGISTRY_USER_INFO": "u:registry-pw",
         "PROCTOR_JUDGE_API_KEY": "judge-key",
         "PROCTOR_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
