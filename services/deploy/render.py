@@ -67,6 +67,7 @@ rules:
     resources: [{group: "coordination.k8s.io", resources: ["leases"]}, {group: "", resources: ["events"]}]
   - level: Metadata
 """
+TRINO_TOKEN_ENV = "PROCTOR_TRINO_EVENTS_TOKEN"
 HEADER = "# Rendered by `proctor deploy render` from {source}; do not edit, render again.\n"
 
 
@@ -216,6 +217,57 @@ def openlineage_config(cohort: Cohort, c: Candidate) -> str:
         }
     }
     return _dump(doc)
+
+
+def trino_event_listener(cohort: Cohort, c: Candidate) -> str:
+    """The candidate Trino's ``etc/event-listener.properties`` (its HTTP event listener):
+    completed queries to the trino receiver; the token from an environment variable Trino
+    expands at start (``${ENV:...}``), set from a Secret."""
+    url = svc("proctor-collect-trino", cohort.proctor_namespace, 9464)
+    return (
+        "event-listener.name=http\n"
+        "http-event-listener.log-completed=true\n"
+        f"http-event-listener.connect-ingest-uri={url}/platforms/{c.platform_id}/trino\n"
+        "http-event-listener.connect-http-headers="
+        f"Authorization: Bearer ${{ENV:{TRINO_TOKEN_ENV}}}\n"
+    )
+
+
+def senders(cohort: Cohort, c: Candidate) -> dict[str, dict[str, str]]:
+    """Each push source: where this platform's sender posts and where that is configured."""
+    base = {
+        name: svc(f"proctor-collect-{name}", cohort.proctor_namespace, 9464)
+        + f"/platforms/{c.platform_id}"
+        for name in RECEIVERS
+    }
+    print_secret = "proctor collect {source} --print-secret " + c.platform_id + " --generation <n>"
+    return {
+        "argocd": {
+            "url": base["argocd"] + "/argocd",
+            "configured_in": "argocd/notifications-cm-patch.yaml",
+            "secret": print_secret.format(source="argocd"),
+        },
+        "k8s-audit": {
+            "url": f"{cohort.k8s_audit_url}/platforms/{c.platform_id}/k8s-audit",
+            "configured_in": "apiserver/audit-webhook.kubeconfig",
+            "secret": print_secret.format(source="k8s-audit"),
+        },
+        "gitops": {
+            "url": base["gitops"] + "/gitops",
+            "configured_in": "the Git host's repository webhook (push and pull/merge request events)",
+            "secret": print_secret.format(source="gitops"),
+        },
+        "openlineage": {
+            "url": base["openlineage"] + "/api/v1/lineage",
+            "configured_in": "openlineage.yml",
+            "secret": print_secret.format(source="openlineage"),
+        },
+        "trino": {
+            "url": base["trino"] + "/trino",
+            "configured_in": "trino/event-listener.properties",
+            "secret": print_secret.format(source="trino"),
+        },
+    }
 
 
 def argocd_patch(templates: Templates, c: Candidate) -> str:
@@ -372,8 +424,8 @@ def candidate_kustomization(cohort: Cohort, c: Candidate, templates: Templates) 
                 "options": {"disableNameSuffixHash": True},
             },
             {
-                "name": "proctor-openlineage",
-                "files": ["openlineage.yml"],
+                "name": "proctor-senders",
+                "files": ["openlineage.yml", "trino/event-listener.properties"],
                 "options": {"disableNameSuffixHash": True},
             },
         ],
@@ -419,6 +471,12 @@ def render(cohort: Cohort, templates: Templates) -> dict[str, str]:
         out[f"{d}/apiserver/audit-webhook.kubeconfig"] = audit_kubeconfig(cohort, c)
         out[f"{d}/openlineage.yml"] = openlineage_config(cohort, c)
         out[f"{d}/argocd/notifications-cm-patch.yaml"] = argocd_patch(templates, c)
+        out[f"{d}/trino/event-listener.properties"] = trino_event_listener(cohort, c)
+        out[f"{d}/senders.yaml"] = _header(
+            templates,
+            "Where each push source of this platform posts (POST, the receivers in namespace "
+            f"{cohort.proctor_namespace}),\n# where that is configured, and how to print its secret.",
+        ) + _dump(senders(cohort, c))
     return out
 
 
