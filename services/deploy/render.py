@@ -437,11 +437,49 @@ def candidate_kustomization(cohort: Cohort, c: Candidate, templates: Templates) 
     return _header(templates, what) + _dump(doc)
 
 
+def receivers_ingress(cohort: Cohort) -> str:
+    """The candidates' own Trino coordinators (in their platform namespaces) may post
+    query events to the trino receiver; k8s/base admits only proctor's Trino namespace."""
+    doc = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "receive-trino-from-cohort", "namespace": cohort.proctor_namespace},
+        "spec": {
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "proctor-collect-trino"}},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [
+                        {
+                            "namespaceSelector": {
+                                "matchExpressions": [
+                                    {
+                                        "key": "kubernetes.io/metadata.name",
+                                        "operator": "In",
+                                        "values": [c.namespace for c in cohort.candidates],
+                                    }
+                                ]
+                            },
+                            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "trino"}},
+                        }
+                    ],
+                    "ports": [{"port": "http", "protocol": "TCP"}],
+                }
+            ],
+        },
+    }
+    return _dump(doc)
+
+
 def top_kustomization(cohort: Cohort, templates: Templates) -> str:
     doc = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
-        "resources": [templates.proctor_base, *(c.platform_id for c in cohort.candidates)],
+        "resources": [
+            templates.proctor_base,
+            "receivers-ingress.yaml",
+            *(c.platform_id for c in cohort.candidates),
+        ],
         "configMapGenerator": [
             {
                 "name": "proctor-receiver-platforms",
@@ -460,6 +498,7 @@ def render(cohort: Cohort, templates: Templates) -> dict[str, str]:
     out: dict[str, str] = {
         "kustomization.yaml": top_kustomization(cohort, templates),
         "platforms.txt": "".join(f"{c.platform_id}\n" for c in cohort.candidates),
+        "receivers-ingress.yaml": receivers_ingress(cohort),
     }
     for c in cohort.candidates:
         d = c.platform_id

@@ -347,3 +347,15 @@ def test_command_renders_and_refuses_to_overwrite_a_foreign_directory(tmp_path: 
         deploy, ["render", "--cohort", str(bad), "--out", str(tmp_path / "o")]
     )
     assert failed.exit_code != 0 and "candidates" in failed.output
+
+
+def test_candidates_trino_may_post_to_the_trino_receiver(built: list[dict[str, Any]]) -> None:
+    (policy,) = [
+        o
+        for o in built
+        if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "receive-trino-from-cohort"
+    ]
+    assert policy["metadata"]["namespace"] == "proctor"
+    (source,) = policy["spec"]["ingress"][0]["from"]
+    (expr,) = source["namespaceSelector"]["matchExpressions"]
+    assert expr["values"] == [c.namespace for c in example().candidates]
