@@ -116,9 +116,10 @@ class Cohort(BaseModel):
     candidates: tuple[Candidate, ...] = Field(min_length=1)
     #: proctor's namespace (receivers, Redpanda clients)
     proctor_namespace: str = "proctor"
-    #: the TLS front of the k8s-audit receiver as the API servers reach it: the audit
-    #: webhook sends its bearer token only over https (docs/collectors.md)
-    k8s_audit_url: str = "https://proctor-audit.proctor.svc.cluster.local"
+    #: the TLS front (an ingress) of the k8s-audit receiver as the API servers reach it:
+    #: the audit webhook sends its bearer token only over https (docs/collectors.md), and
+    #: an API server usually resolves no cluster-internal name, so no default is given
+    k8s_audit_url: str
     #: size and class of each candidate's evidence volume (dbt target dirs, tool logs)
     evidence_size: str = "1Gi"
     evidence_storage_class: str | None = None

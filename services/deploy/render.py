@@ -388,7 +388,14 @@ def evidence_yaml(cohort: Cohort, c: Candidate) -> str:
             ],
         },
     }
-    return _dump_all([pvc, policy])
+    account = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": "proctor", "labels": {"app.kubernetes.io/name": "proctor-pollers"}},
+        # the pollers call no Kubernetes API: no token in the pod
+        "automountServiceAccountToken": False,
+    }
+    return _dump_all([account, pvc, policy])
 
 
 def candidate_kustomization(cohort: Cohort, c: Candidate, templates: Templates) -> str:

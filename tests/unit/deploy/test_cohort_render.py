@@ -359,3 +359,30 @@ def test_candidates_trino_may_post_to_the_trino_receiver(built: list[dict[str, A
     (source,) = policy["spec"]["ingress"][0]["from"]
     (expr,) = source["namespaceSelector"]["matchExpressions"]
     assert expr["values"] == [c.namespace for c in example().candidates]
+
+
+def test_the_audit_url_must_be_given() -> None:
+    raw = cohort_raw()
+    del raw["k8s_audit_url"]
+    with pytest.raises(ConfigError, match="k8s_audit_url: Field required"):
+        parse_cohort(raw, "cohort.yaml")
+
+
+def test_pollers_run_as_a_service_account_of_their_namespace(built: list[dict[str, Any]]) -> None:
+    for cand in example().candidates:
+        (dep,) = [
+            o
+            for o in built
+            if o["kind"] == "Deployment"
+            and o["metadata"]["name"] == f"proctor-pollers-{cand.platform_id}"
+        ]
+        pod = dep["spec"]["template"]["spec"]
+        (account,) = [
+            o
+            for o in built
+            if o["kind"] == "ServiceAccount"
+            and o["metadata"]["namespace"] == cand.namespace
+            and o["metadata"]["name"] == pod["serviceAccountName"]
+        ]
+        assert account["automountServiceAccountToken"] is False
+        assert pod["automountServiceAccountToken"] is False
