@@ -155,7 +155,27 @@ def sources_for(c: Candidate) -> dict[str, dict[str, Any]]:
     for name, raw in sources.items():
         module = importlib.import_module(POLLING_MODULES[name])
         parse_model(module.Settings, raw, f"candidate {c.platform_id}, source {name}")
+    _check_mounted(c, sources)
     return sources
+
+
+def _check_mounted(c: Candidate, sources: Mapping[str, Mapping[str, Any]]) -> None:
+    """File sources must read what the pollers mount (the evidence volume, the rules
+    ConfigMap): any other path exists in no pod, and its criteria would go blind."""
+    paths = [
+        ("dbt", sources["dbt"].get("path")),
+        ("trino-rules", sources["trino-rules"].get("path")),
+    ]
+    paths += [("access-logs", log.get("path")) for log in sources["access-logs"].get("logs", [])]
+    for name, path in paths:
+        if path is None:
+            continue
+        if not any(str(path).startswith(d + "/") for d in (EVIDENCE_DIR, TRINO_RULES_DIR)):
+            raise ConfigError(
+                f"candidate {c.platform_id}, source {name}: {path} is on no volume the pollers "
+                f"mount; use a path under {EVIDENCE_DIR}/ (the evidence volume) or "
+                f"{TRINO_RULES_DIR}/ (the Trino rules ConfigMap)"
+            )
 
 
 def collectors_yaml(c: Candidate, templates: Templates) -> str:
@@ -524,9 +544,3 @@ def render(cohort: Cohort, templates: Templates) -> dict[str, str]:
             f"{cohort.proctor_namespace}),\n# where that is configured, and how to print its secret.",
         ) + _dump(senders(cohort, c))
     return out
-
-
-def deployed_sources(rendered: Mapping[str, str], platform_id: str) -> set[str]:
-    """The polling sources a rendered platform's collectors.yaml wires (for checks)."""
-    config = yaml.safe_load(rendered[f"{platform_id}/collectors.yaml"])
-    return set(config["sources"])

@@ -386,3 +386,20 @@ def test_pollers_run_as_a_service_account_of_their_namespace(built: list[dict[st
         ]
         assert account["automountServiceAccountToken"] is False
         assert pod["automountServiceAccountToken"] is False
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"dbt": {"path": "/home/candidate/target"}},
+        {"trino-rules": {"path": "/etc/trino/rules.json"}},
+        {"access-logs": {"logs": [{"tool": "grafana", "path": "/var/log/grafana.log"}]}},
+        # a prefix of the mount is not inside it
+        {"dbt": {"path": "/var/lib/proctor/evidence-other/dbt"}},
+    ],
+)
+def test_a_file_source_outside_the_mounted_volumes_is_refused(override: dict[str, Any]) -> None:
+    raw = cohort_raw()
+    raw["candidates"][1]["overrides"] = override
+    with pytest.raises(ConfigError, match=r"basecamp-bob, source .*on no volume the pollers mount"):
+        render(parse_cohort(raw, "c"), templates_for(EXAMPLE / "rendered", COHORT_FILE))
