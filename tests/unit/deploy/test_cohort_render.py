@@ -403,3 +403,18 @@ def test_a_file_source_outside_the_mounted_volumes_is_refused(override: dict[str
     raw["candidates"][1]["overrides"] = override
     with pytest.raises(ConfigError, match=r"basecamp-bob, source .*on no volume the pollers mount"):
         render(parse_cohort(raw, "c"), templates_for(EXAMPLE / "rendered", COHORT_FILE))
+
+
+def test_no_platforms_files_name_another_platform() -> None:
+    """Each platform's senders post to its own paths only, its pollers watch its own
+    namespace only: no file of one candidate names another candidate's id or namespace."""
+    cohort = example()
+    files = render(cohort, templates_for(EXAMPLE / "rendered", COHORT_FILE))
+    for cand in cohort.candidates:
+        others = [o for o in cohort.candidates if o != cand]
+        mine = {k: v for k, v in files.items() if k.startswith(f"{cand.platform_id}/")}
+        assert len(mine) == 10
+        for path, text in mine.items():
+            for other in others:
+                assert other.platform_id not in text, f"{path} names {other.platform_id}"
+                assert other.namespace not in text, f"{path} names {other.namespace}"
