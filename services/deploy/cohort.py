@@ -26,6 +26,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from services.errors import ConfigError
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+#: the longest object name made from a platform id whose kind allows only a DNS label
+#: (63 characters): the pollers' Service ``proctor-pollers-<platform_id>``
+LONGEST_PREFIX = "proctor-pollers-"
+MAX_PLATFORM_ID = 63 - len(LONGEST_PREFIX)
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 #: keys whose value would be a secret: they must be given as ``<key>_env`` (a variable name)
 SECRET_KEY = re.compile(
@@ -87,7 +91,13 @@ class Candidate(BaseModel):
     @field_validator("platform_id")
     @classmethod
     def _platform(cls, v: str) -> str:
-        return _dns_label(v, "platform_id")
+        _dns_label(v, "platform_id")
+        if len(v) > MAX_PLATFORM_ID:
+            raise ValueError(
+                f"platform_id {v!r} has {len(v)} characters; at most {MAX_PLATFORM_ID}, so "
+                f"the Service {LONGEST_PREFIX}{v} stays a DNS label of 63"
+            )
+        return v
 
     @field_validator("namespace", "trino_rules_configmap")
     @classmethod

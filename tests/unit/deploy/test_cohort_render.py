@@ -418,3 +418,14 @@ def test_no_platforms_files_name_another_platform() -> None:
             for other in others:
                 assert other.platform_id not in text, f"{path} names {other.platform_id}"
                 assert other.namespace not in text, f"{path} names {other.namespace}"
+
+
+def test_a_platform_id_too_long_for_the_pollers_service_name_is_refused() -> None:
+    raw = cohort_raw()
+    raw["candidates"][0]["platform_id"] = "a" * 48  # a DNS label, but the Service name is 64
+    with pytest.raises(ConfigError, match="at most 47"):
+        parse_cohort(raw, "cohort.yaml")
+    raw["candidates"][0]["platform_id"] = "a" * 47
+    cohort = parse_cohort(raw, "cohort.yaml")
+    files = render(cohort, templates_for(EXAMPLE / "rendered", COHORT_FILE))
+    assert f"{'a' * 47}/kustomization.yaml" in files
