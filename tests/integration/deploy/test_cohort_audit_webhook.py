@@ -29,6 +29,8 @@ pytestmark = pytest.mark.integration
 
 COHORT = Path(__file__).resolve().parents[3] / "k8s" / "cohorts" / "example" / "cohort.yaml"
 ALICE = Identity("alice", "alice-" + uuid.uuid4().hex)
+#: API groups a bare API server serves (the CRDs' groups are not installed here)
+CORE_GROUPS = {"v1", "apps", "networking.k8s.io", "policy", "batch", "rbac.authorization.k8s.io"}
 
 
 class Capture(BaseHTTPRequestHandler):
@@ -124,3 +126,56 @@ def test_rendered_audit_files_deliver_a_persons_write_with_the_token_file(
         for _, _, batch in Capture.seen
         for item in batch.get("items", [])
     )
+
+
+def test_the_built_cohort_is_accepted_by_a_real_api_server(tmp_path: Path, receiver: int) -> None:
+    """Every built object of a Kubernetes API group (the CRDs' kinds aside: no operator
+    runs here) passes the real API server's validation: `kubectl apply --dry-run=server`."""
+    try:
+        binaries = ensure_binaries(build=False)
+    except StackError as exc:
+        pytest.skip(f"{exc}")
+    from tests.unit.deploy.conftest import kustomize_build
+
+    objs = kustomize_build(COHORT.parent / "rendered")
+    core = [o for o in objs if o["apiVersion"].split("/")[0] in CORE_GROUPS]
+    assert {o["kind"] for o in core} >= {"Deployment", "ConfigMap", "NetworkPolicy", "Service"}
+    manifest = tmp_path / "cohort.yaml"
+    manifest.write_text(yaml.safe_dump_all(core))
+    # each platform's Argo CD notification patch is a whole ConfigMap of namespace argocd
+    patches = sorted((COHORT.parent / "rendered").glob("*/argocd/notifications-cm-patch.yaml"))
+    assert len(patches) == 3
+    sink = AuditSink(f"http://127.0.0.1:{receiver}/platforms/any/k8s-audit", "audit-x" * 4)
+    with KubeCluster(tmp_path / "kube", binaries, sink, [ALICE]) as cluster:
+        kubectl = [str(binaries.kubectl), "--kubeconfig", str(cluster.kubeconfig("alice"))]
+        namespaces = sorted({o["metadata"].get("namespace") for o in core} - {None} | {"argocd"})
+        for ns in namespaces:
+            subprocess.run(
+                [*kubectl, "create", "namespace", ns],
+                check=True,
+                capture_output=True,
+                env=kubectl_env(),
+                timeout=60,
+            )
+        done = subprocess.run(
+            [*kubectl, "apply", "--server-side", "--dry-run=server", "-f", str(manifest)],
+            capture_output=True,
+            text=True,
+            env=kubectl_env(),
+            timeout=120,
+        )
+        argocd = [
+            subprocess.run(
+                [*kubectl, "apply", "--server-side", "--dry-run=server", "-f", str(p)],
+                capture_output=True,
+                text=True,
+                env=kubectl_env(),
+                timeout=60,
+            )
+            for p in patches
+        ]
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("serverside-applied (server dry run)") == len(core)
+    for p, result in zip(patches, argocd, strict=True):
+        assert result.returncode == 0, f"{p}: {result.stderr}"
+        assert "argocd-notifications-cm serverside-applied" in result.stdout
