@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Deployment checks, offline but for the package registries (CI runs this from scripts/test.sh):
 #   1. kustomize, kubeconform and gitleaks built with `go install` (pinned; cached in ~/go),
-#   2. `kustomize build` of every overlay (and of k8s/argocd),
+#   2. `kustomize build` of every overlay (and of k8s/argocd and the example cohort),
 #   3. kubeconform -strict of everything built, against the Kubernetes schemas (made from
 #      the pip package kubernetes-validate by scripts/k8s_schemas.py) and the CRD schemas
 #      kept in k8s/schemas/; no remote schema location is given, so nothing is fetched,
@@ -64,7 +64,9 @@ fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 t0=$(now)
-targets=(k8s/base k8s/overlays/local k8s/overlays/prod k8s/argocd)
+# k8s/cohorts/example/rendered: `proctor deploy render` of the 3-candidate example cohort
+# (tests/unit/deploy/test_cohort_render.py fails when it is not a fresh render).
+targets=(k8s/base k8s/overlays/local k8s/overlays/prod k8s/argocd k8s/cohorts/example/rendered)
 for dir in "${targets[@]}"; do
   name=${dir//\//_}
   "$GOBIN/kustomize" build "$dir" > "$out/$name.yaml"
@@ -75,6 +77,8 @@ extra=()
 for f in k8s/argocd/*.yaml; do
   case "$f" in */kustomization.yaml|*/application.yaml) ;; *) extra+=("$f") ;; esac
 done
+# Each cohort platform's Argo CD notification patch (a whole ConfigMap, merged by its Argo CD).
+extra+=(k8s/cohorts/example/rendered/*/argocd/notifications-cm-patch.yaml)
 say "kustomize builds took $(since "$t0")s"
 
 t0=$(now)
@@ -89,7 +93,7 @@ done
 say "kubeconform took $(since "$t0")s"
 
 t0=$(now)
-for dir in k8s/overlays/local k8s/overlays/prod; do
+for dir in k8s/overlays/local k8s/overlays/prod k8s/cohorts/example/rendered; do
   say "policy check $dir"
   "$PY" scripts/policy_check.py "$out/${dir//\//_}.yaml"
 done

@@ -90,6 +90,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "rehearse",
         "Rehearse the exam on real systems: faults injected for real, graded live.",
     ),
+    "deploy": (
+        "services.deploy.cli",
+        "deploy",
+        "Render a cohort's collectors (Kustomize) from its cohort file.",
+    ),
     "demo": (
         "services.stack.demo",
         "demo",

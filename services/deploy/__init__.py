@@ -1,0 +1,1 @@
+"""A cohort's deployment: every candidate's collectors rendered from one cohort file."""
