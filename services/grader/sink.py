@@ -26,13 +26,13 @@ from pyiceberg.table import Table
 from services.errors import SinkError
 from services.grader import offsets as off
 from services.grader.offsets import CommittedOffsets, OffsetMap, TopicPartition
-from services.grader.rows import (
+from services.grader.row_table import (
     TRANSITIONS_PARTITION_SPEC,
     TRANSITIONS_SCHEMA,
     TRANSITIONS_SORT_ORDER,
-    TransitionRow,
     to_arrow,
 )
+from services.grader.rows import TransitionRow
 
 
 @dataclass(frozen=True, slots=True)
