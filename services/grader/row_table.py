@@ -1,5 +1,5 @@
-"""The Iceberg table of transition rows: its schema, partitioning and sort order, and
-rows turned into Arrow tables (one list per column, one ``pa.array`` each)."""
+"""The Iceberg table of transition rows: its schema, partitioning and sort order, its
+creation, and rows turned into Arrow tables (one list per column, one ``pa.array`` each)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
+from pyiceberg.catalog import Catalog
+from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
+from pyiceberg.table import Table
 from pyiceberg.table.sorting import SortField, SortOrder
 from pyiceberg.transforms import DayTransform, IdentityTransform
 from pyiceberg.types import (
@@ -23,6 +26,7 @@ from pyiceberg.types import (
     TimestamptzType,
 )
 
+from services.errors import SinkError
 from services.grader.rows import TransitionRow, transition_id_of
 
 _EVIDENCE = StructType(
@@ -78,6 +82,48 @@ TRANSITIONS_SORT_ORDER = SortOrder(
     SortField(source_id=2, transform=IdentityTransform()),
     SortField(source_id=8, transform=IdentityTransform()),
 )
+
+#: pyiceberg retries a commit that lost a race itself, re-applying the same rows and
+#: snapshot summary on the newer table; the sink must first drop the rows the other
+#: writer's offsets cover and merge its offsets again (``write``), so the library must not.
+OWN_RETRIES = {"commit.retry.num-retries": "0"}
+
+
+def ensure_table(catalog: Catalog, identifier: str) -> Table:
+    """Load the transitions table, creating its namespace and the table when absent; a
+    table made before ``OWN_RETRIES`` gets that property."""
+    namespace = identifier.rsplit(".", 1)[0]
+    try:
+        table = catalog.load_table(identifier)
+    except NoSuchTableError:
+        catalog.create_namespace_if_not_exists(namespace)
+        table = catalog.create_table_if_not_exists(
+            identifier,
+            schema=TRANSITIONS_SCHEMA,
+            partition_spec=TRANSITIONS_PARTITION_SPEC,
+            sort_order=TRANSITIONS_SORT_ORDER,
+            properties={
+                "format-version": "2",
+                "write.parquet.compression-codec": "zstd",
+                # Keep the metadata.json history short under many small commits.
+                "write.metadata.delete-after-commit.enabled": "true",
+                "write.metadata.previous-versions-max": "50",
+                **OWN_RETRIES,
+            },
+        )
+    for _ in range(5):
+        if all(table.properties.get(k) == v for k, v in OWN_RETRIES.items()):
+            return table
+        try:
+            with table.transaction() as tx:
+                tx.set_properties(OWN_RETRIES)
+        except CommitFailedException:
+            pass  # another worker changed the table meanwhile: look again
+        table = catalog.load_table(identifier)
+    raise SinkError(
+        f"cannot set {OWN_RETRIES} on {identifier}: other writers kept changing the table"
+    )
+
 
 ARROW_SCHEMA: pa.Schema = TRANSITIONS_SCHEMA.as_arrow()
 
