@@ -32,13 +32,8 @@ import pyarrow as pa
 
 from services.core.events import SourcePosition
 from services.grader.offsets import CommittedOffsets
-from services.grader.rows import (
-    Evidence,
-    TransitionRow,
-    to_arrow,
-    to_arrow_by_row,
-    transition_id_of,
-)
+from services.grader.row_table import to_arrow, to_arrow_by_row
+from services.grader.rows import Evidence, TransitionRow, transition_id_of
 from services.grader.sink import IcebergSink, SinkConfig
 from services.stack.catalog import load_catalog
 from services.stack.config import StackConfig

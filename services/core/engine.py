@@ -32,6 +32,7 @@ Pure (no I/O, no clock): the Faust worker and ``proctor replay`` drive the same 
 from __future__ import annotations
 
 import zlib
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -110,6 +111,16 @@ def digest(ev: Event) -> int:
     return zlib.crc32(orjson.dumps([ev.type, ev.ts_ms, dict(ev.data)], option=orjson.OPT_SORT_KEYS))
 
 
+#: signals whose body digest is not computed yet, across an engine's platforms: a
+#: signal's id is remembered with the event itself and digested only when its id comes
+#: again, when its platform's state is written, or when this many newer ones wait (so
+#: the memory they hold is bounded); most ids leave the window undigested
+UNDIGESTED = 4096
+
+#: a platform's remembered signal ids: the body's digest, or the event not digested yet
+Recent = dict[str, int | Event]
+
+
 class PlatformState:
     """The exams of one platform and the signals that no exam has claimed yet.
 
@@ -129,8 +140,9 @@ class PlatformState:
         self.bound_exam: ExamState | None = None
         self.bound_lo = 0
         self.bound_hi = -1
-        #: event id -> digest of the body, of the latest signals (oldest first)
-        self.recent: dict[str, int] = {}
+        #: event id -> digest of the body (or the event, not digested yet), of the
+        #: latest signals (oldest first)
+        self.recent: Recent = {}
 
     def reindex(self) -> None:
         self.started = sorted(
@@ -165,16 +177,36 @@ class PlatformState:
         self.bound_exam, self.bound_lo, self.bound_hi = found, start, hi
         return found
 
-    def seen(self, ev: Event, limits: Limits) -> bool | None:
-        """Remember a signal's id; None when new, else whether the body is the same."""
-        d = digest(ev)
-        known = self.recent.get(ev.event_id)
+    def seen(self, ev: Event, limits: Limits, undigested: deque[tuple[Recent, str]]) -> bool | None:
+        """Remember a signal's id; None when new, else whether the body is the same.
+
+        The body's digest is taken only when the id comes again (both sides digested, so
+        the answer is the one an eager digest gives); a new id is remembered with its
+        event and queued on ``undigested``, the engine's bound on events so held.
+        """
+        recent = self.recent
+        eid = ev.event_id
+        known = recent.get(eid)
         if known is not None:
-            return known == d
-        self.recent[ev.event_id] = d
-        if len(self.recent) > limits.recent_ids:
-            del self.recent[next(iter(self.recent))]
+            if isinstance(known, Event):
+                known = recent[eid] = digest(known)
+            return known == digest(ev)
+        recent[eid] = ev
+        if len(recent) > limits.recent_ids:
+            del recent[next(iter(recent))]
+        undigested.append((recent, eid))
+        if len(undigested) > UNDIGESTED:
+            older, old = undigested.popleft()
+            held = older.get(old)
+            if isinstance(held, Event):
+                older[old] = digest(held)
         return None
+
+    def recent_digests(self) -> list[tuple[str, int]]:
+        """The remembered ids with their digests, oldest first (what a state keeps)."""
+        out = [(eid, digest(h) if isinstance(h, Event) else h) for eid, h in self.recent.items()]
+        self.recent.update(out)
+        return out
 
     def hold(self, ev: Event, limits: Limits, audit: Audit) -> bool:
         """Hold a signal no exam covers yet; False when it conflicts with a held one."""
@@ -236,6 +268,8 @@ class Engine:
         #: every box of its exam on arrival
         self.clocked = clocked
         self.platforms: dict[str, PlatformState] = {}
+        #: signals remembered by id whose digest is not taken yet (see :data:`UNDIGESTED`)
+        self.undigested: deque[tuple[Recent, str]] = deque()
         self.clock = NEVER
         self.audit = Audit()
         #: the last :meth:`apply` met an event id seen before with another body (the
@@ -344,7 +378,7 @@ class Engine:
         if p is None:
             p = self._platform(ev.platform_id)
         ts = ev.ts_ms
-        if ev.type != HEARTBEAT and p.seen(ev, self.limits) is False:
+        if ev.type != HEARTBEAT and p.seen(ev, self.limits, self.undigested) is False:
             self._conflict()
             return None
         ex = p.bound_exam if p.bound_lo <= ts <= p.bound_hi else p.bind(ts)

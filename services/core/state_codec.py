@@ -97,7 +97,7 @@ def platform_state(engine: Engine, platform_id: str) -> dict[str, Any]:
         "c": engine.clock,
         "u": [_ev(e) for e in p.unbound.values()],
         "d": p.dropped_max_ts,
-        "r": list(p.recent.items()),
+        "r": p.recent_digests(),
         "x": [_exam(ex) for ex in p.exams.values()],
     }
 

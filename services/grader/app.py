@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -35,12 +34,14 @@ from services.grader.checkpoint import Checkpoint
 from services.grader.grading import EngineStore
 from services.grader.health import PROMETHEUS_TEXT, Health
 from services.grader.offsets import TopicPartition
+from services.grader.outbox import TopicOutbox
 from services.grader.pipeline import BatchPipeline
 from services.grader.record import PlatformRecord
-from services.grader.rewind import Mark, RewindPolicy
+from services.grader.rewind import RewindPolicy
 from services.grader.settings import GraderSettings
 from services.grader.tableside import TableSide
 from services.grader.telemetry import Metrics
+from services.grader.tick import Tick
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,13 @@ class GraderWorker:
         self.tableside = TableSide(settings, catalog_factory, trino_factory, self.metrics)
         self.assignments = Assignments(engines, self._table_records)
         self.rewind = RewindPolicy()
+        self.ticker = Tick(
+            self.assignments,
+            self.rewind,
+            self.metrics,
+            _Consumer(self),
+            lambda tp, offset: fi.seek(self.app, tp, offset),
+        )
         self.health = Health(self, self.metrics)
         #: one thread grades, so records keep their order and batches never overlap
         self.grading_thread = ThreadPoolExecutor(1, thread_name_prefix="grading")
@@ -205,7 +213,7 @@ class GraderWorker:
             self.assignments,
             self.rewind,
             sink,
-            _Outbox(self.dlq_topic, self.states_topic),
+            TopicOutbox(self.dlq_topic, self.states_topic),
             self.metrics,
             self.grading_thread,
             _tracer(),
@@ -218,7 +226,11 @@ class GraderWorker:
     def _table_records(self) -> list[PlatformRecord]:
         return [PlatformRecord.decode(v) for _k, v in self.table.items() if v is not None]
 
-    # --- the tick: restore idle partitions, seek back, commit ----------------------------
+    # --- the tick (tick.py) and the roster ----------------------------------------------
+    async def _tick(self) -> None:
+        settled = not self.app.rebalancing and self.assignments.recovered.is_set()
+        await self.ticker.run(self.tableside.sink, settled, self.checkpoint)
+
     async def _refresh_roster(self) -> None:
         """Read what is new on the roster topic (periodic; a failure is logged, not fatal:
         the roster held stays in force until the next read)."""
@@ -230,61 +242,12 @@ class GraderWorker:
         except Exception as exc:
             log.warning("roster refresh failed: %s", exc)
 
-    async def _tick(self) -> None:
-        sink = self.tableside.sink
-        settled = not self.app.rebalancing and self.assignments.recovered.is_set()
-        if sink is not None and settled:
-            self.assignments.restore_idle(self.assigned_partitions(), sink)
-        ends = self._log_ends()
-        async with self.assignments.lock:  # the graders may be grading in their thread
-            for partition, topic_ends in ends.items():
-                grader = self.assignments.graders.get(partition)
-                if grader is not None:
-                    grader.note_log_ends(topic_ends)
-        for seek in self.rewind.seeks(time.monotonic(), self._marks(ends), settled):
-            topic, partition = seek.tp
-            if seek.stalled_s is not None:
-                self.metrics.position_gaps.labels(topic).inc()
-                log.warning("%s", seek.describe())
-            log.info("%s[%d]: seeking back to %d", topic, partition, seek.offset)
-            await fi.seek(self.app, seek.tp, seek.offset)
-        if self.checkpoint is not None:
-            self.checkpoint.maybe_commit()
-
-    def _log_ends(self) -> dict[int, dict[str, int]]:
-        """The log-end offset (high-water mark) of each input topic, by assigned partition
-        with a grader: one read per partition a tick, for the lag, stalls and graders."""
-        ends: dict[int, dict[str, int]] = {}
-        for tp in self._assigned():
-            if tp.partition not in self.assignments.graders:
-                continue
-            try:
-                high = self.app.consumer.highwater(tp)
-            except Exception:
-                continue
-            if high is not None:
-                ends.setdefault(tp.partition, {})[tp.topic] = high
-        return ends
-
     async def _partition_log_ends(self, partition: int) -> dict[str, int]:
         """The broker's log end of every input topic of ``partition`` (a ListOffsets
         request: unlike ``highwater``, known before any fetch of the partition)."""
         tps = [TP(topic, partition) for topic in self.input_topics]
         ends = await self.app.consumer.highwaters(*tps)
         return {tp.topic: int(end) for tp, end in ends.items() if end is not None}
-
-    def _marks(self, ends: dict[int, dict[str, int]]) -> dict[TopicPartition, Mark]:
-        """Where each partition of ``ends`` stands; sets the lag gauge."""
-        marks: dict[TopicPartition, Mark] = {}
-        for partition, highs in ends.items():
-            grader = self.assignments.graders.get(partition)
-            if grader is None:
-                continue
-            for topic, high in highs.items():
-                resume = grader.resume_at(topic) or 0
-                self.metrics.lag.labels(topic, str(partition)).set(max(0, high - resume))
-                marks[(topic, partition)] = Mark(resume, high)
-        return marks
 
     # --- rebalances ----------------------------------------------------------------------
     async def _seek_uncommitted(self) -> None:
@@ -322,18 +285,18 @@ class GraderWorker:
         self.rewind.forget(gone)
 
 
-class _Outbox:
-    """The dead-letter and criterion-state topics as the pipeline's Outbox."""
+class _Consumer:
+    """The worker's consumer as the tick sees it (tick.ConsumerView)."""
 
-    def __init__(self, dlq: faust.TopicT, states: faust.TopicT) -> None:
-        self._dlq = dlq
-        self._states = states
+    def __init__(self, worker: GraderWorker) -> None:
+        self._worker = worker
 
-    async def dead_letter(self, key: bytes | None, value: bytes) -> None:
-        await (await self._dlq.send(key=key, value=value))
+    def assigned(self) -> set[TopicPartition]:
+        return set(self._worker._assigned())
 
-    async def state(self, key: bytes, value: bytes) -> None:
-        await self._states.send(key=key, value=value)
+    def highwater(self, tp: TopicPartition) -> int | None:
+        high: int | None = self._worker.app.consumer.highwater(TP(*tp))
+        return high
 
 
 def _tracer() -> Any:

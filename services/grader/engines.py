@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from services.core.engine_store import EngineStore as CoreEngineStore
 from services.core.exam_state import Limits
-from services.grader.grading import EngineStore
+from services.grader.engine_api import EngineStore
 from services.judge.default import default_judge
 from services.rubrics import resolver
 

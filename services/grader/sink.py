@@ -20,19 +20,16 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 from pyiceberg.catalog import Catalog
-from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
+from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.table import Table
 
 from services.errors import SinkError
 from services.grader import offsets as off
 from services.grader.offsets import CommittedOffsets, OffsetMap, TopicPartition
-from services.grader.rows import (
-    TRANSITIONS_PARTITION_SPEC,
-    TRANSITIONS_SCHEMA,
-    TRANSITIONS_SORT_ORDER,
-    TransitionRow,
-    to_arrow,
-)
+from services.grader.row_table import ensure_table, to_arrow
+from services.grader.rows import TransitionRow
+
+__all__ = ["Batch", "CommitResult", "IcebergSink", "SinkConfig", "ensure_table"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,48 +79,6 @@ class CommitResult:
 class _Buffer:
     rows: dict[str, TransitionRow] = field(default_factory=dict)
     offsets: OffsetMap = field(default_factory=dict)
-
-
-#: pyiceberg retries a commit that lost a race itself, re-applying the same rows and
-#: snapshot summary on the newer table; the sink must first drop the rows the other
-#: writer's offsets cover and merge its offsets again (``write``), so the library must not.
-OWN_RETRIES = {"commit.retry.num-retries": "0"}
-
-
-def ensure_table(catalog: Catalog, identifier: str) -> Table:
-    """Load the transitions table, creating its namespace and the table when absent; a
-    table made before ``OWN_RETRIES`` gets that property."""
-    namespace = identifier.rsplit(".", 1)[0]
-    try:
-        table = catalog.load_table(identifier)
-    except NoSuchTableError:
-        catalog.create_namespace_if_not_exists(namespace)
-        table = catalog.create_table_if_not_exists(
-            identifier,
-            schema=TRANSITIONS_SCHEMA,
-            partition_spec=TRANSITIONS_PARTITION_SPEC,
-            sort_order=TRANSITIONS_SORT_ORDER,
-            properties={
-                "format-version": "2",
-                "write.parquet.compression-codec": "zstd",
-                # Keep the metadata.json history short under many small commits.
-                "write.metadata.delete-after-commit.enabled": "true",
-                "write.metadata.previous-versions-max": "50",
-                **OWN_RETRIES,
-            },
-        )
-    for _ in range(5):
-        if all(table.properties.get(k) == v for k, v in OWN_RETRIES.items()):
-            return table
-        try:
-            with table.transaction() as tx:
-                tx.set_properties(OWN_RETRIES)
-        except CommitFailedException:
-            pass  # another worker changed the table meanwhile: look again
-        table = catalog.load_table(identifier)
-    raise SinkError(
-        f"cannot set {OWN_RETRIES} on {identifier}: other writers kept changing the table"
-    )
 
 
 class IcebergSink:

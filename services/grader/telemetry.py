@@ -156,6 +156,17 @@ def producer_link(headers: Any) -> list[Link]:
     return [Link(span_context)] if span_context.is_valid else []
 
 
+#: a record's span when spans go nowhere: every call on it does nothing, and it is free
+QUIET_SPAN: Span = trace.INVALID_SPAN
+
+
+def records_spans(tracer: trace.Tracer) -> bool:
+    """Whether ``tracer`` can record a span. An SDK tracer that samples nothing (no
+    exporter configured, see :func:`setup_tracing`) cannot: the worker skips its
+    per-record span then (starting one costs as much as admitting the record)."""
+    return getattr(tracer, "sampler", None) is not ALWAYS_OFF
+
+
 def record_span(
     tracer: trace.Tracer, topic: str, partition: int, offset: int, headers: Any
 ) -> Span:

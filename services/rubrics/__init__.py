@@ -82,7 +82,16 @@ def _cached(rubric_id: str, version: str, directory: str) -> Rubric:
 def resolver(directory: Path | None = None) -> RubricResolverFn:
     """A resolver for the engine: (rubric_id, version) -> Rubric, searching ``directory`` first."""
 
+    # A rubric version never changes, and its rules are stateless (their state lives in
+    # each exam's facts): one parse per version, not one per exam (YAML and validation
+    # took about 10 ms, as much as grading a few hundred signals).
+    loaded: dict[tuple[str, str], Rubric] = {}
+
     def resolve(rubric_id: str, version: str) -> Rubric:
-        return load_rubric(rubric_id, version, directory)
+        key = (rubric_id, version)
+        found = loaded.get(key)
+        if found is None:
+            found = loaded[key] = load_rubric(rubric_id, version, directory)
+        return found
 
     return resolve

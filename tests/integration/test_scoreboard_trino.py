@@ -17,7 +17,8 @@ from services.contract.schemas import DLQ_TOPIC, topic_name
 from services.contract.topics import ensure_topics
 from services.core.events import SourcePosition
 from services.errors import StackError
-from services.grader.rows import TransitionRow, to_arrow
+from services.grader.row_table import to_arrow
+from services.grader.rows import TransitionRow
 from services.grader.sink import ensure_table
 from services.grader.views import create_exam_scores_view
 from services.scoreboard.bundle import load_bundle

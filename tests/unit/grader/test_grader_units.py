@@ -12,7 +12,8 @@ from services.errors import ConfigError, SinkError
 from services.grader import offsets as off
 from services.grader.maintenance import expiry_retention_s
 from services.grader.record import PlatformRecord
-from services.grader.rows import Evidence, TransitionRow, to_arrow
+from services.grader.row_table import to_arrow
+from services.grader.rows import Evidence, TransitionRow
 from services.grader.settings import GraderSettings
 from services.grader.sink import IcebergSink, SinkConfig
 from services.grader.views import exam_scores_sql

@@ -13,14 +13,8 @@ from services.contract.convert import format_timestamp
 from services.contract.schemas import load_contract
 from services.contract.wire import WireCodec, registry_client
 from services.core.events import Event, SourcePosition
-from services.grader.rows import (
-    ARROW_SCHEMA,
-    Evidence,
-    TransitionRow,
-    to_arrow,
-    to_arrow_by_row,
-    transition_id_of,
-)
+from services.grader.row_table import ARROW_SCHEMA, to_arrow, to_arrow_by_row
+from services.grader.rows import Evidence, TransitionRow, transition_id_of
 
 pytestmark = pytest.mark.unit
 

@@ -11,7 +11,7 @@ import zipfile
 import pytest
 import yaml
 
-from services.grader.rows import TRANSITIONS_SCHEMA
+from services.grader.row_table import TRANSITIONS_SCHEMA
 from services.grader.views import exam_scores_sql
 from services.scoreboard.bundle import (
     KINDS,

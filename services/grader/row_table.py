@@ -1,0 +1,243 @@
+"""The Iceberg table of transition rows: its schema, partitioning and sort order, its
+creation, and rows turned into Arrow tables (one list per column, one ``pa.array`` each)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+from pyiceberg.catalog import Catalog
+from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
+from pyiceberg.partitioning import PartitionField, PartitionSpec
+from pyiceberg.schema import Schema
+from pyiceberg.table import Table
+from pyiceberg.table.sorting import SortField, SortOrder
+from pyiceberg.transforms import DayTransform, IdentityTransform
+from pyiceberg.types import (
+    DoubleType,
+    IntegerType,
+    ListType,
+    LongType,
+    NestedField,
+    StringType,
+    StructType,
+    TimestamptzType,
+)
+
+from services.errors import SinkError
+from services.grader.rows import TransitionRow, transition_id_of
+
+_EVIDENCE = StructType(
+    NestedField(101, "event_id", StringType(), required=True),
+    NestedField(102, "topic", StringType(), required=False),
+    NestedField(103, "partition", IntegerType(), required=False),
+    NestedField(104, "offset", LongType(), required=False),
+)
+
+#: Iceberg schema of ``grading.criterion_transitions``; field ids are fixed so the table
+#: can evolve (new optional fields get new ids, never reused).
+TRANSITIONS_SCHEMA = Schema(
+    NestedField(
+        1,
+        "transition_id",
+        StringType(),
+        required=True,
+        doc="Deterministic id: the change and its place in the platform's sequence.",
+    ),
+    NestedField(2, "exam_id", StringType(), required=True),
+    NestedField(3, "candidate_id", StringType(), required=True),
+    NestedField(4, "platform_id", StringType(), required=True),
+    NestedField(5, "rubric_id", StringType(), required=True),
+    NestedField(6, "rubric_version", StringType(), required=True),
+    NestedField(7, "part", IntegerType(), required=False, doc="1, 2, 3; null: overall"),
+    NestedField(8, "criterion_id", StringType(), required=True),
+    NestedField(9, "state", StringType(), required=True),
+    NestedField(10, "previous_state", StringType(), required=False),
+    NestedField(11, "score", DoubleType(), required=True),
+    NestedField(12, "max_score", DoubleType(), required=True),
+    NestedField(13, "reason", StringType(), required=True),
+    NestedField(
+        14,
+        "evidence",
+        ListType(100, _EVIDENCE, element_required=True),
+        required=False,
+        doc="Events that decided the state, with topic/partition/offset.",
+    ),
+    NestedField(15, "event_ts", TimestamptzType(), required=True, doc="Event time."),
+    NestedField(16, "graded_at", TimestamptzType(), required=True, doc="Wall clock, audit."),
+    NestedField(17, "source_topic", StringType(), required=True),
+    NestedField(18, "source_partition", IntegerType(), required=True),
+    NestedField(19, "source_offset", LongType(), required=True),
+    NestedField(20, "seq", LongType(), required=True, doc="Per-platform order of changes."),
+)
+
+#: One partition per day of event time: an exam's rows sit together and the scoreboard's
+#: "today" queries prune the rest; the sort order clusters rows by exam in each file.
+TRANSITIONS_PARTITION_SPEC = PartitionSpec(
+    PartitionField(source_id=15, field_id=1000, transform=DayTransform(), name="event_day"),
+)
+TRANSITIONS_SORT_ORDER = SortOrder(
+    SortField(source_id=2, transform=IdentityTransform()),
+    SortField(source_id=8, transform=IdentityTransform()),
+)
+
+#: pyiceberg retries a commit that lost a race itself, re-applying the same rows and
+#: snapshot summary on the newer table; the sink must first drop the rows the other
+#: writer's offsets cover and merge its offsets again (``write``), so the library must not.
+OWN_RETRIES = {"commit.retry.num-retries": "0"}
+
+
+def ensure_table(catalog: Catalog, identifier: str) -> Table:
+    """Load the transitions table, creating its namespace and the table when absent; a
+    table made before ``OWN_RETRIES`` gets that property."""
+    namespace = identifier.rsplit(".", 1)[0]
+    try:
+        table = catalog.load_table(identifier)
+    except NoSuchTableError:
+        catalog.create_namespace_if_not_exists(namespace)
+        table = catalog.create_table_if_not_exists(
+            identifier,
+            schema=TRANSITIONS_SCHEMA,
+            partition_spec=TRANSITIONS_PARTITION_SPEC,
+            sort_order=TRANSITIONS_SORT_ORDER,
+            properties={
+                "format-version": "2",
+                "write.parquet.compression-codec": "zstd",
+                # Keep the metadata.json history short under many small commits.
+                "write.metadata.delete-after-commit.enabled": "true",
+                "write.metadata.previous-versions-max": "50",
+                **OWN_RETRIES,
+            },
+        )
+    for _ in range(5):
+        if all(table.properties.get(k) == v for k, v in OWN_RETRIES.items()):
+            return table
+        try:
+            with table.transaction() as tx:
+                tx.set_properties(OWN_RETRIES)
+        except CommitFailedException:
+            pass  # another worker changed the table meanwhile: look again
+        table = catalog.load_table(identifier)
+    raise SinkError(
+        f"cannot set {OWN_RETRIES} on {identifier}: other writers kept changing the table"
+    )
+
+
+ARROW_SCHEMA: pa.Schema = TRANSITIONS_SCHEMA.as_arrow()
+
+
+def _ts(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _evidence_array(rows: Sequence[TransitionRow], list_type: pa.DataType) -> pa.Array:
+    """The evidence lists of ``rows`` built from flat columns and offsets, not dicts."""
+    offsets = [0]
+    ids: list[str] = []
+    topics: list[str | None] = []
+    partitions: list[int | None] = []
+    positions: list[int | None] = []
+    n = 0
+    for r in rows:
+        for e in r.evidence:
+            ids.append(e.event_id)
+            topics.append(e.topic)
+            partitions.append(e.partition)
+            positions.append(e.offset)
+        n += len(r.evidence)
+        offsets.append(n)
+    element = list_type.value_field
+    struct_type = element.type
+    children = [
+        pa.array(values, type=struct_type.field(i).type)
+        for i, values in enumerate((ids, topics, partitions, positions))
+    ]
+    struct = pa.StructArray.from_arrays(children, fields=list(struct_type))
+    if pa.types.is_large_list(list_type):
+        return pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), struct, type=list_type)
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), struct, type=list_type)
+
+
+def _timestamps(ms: list[int], type_: pa.DataType) -> pa.Array:
+    """Epoch milliseconds as the schema's timestamp type (microseconds, UTC)."""
+    unit = getattr(type_, "unit", "us")
+    factor = {"ms": 1, "us": 1000, "ns": 1_000_000}[unit]
+    return pa.array([m * factor for m in ms], pa.int64()).cast(type_)
+
+
+def to_arrow(
+    rows: Sequence[TransitionRow] | Iterable[TransitionRow], schema: pa.Schema = ARROW_SCHEMA
+) -> pa.Table:
+    """Rows as an Arrow table; pass the table's own ``schema().as_arrow()`` when writing
+    (the catalog assigns field ids at creation, so they differ from TRANSITIONS_SCHEMA's).
+
+    Built column by column (one list per field, one ``pa.array`` each), which costs a few
+    microseconds a row where a dict per row through ``from_pylist`` cost tens."""
+    rows = rows if isinstance(rows, Sequence) else list(rows)
+    columns: dict[str, list[Any]] = {
+        "transition_id": [r._id for r in rows],
+        "exam_id": [r.exam_id for r in rows],
+        "candidate_id": [r.candidate_id for r in rows],
+        "platform_id": [r.platform_id for r in rows],
+        "rubric_id": [r.rubric_id for r in rows],
+        "rubric_version": [r.rubric_version for r in rows],
+        "part": [r.part for r in rows],
+        "criterion_id": [r.criterion_id for r in rows],
+        "state": [r.state for r in rows],
+        "previous_state": [r.previous_state for r in rows],
+        "score": [float(r.score) for r in rows],
+        "max_score": [float(r.max_score) for r in rows],
+        "reason": [r.reason for r in rows],
+        "source_topic": [r.source.topic for r in rows],
+        "source_partition": [r.source.partition for r in rows],
+        "source_offset": [r.source.offset for r in rows],
+        "seq": [r.seq for r in rows],
+    }
+    arrays: list[pa.Array] = []
+    for f in schema:
+        if f.name == "evidence":
+            arrays.append(_evidence_array(rows, f.type))
+        elif f.name == "event_ts":
+            arrays.append(_timestamps([r.event_ts_ms for r in rows], f.type))
+        elif f.name == "graded_at":
+            arrays.append(_timestamps([r.graded_at_ms for r in rows], f.type))
+        else:
+            arrays.append(pa.array(columns[f.name], type=f.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def to_arrow_by_row(
+    rows: Sequence[TransitionRow] | Iterable[TransitionRow], schema: pa.Schema = ARROW_SCHEMA
+) -> pa.Table:
+    """The former form of :func:`to_arrow`: a dict per row, the id hashed per row. Kept
+    so ``bench/sink.py`` measures both in one run, and tests check they agree."""
+    return pa.Table.from_pylist(
+        [
+            {
+                "transition_id": transition_id_of(r),
+                "exam_id": r.exam_id,
+                "candidate_id": r.candidate_id,
+                "platform_id": r.platform_id,
+                "rubric_id": r.rubric_id,
+                "rubric_version": r.rubric_version,
+                "part": r.part,
+                "criterion_id": r.criterion_id,
+                "state": r.state,
+                "previous_state": r.previous_state,
+                "score": float(r.score),
+                "max_score": float(r.max_score),
+                "reason": r.reason,
+                "evidence": [e.as_dict() for e in r.evidence],
+                "event_ts": _ts(r.event_ts_ms),
+                "graded_at": _ts(r.graded_at_ms),
+                "source_topic": r.source.topic,
+                "source_partition": r.source.partition,
+                "source_offset": r.source.offset,
+                "seq": r.seq,
+            }
+            for r in rows
+        ],
+        schema=schema,
+    )
