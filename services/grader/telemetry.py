@@ -14,6 +14,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.propagate import extract
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import Link, Span
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
