@@ -138,6 +138,7 @@ TYPE_TOPICS: Mapping[str, str | None] = {
     "exam.started": CONTROL_TOPIC,
     "part.started": CONTROL_TOPIC,
     "part.ended": CONTROL_TOPIC,
+    "part.extended": CONTROL_TOPIC,
     "pipeline.declared": CONTROL_TOPIC,
     "fault.injected": CONTROL_TOPIC,
     "row.broken": CONTROL_TOPIC,

@@ -18,22 +18,25 @@ from typing import TYPE_CHECKING
 from services.core.events import Event
 from services.core.matching import clock, integer, mapping, norm, number, strings, text
 from services.core.textjudge import TextVerdict
+from services.core.windows import Window, part_window, unknown_parts
 
 if TYPE_CHECKING:
     from services.core.rubric import PartSpec, Rubric
 
 Point = tuple[int, str]  # (ts_ms, event_id): orders evidence by time, then id
 
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """A part's time box: opened by an anchor event, closed ``minutes`` later or at exam end."""
-
-    part: str
-    anchor_ms: int
-    anchor_event: str
-    box_end_ms: int
-    close_ms: int
+__all__ = [
+    "Answers",
+    "Artifact",
+    "Diagnosis",
+    "ExamContext",
+    "Fault",
+    "Point",
+    "SelfGrade",
+    "Window",
+    "derive_context",
+    "diagnosis",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,12 +271,9 @@ def derive_context(
                 conflicts.append(
                     f"{spec.opens_on.describe()} was sent more than once at different times"
                 )
-            box_end = first.ts_ms + spec.minutes * 60_000
-            close = box_end if end_ms is None else min(box_end, end_ms)
-            windows[spec.part_id] = Window(
-                spec.part_id, first.ts_ms, first.event_id, box_end, close
-            )
+            windows[spec.part_id] = part_window(spec, first, by_type, end_ms, conflicts)
             anchors[spec.gate] = first.ts_ms
+        conflicts.extend(unknown_parts(rubric, by_type))
 
     declared = _latest(by_type.get("pipeline.declared", []))
     assets: dict[str, str] = {}

@@ -31,6 +31,7 @@ CONTRACT_TYPES = {
     "exam.started",
     "part.started",
     "part.ended",
+    "part.extended",
     "pipeline.declared",
     "fault.injected",
     "row.broken",
