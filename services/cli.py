@@ -85,6 +85,21 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "roster",
         "Enroll, list and revoke the cohort's platforms (and their credentials).",
     ),
+    "cohort": (
+        "services.cohort.cli",
+        "cohort",
+        "A cohort of exams in the roster: add candidates, list them.",
+    ),
+    "exam": (
+        "services.cohort.cli",
+        "exam",
+        "Start, end a part, extend a part, end: one candidate or a cohort (signed).",
+    ),
+    "fault": (
+        "services.cohort.cli",
+        "fault",
+        "Inject the Part 2 incident for one candidate or a cohort (signed).",
+    ),
     "demo": (
         "services.scoreboard.demo",
         "demo",

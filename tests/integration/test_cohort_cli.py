@@ -1,0 +1,164 @@
+"""A cohort on the real broker: `proctor cohort add|list`, then `proctor exam start|extend|
+end-part|end` and `proctor fault inject` for one candidate or the cohort. Every record on
+exam.control must pass the worker's admission (signed by the proctor, platform enrolled)
+and carry what the command said; a bad command sends nothing."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from confluent_kafka import Consumer
+from confluent_kafka.admin import AdminClient
+
+from services.cohort.cli import cohort, exam, fault
+from services.contract.admission import RecordFacts
+from services.contract.registry import Registry
+from services.contract.schemas import load_contract, topic_name
+from services.contract.settings import ClientSettings
+from services.contract.topics import ensure_topics
+from services.contract.wire import WireCodec, registry_client
+from services.core.events import Event
+from services.trust.admission import TrustAdmission
+from services.trust.keys import Keyring
+from services.trust.roster import read_roster
+from tests.conftest import TrustEnv
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str, registry_url: str) -> Iterator[ClientSettings]:
+    s = ClientSettings(kafka_bootstrap, registry_url, f"t{uuid.uuid4().hex[:8]}.")
+    client = registry_client(registry_url)
+    Registry(client, registry_url, load_contract(), s.topic_prefix).register_all()
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    ensure_topics(admin, prefix=s.topic_prefix)
+    yield s
+    names = [n for n in admin.list_topics(timeout=10).topics if n.startswith(s.topic_prefix)]
+    if names:
+        for fut in admin.delete_topics(names, operation_timeout=30).values():
+            fut.result(30)
+
+
+def run(settings: ClientSettings, group: Any, *args: str, ok: bool = True) -> Any:
+    conn = [
+        "--bootstrap",
+        settings.bootstrap,
+        "--registry-url",
+        settings.registry_url,
+        "--prefix",
+        settings.topic_prefix,
+    ]
+    result = CliRunner().invoke(group, [*args, *conn])
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+def control_records(settings: ClientSettings) -> list[tuple[Event, RecordFacts]]:
+    codec = WireCodec(
+        registry_client(settings.registry_url), load_contract(), topic_prefix=settings.topic_prefix
+    )
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap,
+            "group.id": f"read-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    topic = topic_name("exam.control", settings.topic_prefix)
+    consumer.subscribe([topic])
+    out: list[tuple[Event, RecordFacts]] = []
+    idle = 0
+    try:
+        while idle < 6:
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error():
+                idle += 1
+                continue
+            idle = 0
+            ev = codec.decode(msg.value(), msg.topic(), msg.partition(), msg.offset())
+            facts = RecordFacts(
+                msg.topic() or "",
+                msg.partition() or 0,
+                msg.offset() or 0,
+                msg.key(),
+                msg.value() or b"",
+                msg.headers() or [],
+                msg.timestamp()[1],
+            )
+            out.append((ev, facts))
+    finally:
+        consumer.close()
+    return out
+
+
+def test_a_cohort_run_by_the_proctor(settings: ClientSettings, trust_env: TrustEnv) -> None:
+    for who, extra in (("alice", ["--extra-minutes", "1=30"]), ("bob", []), ("carol", [])):
+        out = run(settings, cohort, "add", "y3-dec", who, *extra, "--json").stdout
+        assert json.loads(out.strip().splitlines()[-1])["platform_id"] == f"basecamp-{who}"
+    listed = run(settings, cohort, "list", "y3-dec", "--json").stdout.splitlines()
+    rows = [json.loads(line) for line in listed]
+    assert [(r["candidate_id"], r["exam_id"], r["extra_minutes"]) for r in rows] == [
+        ("alice", "y3-dec-alice", {"1": 30}),
+        ("bob", "y3-dec-bob", {}),
+        ("carol", "y3-dec-carol", {}),
+    ]
+
+    started = run(settings, exam, "start", "--cohort", "y3-dec").stdout
+    assert "[3/3] started carol" in started
+    run(settings, exam, "extend", "--candidate", "bob", "--part", "1", "--minutes", "15",
+        "--reason", "VPN outage")  # fmt: skip
+    run(settings, fault, "inject", "--cohort", "y3-dec", "--layer", "trino", "--kind",
+        "stale_statistics", "--target", "lake.orders_enriched")  # fmt: skip
+    run(settings, exam, "end-part", "--cohort", "y3-dec", "--candidate", "carol", "--part", "2")
+    run(settings, exam, "end", "--cohort", "y3-dec")
+
+    # failures send nothing and say what to do
+    bad = run(settings, exam, "extend", "--candidate", "bob", "--part", "1", "--minutes", "-5",
+              "--reason", "x", ok=False)  # fmt: skip
+    assert bad.exit_code != 0 and "1 to 1440 minutes, not -5" in bad.output
+    nobody = run(settings, exam, "end", "--cohort", "y3-dec", "--candidate", "zed", ok=False)
+    assert "'zed' is neither a candidate nor a platform of cohort 'y3-dec'" in nobody.output
+    unknown = run(settings, exam, "end", "--cohort", "nope", ok=False)
+    assert "no cohort 'nope'" in unknown.output
+
+    keyring = Keyring.from_file(trust_env.keyring_path)
+    roster = read_roster(settings, keyring)
+    admission = TrustAdmission(keyring, roster, trust_env.master)
+    records = control_records(settings)
+    for ev, facts in records:
+        assert admission.admit(ev, facts) is None, (ev.type, ev.event_id)
+    seen = sorted((ev.platform_id, ev.type, ev.data.get("part")) for ev, _ in records)
+    expected = sorted(
+        [
+            (f"basecamp-{w}", t, p)
+            for w in ("alice", "bob", "carol")
+            for t, p in (
+                ("exam.started", None),
+                ("part.started", 1),
+                ("fault.injected", None),
+                ("exam.ended", None),
+            )
+        ]
+        + [
+            ("basecamp-alice", "part.extended", 1),
+            ("basecamp-bob", "part.extended", 1),
+            ("basecamp-carol", "part.ended", 2),
+        ]
+    )
+    assert seen == expected
+    ext = {ev.platform_id: ev.data for ev, _ in records if ev.type == "part.extended"}
+    assert ext["basecamp-alice"]["minutes"] == 30
+    assert ext["basecamp-bob"] == {
+        "exam_id": "y3-dec-bob",
+        "part": 1,
+        "minutes": 15,
+        "reason": "VPN outage",
+    }
