@@ -100,6 +100,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "fault",
         "Inject the Part 2 incident for one candidate or a cohort (signed).",
     ),
+    "record": (
+        "services.cohort.cli",
+        "record_cmd",
+        "Record a live exam or cohort from the topics to JSON Lines (verified).",
+    ),
     "demo": (
         "services.scoreboard.demo",
         "demo",

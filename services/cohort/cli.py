@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -330,4 +331,58 @@ def fault_inject(
     )
 
 
-__all__ = ["cohort", "exam", "fault", "run_action"]
+# ---- record ----------------------------------------------------------------------------
+
+
+@click.command("record")
+@click.argument("out", type=click.Path(dir_okay=False, writable=True, path_type=Path))
+@click.option("--all", "everyone", is_flag=True, help="Every platform in the roster.")
+@_who
+def record_cmd(out: Path, everyone: bool, **flags: Any) -> None:
+    """Record a live exam or a cohort from the topics into OUT (JSON Lines).
+
+    Reads every input topic up to its end now, keeps the selected platforms' records that
+    the worker would admit (PROCTOR_TRUSTED_KEYS, PROCTOR_ROSTER_SECRET: the same checks),
+    keeps each control event's signature in the file, and verifies the file at the end.
+    Grade it with `proctor replay --verify OUT`; refused records are listed, not written.
+    """
+    from services.cohort.lifecycle import select
+    from services.cohort.record import record
+    from services.trust.admission import TrustAdmission
+    from services.trust.keys import Keyring
+    from services.trust.recording import verify_recording
+
+    try:
+        settings = _settings(flags)
+        keyring = Keyring.from_env()
+        from services.trust.roster import read_roster
+
+        roster = read_roster(settings, keyring)
+        if everyone:
+            platforms = sorted(roster)
+        else:
+            chosen = select(roster, cohort=flags.get("cohort_name"), candidates=flags["candidates"])
+            platforms = [e.platform_id for e in chosen.entries]
+        click.echo(f"recording {len(platforms)} platform(s): {', '.join(platforms)}", err=True)
+        admission = TrustAdmission.from_env(roster)
+        report = record(
+            settings, platforms, admission, out, progress=lambda s: click.echo(s, err=True)
+        )
+        for line in [*report.refused[:20], *report.undecodable[:20]]:
+            click.echo(f"left out {line}", err=True)
+        check = verify_recording(out, keyring)
+    except ProctorError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not check.ok:
+        raise click.ClickException(
+            f"{out} holds {len(check.refused)} control events that do not verify: "
+            + "; ".join(check.refused[:3])
+        )
+    click.echo(
+        f"wrote {report.written} events to {out}; verified {check.verified} control event "
+        f"signatures; left out {len(report.refused)} refused and "
+        f"{len(report.undecodable)} undecodable records"
+    )
+
+
+__all__ = ["cohort", "exam", "fault", "record_cmd", "run_action"]

@@ -5,30 +5,40 @@ and carry what the command said; a bad command sends nothing."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 
-from services.cohort.cli import cohort, exam, fault
+from services.cohort.cli import cohort, exam, fault, record_cmd
 from services.contract.admission import RecordFacts
+from services.contract.jsonl import read_jsonl
 from services.contract.registry import Registry
-from services.contract.schemas import load_contract, topic_name
+from services.contract.schemas import CONTROL_TYPES, load_contract, topic_name
 from services.contract.settings import ClientSettings
 from services.contract.topics import ensure_topics
 from services.contract.wire import WireCodec, registry_client
 from services.core.events import Event
+from services.core.simple_judge import KeywordJudge
+from services.offline.replay import replay_events
+from services.publisher.publisher import Publisher
+from services.rubrics import resolver
 from services.trust.admission import TrustAdmission
 from services.trust.keys import Keyring
+from services.trust.recording import verify_recording
 from services.trust.roster import read_roster
 from tests.conftest import TrustEnv
 
 pytestmark = pytest.mark.integration
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 
 
 @pytest.fixture
@@ -162,3 +172,62 @@ def test_a_cohort_run_by_the_proctor(settings: ClientSettings, trust_env: TrustE
         "minutes": 15,
         "reason": "VPN outage",
     }
+
+
+def test_record_a_cohort_from_the_topics(
+    settings: ClientSettings, trust_env: TrustEnv, tmp_path: Path
+) -> None:
+    """alice and bob sit cohort `rec`, carol another: the recording holds exactly alice's
+    and bob's admitted events (a forged exam.ended left out), verifies, and replays to the
+    grades of the original recording."""
+    source = read_jsonl(SCENARIOS / "p2_trino_stale_statistics.jsonl")
+    for who, name in (("alice", "rec"), ("bob", "rec"), ("carol", "other")):
+        run(settings, cohort, "add", name, who, "--exam", f"exam-2026-11-27-{who}")
+    with Publisher(settings) as pub:
+        pub.publish_many(source)
+    alice_end = next(
+        e for e in source if e.type == "exam.ended" and e.platform_id == "basecamp-alice"
+    )
+    forged = dataclasses.replace(
+        alice_end, event_id="forged-end", ts_ms=alice_end.ts_ms - 3_600_000
+    )
+    codec = WireCodec(
+        registry_client(settings.registry_url), load_contract(), topic_prefix=settings.topic_prefix
+    )
+    producer = Producer({"bootstrap.servers": settings.bootstrap})
+    producer.produce(
+        topic_name("exam.control", settings.topic_prefix),
+        key=b"basecamp-alice",
+        value=codec.encode(forged),
+    )
+    assert producer.flush(30) == 0
+
+    out = tmp_path / "rec.jsonl"
+    result = CliRunner().invoke(
+        record_cmd,
+        [
+            str(out),
+            "--cohort",
+            "rec",
+            "--bootstrap",
+            settings.bootstrap,
+            "--registry-url",
+            settings.registry_url,
+            "--prefix",
+            settings.topic_prefix,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "exam.ended forged-end: unauthenticated" in result.output
+    mine = [e for e in source if e.platform_id in ("basecamp-alice", "basecamp-bob")]
+    recorded = read_jsonl(out)
+    assert sorted(e.event_id for e in recorded) == sorted({e.event_id for e in mine})
+    check = verify_recording(out, Keyring.from_file(trust_env.keyring_path))
+    assert check.ok and check.verified == sum(1 for e in mine if e.type in CONTROL_TYPES)
+    rubrics, judge = resolver(), KeywordJudge()
+    want = replay_events(mine, rubrics, judge).results
+    got = replay_events(recorded, rubrics, judge).results
+    assert [(r.exam_id, r.total_pct, r.criteria) for r in got] == [
+        (r.exam_id, r.total_pct, r.criteria) for r in want
+    ]
+    assert len(got) == 2
