@@ -100,6 +100,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "fault",
         "Inject the Part 2 incident for one candidate or a cohort (signed).",
     ),
+    "grade": (
+        "services.cohort.cli",
+        "grade",
+        "Override a criterion or record an appeal's decision (signed, with a reason).",
+    ),
+    "report": (
+        "services.cohort.cli",
+        "report_cmd",
+        "Per-candidate reports (Markdown, HTML) and a cohort CSV from a recording.",
+    ),
     "record": (
         "services.cohort.cli",
         "record_cmd",

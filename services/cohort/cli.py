@@ -183,7 +183,26 @@ def _who(func: Any) -> Any:
     func = click.option("--cohort", "cohort_name", help="The cohort (see `proctor cohort list`).")(
         func
     )
+    func = click.option(
+        "--at",
+        metavar="RFC3339",
+        help="Event time of the action [default: now]; for rehearsals and replays of a "
+        "schedule (the worker refuses times past now plus its skew allowance).",
+    )(func)
     return connection_options(prefix_default=None)(func)
+
+
+def _when(at: str | None) -> int:
+    if not at:
+        return int(time.time() * 1000)
+    from services.core.events import rfc3339_to_ms
+
+    try:
+        return rfc3339_to_ms(at)
+    except ValueError as exc:
+        raise click.BadParameter(
+            f"{at!r} is not an RFC 3339 time like 2026-11-27T09:00:00Z", param_hint="--at"
+        ) from exc
 
 
 def run_action(flags: dict[str, Any], what: str, build: Build) -> None:
@@ -205,7 +224,7 @@ def run_action(flags: dict[str, Any], what: str, build: Build) -> None:
         )
         for platform in chosen.skipped:
             click.echo(f"skipped {platform}: revoked", err=True)
-        now = int(time.time() * 1000)
+        now = _when(flags.get("at"))
         plan = [(e, build(e, now)) for e in chosen.entries]
         total = len(plan)
         with Publisher(settings, auth=auth, say=lambda s: click.echo(s, err=True)) as pub:
@@ -331,6 +350,136 @@ def fault_inject(
     )
 
 
+# ---- overrides ----------------------------------------------------------------------
+
+
+@click.group("grade")
+def grade() -> None:
+    """Override a criterion's grade or record an appeal's decision (signed, with a reason).
+
+    The grader applies it at once: the criterion takes the state given, its reason says
+    who decided, when and why, then what the grader had decided; `--state graded` withdraws
+    an earlier override. Both are kept on exam.control and replayed like any event.
+
+    \b
+      proctor grade override --candidate alice --criterion p2.root_cause --state partial \\
+          --reason "named the layer in the call, not in the form" --by jane
+      proctor grade appeal --candidate bob --criterion p3.senior_tone --state met \\
+          --reason "appeal upheld: the opening praises the design" --by review-board
+    """
+
+
+def _decision_options(func: Any) -> Any:
+    import getpass
+
+    func = click.option(
+        "--by",
+        default=lambda: getpass.getuser(),
+        show_default="your user name",
+        help="Who decided (shown beside the grade).",
+    )(func)
+    func = click.option("--reason", required=True, help="Why, in a sentence.")(func)
+    func = click.option(
+        "--state",
+        required=True,
+        type=click.Choice(["met", "partial", "failed", "graded"]),
+        help="The state to set; graded withdraws an earlier override.",
+    )(func)
+    return click.option(
+        "--criterion", "criterion_id", required=True, help="The criterion id, e.g. p2.root_cause."
+    )(func)
+
+
+def _decide(kind: str, flags: dict[str, Any]) -> None:
+    from services.cohort.lifecycle import override
+
+    if not flags["candidates"]:
+        raise click.UsageError("name the candidate (--candidate): a grade is one person's")
+    cid, state, reason, by = (flags.pop(k) for k in ("criterion_id", "state", "reason", "by"))
+    run_action(
+        flags,
+        f"{kind} {cid} -> {state} for",
+        lambda e, now: override(e, cid, state, reason, by, now, kind=kind),
+    )
+
+
+@grade.command("override")
+@_decision_options
+@_who
+def grade_override(**flags: Any) -> None:
+    """Set one criterion of a candidate's exam (grade.overridden, kind override)."""
+    _decide("override", flags)
+
+
+@grade.command("appeal")
+@_decision_options
+@_who
+def grade_appeal(**flags: Any) -> None:
+    """Record the decision on a candidate's appeal (grade.overridden, kind appeal)."""
+    _decide("appeal", flags)
+
+
+# ---- reports --------------------------------------------------------------------------
+
+
+@click.command("report")
+@click.argument("recording", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the reports (created).",
+)
+@click.option(
+    "--candidate",
+    "candidates",
+    multiple=True,
+    metavar="ID",
+    help="Only this candidate (or platform); repeatable. Default: every exam recorded.",
+)
+@click.option(
+    "--verify", is_flag=True, help="Check every control event's signature first (replay --verify)."
+)
+def report_cmd(recording: Path, out_dir: Path, candidates: tuple[str, ...], verify: bool) -> None:
+    """Grade RECORDING (from `proctor record`) and write a report per candidate, in Markdown
+    and HTML (every criterion's state, score, reason, evidence; review notes), and the
+    cohort's cohort.csv."""
+    from services.cohort.report import write_reports
+    from services.core.judges import default_judge
+    from services.offline.replay import replay_file
+    from services.rubrics import resolver
+
+    try:
+        if verify:
+            from services.trust.keys import Keyring
+            from services.trust.recording import verify_recording
+
+            check = verify_recording(recording, Keyring.from_env())
+            if not check.ok:
+                raise click.ClickException(
+                    f"{len(check.refused)} control events do not verify: "
+                    + "; ".join(check.refused[:3])
+                )
+            click.echo(f"verified {check.verified} control event signatures", err=True)
+        result = replay_file(recording, resolver(), default_judge())
+    except ProctorError as exc:
+        raise click.ClickException(str(exc)) from exc
+    chosen = [
+        r
+        for r in result.results
+        if not candidates or r.candidate_id in candidates or r.platform_id in candidates
+    ]
+    if not chosen:
+        raise click.ClickException(
+            f"no exam of {', '.join(candidates) or 'any candidate'} in {recording}"
+        )
+    for n, path in enumerate(write_reports(chosen, out_dir), start=1):
+        click.echo(f"[{n}] wrote {path}")
+    if result.refused:
+        click.echo(f"{len(result.refused)} lines refused (graded nothing)", err=True)
+
+
 # ---- record ----------------------------------------------------------------------------
 
 
@@ -385,4 +534,4 @@ def record_cmd(out: Path, everyone: bool, **flags: Any) -> None:
     )
 
 
-__all__ = ["cohort", "exam", "fault", "record_cmd", "run_action"]
+__all__ = ["cohort", "exam", "fault", "grade", "record_cmd", "report_cmd", "run_action"]

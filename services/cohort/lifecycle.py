@@ -17,7 +17,13 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from services.contract.rules import FAULT_KINDS, MAX_EXTENSION_MINUTES, PARTS
+from services.contract.rules import (
+    FAULT_KINDS,
+    MAX_EXTENSION_MINUTES,
+    OVERRIDE_KINDS,
+    OVERRIDE_STATES,
+    PARTS,
+)
 from services.core.events import Event
 from services.errors import CohortError
 from services.trust.roster import RosterEntry
@@ -179,6 +185,46 @@ def inject_fault(
             kind=kind,
             target=target,
             note=note or f"{layer}/{kind} injected by the proctor",
+        )
+    ]
+
+
+def override(
+    e: RosterEntry,
+    criterion_id: str,
+    state: str,
+    reason: str,
+    by: str,
+    now_ms: int,
+    *,
+    kind: str = "override",
+) -> list[Event]:
+    """grade.overridden: the proctor sets one criterion's state (or, with ``graded``,
+    withdraws an earlier override); ``kind`` ``appeal`` records an appeal's decision."""
+    if state not in OVERRIDE_STATES:
+        raise CohortError(f"state {state!r} is not one of {', '.join(OVERRIDE_STATES)}")
+    if kind not in OVERRIDE_KINDS:
+        raise CohortError(f"kind {kind!r} is not override or appeal")
+    if not criterion_id.strip() or criterion_id.startswith("overall."):
+        raise CohortError(
+            f"{criterion_id!r} cannot be overridden: name a criterion such as p2.root_cause "
+            "(overall verdicts follow from the criteria)"
+        )
+    if not reason.strip():
+        raise CohortError("say why (--reason): the candidate and a reviewer will read it")
+    if not by.strip():
+        raise CohortError("say who decided (--by)")
+    return [
+        _event(
+            "grade.overridden",
+            e,
+            now_ms,
+            None,
+            criterion_id=criterion_id,
+            state=state,
+            reason=reason,
+            by=by,
+            kind=kind,
         )
     ]
 

@@ -57,6 +57,22 @@ def _extension(data: Mapping[str, Any]) -> None:
         raise FieldError("reason", "an extension must say why it was granted")
 
 
+OVERRIDE_STATES = ("met", "partial", "failed", "graded")
+OVERRIDE_KINDS = ("override", "appeal")
+
+
+def _override(data: Mapping[str, Any]) -> None:
+    if data.get("state") not in OVERRIDE_STATES:
+        raise FieldError(
+            "state", f"{data.get('state')!r} is not one of {', '.join(OVERRIDE_STATES)}"
+        )
+    if data.get("kind") not in OVERRIDE_KINDS:
+        raise FieldError("kind", f"{data.get('kind')!r} is not override or appeal")
+    for name in ("criterion_id", "reason", "by"):
+        if not str(data.get(name) or "").strip():
+            raise FieldError(name, "must not be empty: an override says what, who and why")
+
+
 def _fault_kind(data: Mapping[str, Any]) -> None:
     layer, kind = data.get("layer"), data.get("kind")
     kinds = FAULT_KINDS.get(str(layer), frozenset())
@@ -131,6 +147,7 @@ RULES: Mapping[str, tuple[Rule, ...]] = {
     "part.started": (_part,),
     "part.ended": (_part,),
     "part.extended": (_extension,),
+    "grade.overridden": (_override,),
     "artifact.submitted": (_part,),
     "fault.injected": (_fault_kind,),
     "self_grade.submitted": (_score_pct,),

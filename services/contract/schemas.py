@@ -146,6 +146,7 @@ TYPE_TOPICS: Mapping[str, str | None] = {
     "artifact.submitted": CONTROL_TOPIC,
     "self_grade.submitted": CONTROL_TOPIC,
     "exam.ended": CONTROL_TOPIC,
+    "grade.overridden": CONTROL_TOPIC,
     # platform signals
     "cdc.offsets": "platform.cdc-offsets",
     "schema.registered": "platform.schemas",

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from services.core.events import Event
 from services.core.matching import clock, integer, mapping, norm, number, strings, text
+from services.core.overrides import OVERRIDDEN, Override, derive_overrides
 from services.core.textjudge import TextVerdict
 from services.core.windows import Window, part_window, unknown_parts
 
@@ -170,6 +171,8 @@ class ExamContext:
     artifacts: tuple[Artifact, ...] = ()
     self_grades: tuple[SelfGrade, ...] = ()
     conflicts: tuple[str, ...] = ()
+    #: criterion id -> the proctor's override (or appeal decision) in force
+    overrides: Mapping[str, Override] = field(default_factory=dict)
     #: decided at an honest event-time clock (the stream worker): what lies ahead of
     #: the clock (a self grade) is not read yet
     clocked: bool = False
@@ -274,6 +277,11 @@ def derive_context(
             windows[spec.part_id] = part_window(spec, first, by_type, end_ms, conflicts)
             anchors[spec.gate] = first.ts_ms
         conflicts.extend(unknown_parts(rubric, by_type))
+    overrides = (
+        derive_overrides(rubric, by_type.get(OVERRIDDEN, []), conflicts)
+        if rubric is not None
+        else {}
+    )
 
     declared = _latest(by_type.get("pipeline.declared", []))
     assets: dict[str, str] = {}
@@ -347,5 +355,6 @@ def derive_context(
         artifacts=artifacts,
         self_grades=tuple(grades),
         conflicts=tuple(conflicts),
+        overrides=overrides,
         clocked=clocked,
     )

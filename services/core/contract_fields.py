@@ -19,6 +19,7 @@ CONTROL_FIELDS: dict[str, frozenset[str]] = {
     "artifact.submitted": frozenset({"exam_id", "part", "kind", "content", "uri"}),
     "self_grade.submitted": frozenset({"exam_id", "score_pct"}),
     "exam.ended": frozenset({"exam_id"}),
+    "grade.overridden": frozenset({"exam_id", "criterion_id", "state", "reason", "by", "kind"}),
 }
 
 SIGNAL_FIELDS: dict[str, frozenset[str]] = {

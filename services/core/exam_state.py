@@ -431,7 +431,7 @@ class ExamState:
             if rule.overall:
                 continue
             window = windows.get(results[i].part)
-            if window is not None:
+            if window is not None and not self.ctx.overrides:
                 q.window = window
                 q.now = now
                 hint = rule.quick(q)

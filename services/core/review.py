@@ -38,6 +38,7 @@ def _digest(text: str) -> str:
 def conflict_subject(conflict: str) -> str:
     """What a conflict is about: the control event type it names, else a digest of it."""
     for t in (
+        "grade.overridden",
         "part.extended",
         "part.ended",
         "fault.injected",

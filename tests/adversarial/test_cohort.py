@@ -1,7 +1,9 @@
-"""Attacks on a cohort's part windows: only the proctor may move a box.
+"""Attacks on a cohort's part windows and grades: only the proctor may move a box or
+override a grade.
 
 A candidate late with Part 1 would gain by a ``part.extended`` of their own (their schema
-at minute 195 would count) or by a ``part.ended`` that closes a rival's part early. Each
+at minute 195 would count), by a ``part.ended`` that closes a rival's part early, or by a
+``grade.overridden`` granting their own appeal. Each
 forgery below goes through the worker's admission (``TrustAdmission``) before the engine,
 as in the worker: every one is refused with its class and the grades equal those of the
 honest stream. The last test shows the same events, admitted, would change the grade, so
@@ -120,7 +122,21 @@ def _forgeries(
     """(event, headers, expected refusal class)."""
     ext = _control(alice, "part.extended", 170, "forged-ext", part=1, minutes=30, reason="mine")
     end_bob = _control(bob, "part.ended", 100, "forged-end-bob", part=1)
+    appeal = _control(
+        alice,
+        "grade.overridden",
+        430,
+        "forged-appeal",
+        criterion_id="p1.schema_registered",
+        state="met",
+        reason="my appeal, granted by me",
+        by="proctor",
+        kind="appeal",
+    )
     return [
+        # alice grants her own appeal through the submission role, and unsigned
+        (appeal, sign_event(appeal, SUBMISSION), "forbidden"),
+        (dataclasses.replace(appeal, event_id="forged-appeal-2"), [], "unauthenticated"),
         # alice's own extension, through the submission endpoint's role (a candidate's key)
         (ext, sign_event(ext, SUBMISSION), "forbidden"),
         # ... unsigned

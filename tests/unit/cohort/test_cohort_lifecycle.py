@@ -146,3 +146,29 @@ def test_a_roster_entry_keeps_its_cohort_and_older_entries_their_bytes() -> None
     assert RosterEntry.from_bytes(plain.to_bytes()) == plain
     seated = RosterEntry("basecamp-x", "e", "x", cohort="y3")
     assert RosterEntry.from_bytes(seated.to_bytes()).cohort == "y3"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("p1.cdc_source", "excellent", "r", "jane"), "state 'excellent' is not one of"),
+        (("overall.pass", "met", "r", "jane"), "overall verdicts follow"),
+        (("p1.cdc_source", "met", " ", "jane"), "say why"),
+        (("p1.cdc_source", "met", "r", ""), "say who decided"),
+    ],
+)
+def test_an_override_needs_a_criterion_state_reason_and_who(roster, args, message: str) -> None:
+    from services.cohort.lifecycle import override
+
+    with pytest.raises(CohortError) as err:
+        override(roster["basecamp-bob"], *args, T0)
+    assert message in str(err.value)
+
+
+def test_an_appeal_is_a_valid_signed_contract_event(roster) -> None:
+    from services.cohort.lifecycle import override
+
+    (ev,) = override(roster["basecamp-bob"], "p3.senior_tone", "met", "upheld", "board", T0,
+                     kind="appeal")  # fmt: skip
+    load_contract().validate(ev)
+    assert ev.data["kind"] == "appeal" and ev.data["by"] == "board"

@@ -90,6 +90,11 @@ def json_lines(draw: st.DrawFn) -> str:
     if event_type == "part.extended":
         data["minutes"] = draw(st.integers(1, MAX_EXTENSION_MINUTES))
         data["reason"] = draw(st.text(min_size=1, max_size=20).filter(str.strip))
+    if event_type == "grade.overridden":
+        data["state"] = draw(st.sampled_from(["met", "partial", "failed", "graded"]))
+        data["kind"] = draw(st.sampled_from(["override", "appeal"]))
+        for name in ("criterion_id", "reason", "by"):
+            data[name] = draw(st.text(min_size=1, max_size=12).filter(str.strip))
     if event_type == "collector.heartbeat":
         data["error_kind"] = draw(st.sampled_from([None, *HEARTBEAT_ERROR_KINDS]))
     if event_type.startswith("grading.criterion"):

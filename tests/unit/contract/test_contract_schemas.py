@@ -39,6 +39,7 @@ CONTRACT_TYPES = {
     "artifact.submitted",
     "self_grade.submitted",
     "exam.ended",
+    "grade.overridden",
     "cdc.offsets",
     "schema.registered",
     "flink.job",
