@@ -7,8 +7,10 @@ carol's root cause is overridden by a named proctor. The candidates' platforms s
 the scenario builder's exams send (bob registers his schema late, at minute 225: only his
 extensions make it count; carol's right diagnosis comes after her Part 2 was ended).
 ``proctor worker`` grades it into Iceberg; ``proctor record`` writes the cohort to a file;
-Trino's exam_scores must equal ``proctor replay`` of that recording, and ``proctor report``
-writes each candidate's page with the override's who and why.
+Trino's exam_scores must equal ``proctor replay`` of that recording; ``proctor regrade
+--publish`` under a shadow rubric adds version 1 beside the live one (exam_scores then
+shows it, exam_score_versions both); ``proctor report`` writes each candidate's page with
+the override's who and why.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from services.cohort.cli import cohort, exam, fault, grade, record_cmd, report_c
 from services.contract.jsonl import read_jsonl
 from services.core.events import Event, ms_to_rfc3339
 from services.core.judges import default_judge
+from services.offline.cli import regrade
 from services.offline.replay import replay_events
 from services.offline.scenarios import FAULT_TARGETS, ExamBuilder
 from services.rubrics import resolver
@@ -173,6 +176,38 @@ def test_a_cohort_from_roster_to_reports(live: LiveExam, trino: Any, tmp_path: P
     )
     ((state, reason),) = cur.fetchall()
     assert state == "partial" and reason.startswith("Overridden by jane at 16:10:00Z")
+
+    # a regrade under the shadow rubric v2 (a new criterion) published beside the live one
+    shadow = Path(__file__).resolve().parents[1] / "scenarios" / "rubrics"
+    out = run(regrade, str(recording), "--from", "1", "--to", "2", "--rubrics-dir", str(shadow),
+              "--publish", "--label", "v2 shadow", "--namespace", live.namespace,
+              local=True)  # fmt: skip
+    assert "published version 1 (v2 shadow) of 3 exams" in out
+    cur.execute(
+        f"SELECT DISTINCT exam_id, version, label, is_current FROM {TRINO_CATALOG}."
+        f"{live.namespace}.exam_score_versions ORDER BY exam_id, version"
+    )
+    assert cur.fetchall() == [
+        [f"c3-{who}", v, label, current]
+        for who in WHO
+        for v, label, current in ((0, "live", False), (1, "v2 shadow", True))
+    ]
+    v2 = replay_events(recorded, resolver(shadow), default_judge(), rubric_version="2").results
+    cur.execute(
+        f"SELECT exam_id, count(*), max(total_pct), bool_or(criterion_id = 'p1.schema_evolved')"
+        f" FROM {TRINO_CATALOG}.{live.namespace}.exam_scores GROUP BY exam_id ORDER BY exam_id"
+    )
+    assert cur.fetchall() == [
+        [r.exam_id, len(r.criteria), round(r.total_pct, 2), True]
+        for r in sorted(v2, key=lambda r: r.exam_id)
+    ]
+    cur.execute(
+        f"SELECT version, state, reason FROM {TRINO_CATALOG}.{live.namespace}.exam_score_versions"
+        " WHERE exam_id = 'c3-carol' AND criterion_id = 'p2.root_cause' ORDER BY version"
+    )
+    kept = cur.fetchall()
+    assert [(v, st) for v, st, _ in kept] == [(0, "partial"), (1, "partial")]
+    assert all(reason.startswith("Overridden by jane") for _, _, reason in kept)
 
     # reports
     reports = tmp_path / "reports"
