@@ -108,7 +108,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "report": (
         "services.cohort.cli",
         "report_cmd",
-        "Per-candidate reports (Markdown, HTML) and a cohort CSV from a recording.",
+        "Per-candidate reports (Markdown, HTML) and a cohort CSV and Parquet from a recording.",
     ),
     "record": (
         "services.cohort.cli",

@@ -444,7 +444,7 @@ def grade_appeal(**flags: Any) -> None:
 def report_cmd(recording: Path, out_dir: Path, candidates: tuple[str, ...], verify: bool) -> None:
     """Grade RECORDING (from `proctor record`) and write a report per candidate, in Markdown
     and HTML (every criterion's state, score, reason, evidence; review notes), and the
-    cohort's cohort.csv."""
+    cohort.s cohort.csv and cohort.parquet."""
     from services.cohort.report import write_reports
     from services.core.judges import default_judge
     from services.offline.replay import replay_file

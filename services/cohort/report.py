@@ -1,4 +1,4 @@
-"""Per-candidate reports (Markdown and HTML) and a cohort CSV, from graded exams.
+"""Per-candidate reports (Markdown and HTML) and a cohort table (CSV, Parquet), from graded exams.
 
 A report is what a candidate, an appeal's reviewer or an external examiner reads: the
 status, the part and total scores, then every criterion with its state, score, reason
@@ -149,21 +149,19 @@ CSV_FIELDS = (
 )
 
 
-def cohort_csv(results: Sequence[ExamResult]) -> str:
-    """One row per exam, sorted by candidate; part columns read `score/max`."""
-    out = io.StringIO()
-    w = csv.DictWriter(out, CSV_FIELDS, lineterminator="\n")
-    w.writeheader()
+def cohort_rows(results: Sequence[ExamResult]) -> list[dict[str, object]]:
+    """One row per exam, sorted by candidate: the CSV's and the Parquet file's."""
+    rows: list[dict[str, object]] = []
     for r in sorted(results, key=lambda r: (r.candidate_id, r.exam_id)):
         parts = {p: f"{s:g}/{m:g}" for p, s, m in _parts(r)}
-        w.writerow(
+        rows.append(
             {
                 "candidate_id": r.candidate_id,
                 "platform_id": r.platform_id,
                 "exam_id": r.exam_id,
                 "status": status(r),
-                "total_pct": f"{r.total_pct:.2f}",
-                "passed": str(r.passed).lower(),
+                "total_pct": round(r.total_pct, 2),
+                "passed": r.passed,
                 "part1": parts.get("1", ""),
                 "part2": parts.get("2", ""),
                 "part3": parts.get("3", ""),
@@ -175,11 +173,32 @@ def cohort_csv(results: Sequence[ExamResult]) -> str:
                 ),
             }
         )
+    return rows
+
+
+def cohort_csv(results: Sequence[ExamResult]) -> str:
+    """The cohort's rows as CSV; part columns read `score/max`."""
+    out = io.StringIO()
+    w = csv.DictWriter(out, CSV_FIELDS, lineterminator="\n")
+    w.writeheader()
+    for row in cohort_rows(results):
+        w.writerow(
+            {**row, "total_pct": f"{row['total_pct']:.2f}", "passed": str(row["passed"]).lower()}
+        )
     return out.getvalue()
 
 
+def write_cohort_parquet(results: Sequence[ExamResult], path: Path) -> None:
+    """The cohort's rows as Parquet (typed: total_pct a double, passed a boolean)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(cohort_rows(results)), path)
+
+
 def write_reports(results: Iterable[ExamResult], out_dir: Path) -> list[Path]:
-    """``<candidate>-<exam>.md`` and ``.html`` per exam and ``cohort.csv`` in ``out_dir``."""
+    """``<candidate>-<exam>.md`` and ``.html`` per exam, ``cohort.csv`` and
+    ``cohort.parquet`` in ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     results = list(results)
     written: list[Path] = []
@@ -191,5 +210,7 @@ def write_reports(results: Iterable[ExamResult], out_dir: Path) -> list[Path]:
         written += [md, page]
     table = out_dir / "cohort.csv"
     table.write_text(cohort_csv(results), encoding="utf-8")
-    written.append(table)
+    parquet = out_dir / "cohort.parquet"
+    write_cohort_parquet(results, parquet)
+    written += [table, parquet]
     return written

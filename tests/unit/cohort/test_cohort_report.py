@@ -7,6 +7,7 @@ import csv
 import io
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
@@ -111,7 +112,15 @@ def test_write_reports_and_the_cli(tmp_path: Path, results) -> None:
         "carol-exam-2026-11-27-carol.html",
         "carol-exam-2026-11-27-carol.md",
         "cohort.csv",
+        "cohort.parquet",
     ]
+    table = pq.read_table(tmp_path / "a" / "cohort.parquet").to_pylist()
+    assert [(r["candidate_id"], r["passed"]) for r in table] == [
+        ("alice", True),
+        ("bob", results["bob"].passed),
+        ("carol", False),
+    ]
+    assert table[0]["total_pct"] == round(results["alice"].total_pct, 2)
     none = CliRunner().invoke(report_cmd, [str(rec), "--out", str(tmp_path / "c"),
                                            "--candidate", "zed"])  # fmt: skip
     assert none.exit_code != 0 and "no exam of zed" in none.output
