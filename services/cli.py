@@ -95,6 +95,36 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "deploy",
         "Render a cohort's collectors (Kustomize) from its cohort file.",
     ),
+    "cohort": (
+        "services.cohort.cli",
+        "cohort",
+        "A cohort of exams in the roster: add candidates, list them.",
+    ),
+    "exam": (
+        "services.cohort.cli",
+        "exam",
+        "Start, end a part, extend a part, end: one candidate or a cohort (signed).",
+    ),
+    "fault": (
+        "services.cohort.cli",
+        "fault",
+        "Inject the Part 2 incident for one candidate or a cohort (signed).",
+    ),
+    "grade": (
+        "services.cohort.cli",
+        "grade",
+        "Override a criterion or record an appeal's decision (signed, with a reason).",
+    ),
+    "report": (
+        "services.cohort.cli",
+        "report_cmd",
+        "Per-candidate reports (Markdown, HTML) and a cohort CSV and Parquet from a recording.",
+    ),
+    "record": (
+        "services.cohort.cli",
+        "record_cmd",
+        "Record a live exam or cohort from the topics to JSON Lines (verified).",
+    ),
     "demo": (
         "services.stack.demo",
         "demo",

@@ -74,3 +74,8 @@ class PayloadError(ContractError):
     def __init__(self, message: str, error_class: str = "invalid_field") -> None:
         super().__init__(message)
         self.error_class = error_class
+
+
+class CohortError(ProctorError):
+    """A cohort or exam action cannot be done as asked (unknown cohort or candidate, a part
+    or minutes out of range); the message says what to run or change."""

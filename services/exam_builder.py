@@ -24,6 +24,10 @@ from services.core.events import Event, event_to_json_obj, ms_to_rfc3339, rfc333
 
 BASE = rfc3339_to_ms("2026-11-27T09:00:00.000Z")
 MINUTE = 60_000
+#: minutes at which the standard exam's proctor ends each part: at its box's close (part
+#: 1 opens at minute 1 for 180 min, the fault at 180 for 120, part 3 at 300 for 120), so
+#: ``part.ended`` closes nothing early; tests of an early end move it
+P1_END, P2_END, P3_END = 181, 300, 420
 COLLECTORS = (
     "cdc-offsets",
     "schemas",
@@ -460,7 +464,7 @@ class ExamBuilder:
             self.dbt_run(145, test="fail", failures=1)
         else:
             self.dbt_run(145, test="pass", failures=0)
-        self.control("part.ended", 175, part=1)
+        self.control("part.ended", P1_END, part=1)
 
     # ---------------------------------------------------------------- part 2
     def part2(
@@ -548,7 +552,7 @@ class ExamBuilder:
                 content=text,
                 uri="docs/postmortem.md",
             )
-        self.control("part.ended", 295, part=2)
+        self.control("part.ended", P2_END, part=2)
 
     # ---------------------------------------------------------------- part 3 and end
     def part3(self, review: str = "strong") -> None:
@@ -563,7 +567,7 @@ class ExamBuilder:
                 content=text,
                 uri="docs/review.md",
             )
-        self.control("part.ended", 410, part=3)
+        self.control("part.ended", P3_END, part=3)
 
     def finish(self, self_grade: float | None = 95.0, silent: Iterable[str] = ()) -> None:
         if self_grade is not None:

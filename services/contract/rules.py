@@ -40,6 +40,39 @@ def _optional_part(data: Mapping[str, Any]) -> None:
         _part(data)
 
 
+#: the longest extension one part.extended may grant (services/core/windows.py agrees)
+MAX_EXTENSION_MINUTES = 24 * 60
+
+
+def _extension(data: Mapping[str, Any]) -> None:
+    _part(data)
+    minutes = data.get("minutes")
+    if isinstance(minutes, bool) or not isinstance(minutes, int):
+        raise FieldError("minutes", f"{minutes!r} is not a whole number of minutes")
+    if not 0 < minutes <= MAX_EXTENSION_MINUTES:
+        raise FieldError(
+            "minutes", f"{minutes} is not between 1 and {MAX_EXTENSION_MINUTES} minutes"
+        )
+    if not str(data.get("reason") or "").strip():
+        raise FieldError("reason", "an extension must say why it was granted")
+
+
+OVERRIDE_STATES = ("met", "partial", "failed", "graded")
+OVERRIDE_KINDS = ("override", "appeal")
+
+
+def _override(data: Mapping[str, Any]) -> None:
+    if data.get("state") not in OVERRIDE_STATES:
+        raise FieldError(
+            "state", f"{data.get('state')!r} is not one of {', '.join(OVERRIDE_STATES)}"
+        )
+    if data.get("kind") not in OVERRIDE_KINDS:
+        raise FieldError("kind", f"{data.get('kind')!r} is not override or appeal")
+    for name in ("criterion_id", "reason", "by"):
+        if not str(data.get(name) or "").strip():
+            raise FieldError(name, "must not be empty: an override says what, who and why")
+
+
 def _fault_kind(data: Mapping[str, Any]) -> None:
     layer, kind = data.get("layer"), data.get("kind")
     kinds = FAULT_KINDS.get(str(layer), frozenset())
@@ -113,6 +146,8 @@ def _error_kind(data: Mapping[str, Any]) -> None:
 RULES: Mapping[str, tuple[Rule, ...]] = {
     "part.started": (_part,),
     "part.ended": (_part,),
+    "part.extended": (_extension,),
+    "grade.overridden": (_override,),
     "artifact.submitted": (_part,),
     "fault.injected": (_fault_kind,),
     "self_grade.submitted": (_score_pct,),

@@ -138,6 +138,7 @@ TYPE_TOPICS: Mapping[str, str | None] = {
     "exam.started": CONTROL_TOPIC,
     "part.started": CONTROL_TOPIC,
     "part.ended": CONTROL_TOPIC,
+    "part.extended": CONTROL_TOPIC,
     "pipeline.declared": CONTROL_TOPIC,
     "fault.injected": CONTROL_TOPIC,
     "row.broken": CONTROL_TOPIC,
@@ -145,6 +146,7 @@ TYPE_TOPICS: Mapping[str, str | None] = {
     "artifact.submitted": CONTROL_TOPIC,
     "self_grade.submitted": CONTROL_TOPIC,
     "exam.ended": CONTROL_TOPIC,
+    "grade.overridden": CONTROL_TOPIC,
     # platform signals
     "cdc.offsets": "platform.cdc-offsets",
     "schema.registered": "platform.schemas",

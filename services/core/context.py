@@ -17,23 +17,27 @@ from typing import TYPE_CHECKING
 
 from services.core.events import Event
 from services.core.matching import clock, integer, mapping, norm, number, strings, text
+from services.core.overrides import OVERRIDDEN, Override, derive_overrides
 from services.core.textjudge import TextVerdict
+from services.core.windows import Window, part_window, unknown_parts
 
 if TYPE_CHECKING:
     from services.core.rubric import PartSpec, Rubric
 
 Point = tuple[int, str]  # (ts_ms, event_id): orders evidence by time, then id
 
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """A part's time box: opened by an anchor event, closed ``minutes`` later or at exam end."""
-
-    part: str
-    anchor_ms: int
-    anchor_event: str
-    box_end_ms: int
-    close_ms: int
+__all__ = [
+    "Answers",
+    "Artifact",
+    "Diagnosis",
+    "ExamContext",
+    "Fault",
+    "Point",
+    "SelfGrade",
+    "Window",
+    "derive_context",
+    "diagnosis",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +171,8 @@ class ExamContext:
     artifacts: tuple[Artifact, ...] = ()
     self_grades: tuple[SelfGrade, ...] = ()
     conflicts: tuple[str, ...] = ()
+    #: criterion id -> the proctor's override (or appeal decision) in force
+    overrides: Mapping[str, Override] = field(default_factory=dict)
     #: decided at an honest event-time clock (the stream worker): what lies ahead of
     #: the clock (a self grade) is not read yet
     clocked: bool = False
@@ -268,12 +274,14 @@ def derive_context(
                 conflicts.append(
                     f"{spec.opens_on.describe()} was sent more than once at different times"
                 )
-            box_end = first.ts_ms + spec.minutes * 60_000
-            close = box_end if end_ms is None else min(box_end, end_ms)
-            windows[spec.part_id] = Window(
-                spec.part_id, first.ts_ms, first.event_id, box_end, close
-            )
+            windows[spec.part_id] = part_window(spec, first, by_type, end_ms, conflicts)
             anchors[spec.gate] = first.ts_ms
+        conflicts.extend(unknown_parts(rubric, by_type))
+    overrides = (
+        derive_overrides(rubric, by_type.get(OVERRIDDEN, []), conflicts)
+        if rubric is not None
+        else {}
+    )
 
     declared = _latest(by_type.get("pipeline.declared", []))
     assets: dict[str, str] = {}
@@ -347,5 +355,6 @@ def derive_context(
         artifacts=artifacts,
         self_grades=tuple(grades),
         conflicts=tuple(conflicts),
+        overrides=overrides,
         clocked=clocked,
     )

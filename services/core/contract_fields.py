@@ -11,6 +11,7 @@ CONTROL_FIELDS: dict[str, frozenset[str]] = {
     "exam.started": frozenset({"exam_id", "candidate_id", "rubric_id", "rubric_version"}),
     "part.started": frozenset({"exam_id", "part"}),
     "part.ended": frozenset({"exam_id", "part"}),
+    "part.extended": frozenset({"exam_id", "part", "minutes", "reason"}),
     "pipeline.declared": frozenset({"exam_id", "assets"}),
     "fault.injected": frozenset({"exam_id", "fault_id", "layer", "kind", "target", "note"}),
     "row.broken": frozenset({"exam_id", "dataset", "row_key"}),
@@ -18,6 +19,7 @@ CONTROL_FIELDS: dict[str, frozenset[str]] = {
     "artifact.submitted": frozenset({"exam_id", "part", "kind", "content", "uri"}),
     "self_grade.submitted": frozenset({"exam_id", "score_pct"}),
     "exam.ended": frozenset({"exam_id"}),
+    "grade.overridden": frozenset({"exam_id", "criterion_id", "state", "reason", "by", "kind"}),
 }
 
 SIGNAL_FIELDS: dict[str, frozenset[str]] = {

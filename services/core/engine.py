@@ -99,7 +99,7 @@ class Audit:
 
 def strip_heartbeat(ev: Event) -> Event:
     """A held heartbeat keeps only what coverage reads: collector, health, error."""
-    data = {k: ev.data.get(k) for k in ("collector", "healthy", "error")}
+    data = {k: ev.data.get(k) for k in ("collector", "healthy", "error", "error_kind")}
     err = data["error"]
     if isinstance(err, str) and len(err) > 80:
         data["error"] = err[:80]

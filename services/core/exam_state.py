@@ -9,17 +9,18 @@ not depend on whether the part start or the signal came first.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
 
-from services.core.context import Answers, ExamContext, derive_context, diagnosis
+from services.core.context import Answers, ExamContext, Window, derive_context, diagnosis
 from services.core.contract_fields import HEARTBEAT
 from services.core.events import Event
 from services.core.facts.base import Fact, FactSpec
 from services.core.heartbeats import Coverage
+from services.core.matching import clock as clock_text
 from services.core.model import CriterionResult, ExamResult, Outcome, State, Transition
 from services.core.review import CLOSED_STATE, OPEN_STATE, REVIEW_PART, review_notes
 from services.core.rubric import Rubric
@@ -170,6 +171,9 @@ class ExamState:
         #: bytes of the gate buffers and of the kept submissions (see :class:`Limits`)
         self.pending_size = 0
         self.submission_size = 0
+        #: the latest event time of a signal folded into this exam: an extension that
+        #: moves a box's end past signals already graded is flagged (see refresh_context)
+        self.signal_hi = NEVER
 
     # ------------------------------------------------------------------ building
     def _build(self, rubric: Rubric) -> None:
@@ -284,6 +288,7 @@ class ExamState:
             self.flags.append(flag)
 
     def refresh_context(self) -> None:
+        before = self.ctx.windows
         self.ctx = derive_context(
             self.exam_id,
             self.platform_id,
@@ -295,6 +300,7 @@ class ExamState:
         )
         if self.query is not None:
             self.query.ctx = self.ctx
+        self._check_extensions(before)
         for gate, at in self.opened.items():
             now_at = self.ctx.anchors.get(gate)
             if now_at is not None and now_at != at:
@@ -312,9 +318,27 @@ class ExamState:
                         if g == gate:
                             fact.fold(ev, self.ctx)
 
+    def _check_extensions(self, before: Mapping[str, Window]) -> None:
+        """Flag a box whose end moved past signals already folded.
+
+        Facts that keep a value up to a box's end (the offsets' peak, the sink's running
+        total, the latest dbt build) dropped signals past the old end when they arrived;
+        a ``part.extended`` read after them cannot bring them back. The replay (control
+        events first) is exact, so the flag says to regrade.
+        """
+        for part, w in self.ctx.windows.items():
+            old = before.get(part)
+            if old is not None and old.box_end_ms < min(w.box_end_ms, self.signal_hi):
+                self._flag(
+                    f"part {part}'s time box was extended after signals past its old end "
+                    f"({clock_text(old.box_end_ms)}) were graded: regrade with proctor replay"
+                )
+
     # ------------------------------------------------------------------ signals
     def fold_signal(self, ev: Event, dirty: set[int], limits: Limits, clock: int) -> None:
         """Fold a bound signal; adds the indices of criteria that may have changed to ``dirty``."""
+        if ev.ts_ms > self.signal_hi:
+            self.signal_hi = ev.ts_ms
         route = self.routes.get(ev.type)
         if route is None:
             if ev.type == HEARTBEAT and self.coverage is not None:
@@ -407,7 +431,7 @@ class ExamState:
             if rule.overall:
                 continue
             window = windows.get(results[i].part)
-            if window is not None:
+            if window is not None and not self.ctx.overrides:
                 q.window = window
                 q.now = now
                 hint = rule.quick(q)

@@ -37,7 +37,15 @@ def _digest(text: str) -> str:
 
 def conflict_subject(conflict: str) -> str:
     """What a conflict is about: the control event type it names, else a digest of it."""
-    for t in ("fault.injected", "exam.started", "part.started", "row.broken"):
+    for t in (
+        "grade.overridden",
+        "part.extended",
+        "part.ended",
+        "fault.injected",
+        "exam.started",
+        "part.started",
+        "row.broken",
+    ):
         if conflict.startswith(t) or f" {t}" in conflict:
             return t
     return _digest(conflict)

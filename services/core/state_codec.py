@@ -60,6 +60,7 @@ def _exam(ex: ExamState) -> dict[str, Any]:
         "g": ex.flags,
         "s": [[r.state, r.score, r.max_score, r.decided_ms] for r in ex.results],
         "n": ex.notes,
+        "hi": ex.signal_hi,
     }
 
 
@@ -69,6 +70,8 @@ def _unexam(engine: Engine, pid: str, obj: dict[str, Any]) -> ExamState:
     ex.verdicts = {k: _unverdict(v) for k, v in obj["v"].items()}
     ex.opened = {k: int(v) for k, v in obj["o"].items()}
     ex.flags = list(obj["g"])
+    # state written before part extensions existed: no signal seen is the safe reading
+    ex.signal_hi = int(obj.get("hi", NEVER))
     # state written before review notes existed has none: they are reported at the next change
     ex.notes = {str(k): str(v) for k, v in obj.get("n", {}).items()}
     if obj["r"] is not None:

@@ -38,16 +38,75 @@ def _check(name: str, what: str) -> str:
     return name
 
 
+#: the table of published regrades (services/cohort/versions.py); when it exists,
+#: exam_scores shows each exam's current version (a regrade's, else the live grading)
+VERSIONS_TABLE = "graded_versions"
+#: the columns of exam_scores, in order (a published version carries the same)
+SCORE_COLUMNS = (
+    "exam_id, candidate_id, platform_id, rubric_id, rubric_version, part, criterion_id, "
+    "state, score, max_score, reason, evidence, event_ts, graded_at, part_score, "
+    "part_max_score, total_score, total_max_score, total_pct, passed, open_reviews, status"
+)
+
+
 def exam_scores_sql(
-    catalog: str, namespace: str, table: str = "criterion_transitions", view: str = "exam_scores"
+    catalog: str,
+    namespace: str,
+    table: str = "criterion_transitions",
+    view: str = "exam_scores",
+    versions: str | None = None,
 ) -> str:
-    """CREATE OR REPLACE VIEW statement of the scoreboard view."""
+    """CREATE OR REPLACE VIEW statement of the scoreboard view; with ``versions`` (the
+    published regrades' table) an exam with a published version shows its latest one."""
     cat, ns = _check(catalog, "catalog"), _check(namespace, "namespace")
     src = f"{cat}.{ns}.{_check(table, 'table')}"
-    return f"""CREATE OR REPLACE VIEW {cat}.{ns}.{_check(view, "view")}
+    head = f"""CREATE OR REPLACE VIEW {cat}.{ns}.{_check(view, "view")}
 COMMENT 'Latest state per exam and criterion, with part and total scores and pass'
 AS
-WITH ranked AS (
+"""
+    if versions is None:
+        return head + live_scores_query(src)
+    vsrc = f"{cat}.{ns}.{_check(versions, 'table')}"
+    return (
+        head
+        + f"""WITH live AS ({live_scores_query(src)}),
+cur_versions AS (SELECT exam_id AS cur_exam, max(version) AS cur_version FROM {vsrc} GROUP BY exam_id)
+SELECT {SCORE_COLUMNS} FROM live WHERE exam_id NOT IN (SELECT cur_exam FROM cur_versions)
+UNION ALL
+SELECT {", ".join("v." + c.strip() for c in SCORE_COLUMNS.split(","))}
+FROM {vsrc} v JOIN cur_versions c ON v.exam_id = c.cur_exam AND v.version = c.cur_version"""
+    )
+
+
+def score_versions_sql(
+    catalog: str,
+    namespace: str,
+    table: str = "criterion_transitions",
+    versions: str = VERSIONS_TABLE,
+    view: str = "exam_score_versions",
+) -> str:
+    """Every graded version of every exam: the live grading as version 0 (label ``live``)
+    and each published regrade, with ``is_current`` true on the one exam_scores shows."""
+    cat, ns = _check(catalog, "catalog"), _check(namespace, "namespace")
+    src = f"{cat}.{ns}.{_check(table, 'table')}"
+    vsrc = f"{cat}.{ns}.{_check(versions, 'table')}"
+    return f"""CREATE OR REPLACE VIEW {cat}.{ns}.{_check(view, "view")}
+COMMENT 'Every graded version per exam (0: live), the current one flagged'
+AS
+WITH live AS ({live_scores_query(src)}),
+cur_versions AS (SELECT exam_id AS cur_exam, max(version) AS cur_version FROM {vsrc} GROUP BY exam_id)
+SELECT {SCORE_COLUMNS}, CAST(0 AS bigint) AS version, 'live' AS label,
+       exam_id NOT IN (SELECT cur_exam FROM cur_versions) AS is_current
+FROM live
+UNION ALL
+SELECT {", ".join("v." + c.strip() for c in SCORE_COLUMNS.split(","))}, v.version, v.label,
+       v.version = c.cur_version AS is_current
+FROM {vsrc} v JOIN cur_versions c ON v.exam_id = c.cur_exam"""
+
+
+def live_scores_query(src: str) -> str:
+    """The query of the live exam_scores over the transitions table ``src``."""
+    return f"""WITH ranked AS (
     SELECT t.*,
            row_number() OVER (
                PARTITION BY exam_id, criterion_id
@@ -128,12 +187,27 @@ FROM ranked
 WHERE rn = 1 AND state = 'unknown'"""
 
 
+def _has_table(conn: Any, catalog: str, namespace: str, table: str) -> bool:
+    cur = conn.cursor()
+    cur.execute(
+        f"SELECT count(*) FROM {_check(catalog, 'catalog')}.information_schema.tables "
+        f"WHERE table_schema = '{_check(namespace, 'namespace')}' "
+        f"AND table_name = '{_check(table, 'table')}'"
+    )
+    return bool(cur.fetchall()[0][0])
+
+
 def create_exam_scores_view(
     conn: Any, catalog: str, namespace: str, table: str = "criterion_transitions"
 ) -> None:
-    """Create (or replace) the views over ``table`` through a Trino DB-API connection."""
+    """Create (or replace) the views over ``table`` through a Trino DB-API connection
+    (version-aware once a regrade was published in the namespace)."""
     cur = conn.cursor()
-    cur.execute(exam_scores_sql(catalog, namespace, table))
+    versions = VERSIONS_TABLE if _has_table(conn, catalog, namespace, VERSIONS_TABLE) else None
+    cur.execute(exam_scores_sql(catalog, namespace, table, versions=versions))
     cur.fetchall()
+    if versions is not None:
+        cur.execute(score_versions_sql(catalog, namespace, table))
+        cur.fetchall()
     cur.execute(review_reasons_sql(catalog, namespace, table))
     cur.fetchall()

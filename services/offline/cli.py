@@ -10,6 +10,7 @@ import click
 from rich.console import Console
 
 from services.core.events import rfc3339_to_ms
+from services.core.model import ExamResult
 from services.errors import ProctorError
 from services.judge.default import default_judge
 from services.offline.reader import recordings
@@ -149,6 +150,24 @@ def replay(
         sys.exit(EXIT_REFUSED)
 
 
+def _publish(results: list[ExamResult], label: str, namespace: str) -> None:
+    import contextlib
+
+    from services.cohort.versions import publish_version
+    from services.stack.catalog import TRINO_CATALOG, load_catalog, trino_connect
+    from services.stack.config import StackConfig
+
+    config = StackConfig.from_env()
+    catalog = load_catalog(config)
+    with contextlib.closing(trino_connect(config)) as conn:
+        version = publish_version(catalog, conn, TRINO_CATALOG, namespace, results, label)
+    click.echo(
+        f"published version {version} ({label}) of {len(results)} exams to "
+        f"{namespace}.graded_versions; {namespace}.exam_scores shows it",
+        err=True,
+    )
+
+
 @click.command("regrade")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--from", "v1", required=True, help="Rubric version graded before.")
@@ -159,6 +178,20 @@ def replay(
     is_flag=True,
     help=f"Exit with status {EXIT_REFUSED} when any line of any recording was refused.",
 )
+@click.option(
+    "--publish",
+    is_flag=True,
+    help="Also write the --to grades as a new version in <namespace>.graded_versions; the "
+    "scoreboard's exam_scores then shows it, exam_score_versions keeps every version.",
+)
+@click.option("--label", help="What the published version is [regrade to rubric v<--to>].")
+@click.option(
+    "--namespace",
+    default="grading",
+    show_default=True,
+    envvar="PROCTOR_NAMESPACE",
+    help="Iceberg namespace of the grader's tables (PROCTOR_TABLE's).",
+)
 @rubrics_dir_option
 def regrade(
     paths: tuple[Path, ...],
@@ -167,15 +200,21 @@ def regrade(
     as_json: bool,
     strict: bool,
     rubrics_dir: Path | None,
+    publish: bool = False,
+    label: str | None = None,
+    namespace: str = "grading",
 ) -> None:
     """Grade recordings (files or folders of *.jsonl) under two rubric versions and show what changes.
 
     Lines the live worker would refuse are reported on stderr and grade nothing.
-    Exit status: 0 compared; 2 an error; 3 with --strict when any line was refused.
+    With --publish the new grades become the current version (the stack's catalog and
+    Trino from PROCTOR_* variables). Exit status: 0 compared; 2 an error; 3 with --strict
+    when any line was refused.
     """
     judge = default_judge()
     resolve = resolver(rubrics_dir)
     diffs = []
+    published: list[ExamResult] = []
     refused = 0
     try:
         files = recordings(list(paths))
@@ -192,6 +231,9 @@ def regrade(
                 if r.error:
                     raise ProctorError(f"{f}: {r.exam_id}: {r.error}")
             diffs += diff_results(str(f), before, after)
+            published += after
+        if publish:
+            _publish(published, label or f"regrade to rubric v{v2}", namespace)
     except ProctorError as exc:
         _fail(exc)
         return

@@ -249,6 +249,7 @@ def roster_add(platform: str, exam_id: str, candidate_id: str, **flags: Any) -> 
                 False,
                 extra or dict(held.extra_minutes),
                 now,
+                cohort=held.cohort,
             )
         publish_entries(settings, [entry], signer)
     except ProctorError as exc:

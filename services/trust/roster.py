@@ -53,9 +53,11 @@ class RosterEntry:
     revoked: bool = False
     extra_minutes: Mapping[int, int] = field(default_factory=dict)
     issued_ms: int = 0
+    #: the cohort the exam belongs to ("" for a platform enrolled on its own)
+    cohort: str = ""
 
     def to_bytes(self) -> bytes:
-        obj = {
+        obj: dict[str, Any] = {
             "platform_id": self.platform_id,
             "exam_id": self.exam_id,
             "candidate_id": self.candidate_id,
@@ -64,6 +66,8 @@ class RosterEntry:
             "extra_minutes": {str(k): v for k, v in sorted(self.extra_minutes.items())},
             "issued_ms": self.issued_ms,
         }
+        if self.cohort:  # absent otherwise: older entries keep their exact bytes
+            obj["cohort"] = self.cohort
         return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
     @classmethod
@@ -80,6 +84,7 @@ class RosterEntry:
             revoked=bool(obj["revoked"]),
             extra_minutes={int(k): int(v) for k, v in dict(extra).items()},
             issued_ms=int(obj.get("issued_ms", 0)),
+            cohort=str(obj.get("cohort") or ""),
         )
         if entry.generation < 1:
             raise ValueError("generation must be at least 1")

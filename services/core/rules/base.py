@@ -18,6 +18,7 @@ from services.core.context import ExamContext, Point, Window
 from services.core.facts.base import Fact, FactSpec
 from services.core.matching import clock, matching_keys
 from services.core.model import CriterionResult, Outcome, State
+from services.core.overrides import apply_override
 
 if TYPE_CHECKING:
     from services.core.rubric import CriterionSpec, Rubric
@@ -146,7 +147,13 @@ def lower_first(s: str) -> str:
 
 
 def evaluate(rule: Rule[Any], q: Query, rubric: Rubric, coverage: Blindness | None) -> Outcome:
-    """The state of one (non-overall) criterion at ``q.now``, time box and blindness included."""
+    """The state of one (non-overall) criterion at ``q.now``, time box, blindness and a
+    proctor's override included."""
+    graded = _graded(rule, q, rubric, coverage)
+    return apply_override(graded, q.ctx.overrides.get(rule.spec.criterion_id))
+
+
+def _graded(rule: Rule[Any], q: Query, rubric: Rubric, coverage: Blindness | None) -> Outcome:
     spec = rule.spec
     ctx = q.ctx
     if q.window is None:

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from services.contract.convert import INT_MAX, INT_MIN, LONG_MAX, LONG_MIN, format_timestamp
 from services.contract.jsonl import event_to_line, parse_line
-from services.contract.rules import FAULT_KINDS, HEARTBEAT_ERROR_KINDS
+from services.contract.rules import FAULT_KINDS, HEARTBEAT_ERROR_KINDS, MAX_EXTENSION_MINUTES
 from services.contract.schemas import TYPE_TOPICS, load_contract
 from services.contract.wire import WireCodec, registry_client
 
@@ -87,6 +87,14 @@ def json_lines(draw: st.DrawFn) -> str:
         data["kind"] = draw(st.sampled_from(sorted(FAULT_KINDS[data["layer"]])))
     if event_type == "self_grade.submitted":
         data["score_pct"] = draw(st.floats(0, 100))
+    if event_type == "part.extended":
+        data["minutes"] = draw(st.integers(1, MAX_EXTENSION_MINUTES))
+        data["reason"] = draw(st.text(min_size=1, max_size=20).filter(str.strip))
+    if event_type == "grade.overridden":
+        data["state"] = draw(st.sampled_from(["met", "partial", "failed", "graded"]))
+        data["kind"] = draw(st.sampled_from(["override", "appeal"]))
+        for name in ("criterion_id", "reason", "by"):
+            data[name] = draw(st.text(min_size=1, max_size=12).filter(str.strip))
     if event_type == "collector.heartbeat":
         data["error_kind"] = draw(st.sampled_from([None, *HEARTBEAT_ERROR_KINDS]))
     if event_type.startswith("grading.criterion"):
