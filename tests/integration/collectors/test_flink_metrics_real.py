@@ -267,6 +267,8 @@ def test_without_the_flink_job_running_the_metric_pillar_is_missing(
     other = flink_rig.jobs["at_least_once"]
     job_id = flink_rig.session.running(job.name)
     assert job_id is not None
+    # the same selector finds the job while it runs ...
+    wait_for("the job's uptime", lambda: series(prometheus, uptime(job.name)))
     flink_rig.session.cancel(job_id)
     # Flink drops a finished job's metrics; the next scrape makes the series stale
     wait_for("the cancelled job's metrics to go", lambda: not series(prometheus, uptime(job.name)))
