@@ -82,7 +82,9 @@ def wait_for(what: str, check: Callable[[], Any], timeout_s: float = 120.0) -> A
 
 
 def series(prometheus: str, query: str) -> list[dict[str, Any]]:
-    body = httpx.get(f"{prometheus}/api/v1/query", params={"query": query}).json()
+    resp = httpx.get(f"{prometheus}/api/v1/query", params={"query": query})
+    resp.raise_for_status()
+    body = resp.json()
     assert body["status"] == "success", body
     result: list[dict[str, Any]] = body["data"]["result"]
     return result
@@ -120,7 +122,7 @@ def prometheus(flink_rig: FlinkRig, tmp_path_factory: pytest.TempPathFactory) ->
             assert proc.poll() is None, (work / "prometheus.log").read_text()[-2000:]
             try:
                 return bool(series(url, "up{job='flink'} == 1"))
-            except httpx.HTTPError:
+            except (httpx.HTTPError, ValueError):  # not listening yet, or not ready (text)
                 return False
 
         wait_for("Prometheus to scrape the Flink session", scraped)
