@@ -9,7 +9,9 @@ snapshot's summary). Checkpointing is exactly-once, at-least-once or off, per jo
 No Flink distribution is downloaded: the module jars come from Maven (``maven.classpath``,
 cached in ~/.m2) and the session class is compiled with ``javac`` once per source hash
 under ~/.cache/proctor/flink-<version>/. One JVM holds the JobManager, one TaskManager
-and the REST endpoint, so the collectors poll real ``/jobs`` answers.
+and the REST endpoint, so the collectors poll real ``/jobs`` answers; Flink's
+PrometheusReporter serves the real metrics (``flink_jobmanager_job_uptime``,
+``flink_taskmanager_job_task_operator_numRecordsIn``...) at ``metrics_url``.
 
     runtime = ensure_runtime(print)
     with FlinkSession(workdir, runtime) as flink:
@@ -47,6 +49,8 @@ from services.stack.kubernetes import free_port
 FLINK_VERSION = "1.20.4"
 #: the newest Iceberg whose Flink runtime for 1.20 resolves with its dependencies
 ICEBERG_VERSION = "1.10.1"
+#: the newest 1.20 PrometheusReporter served (the reporter API is the same across 1.20.x)
+METRICS_PROMETHEUS_VERSION = "1.20.1"
 COORDS: tuple[str, ...] = (
     f"org.apache.flink:flink-clients:{FLINK_VERSION}",
     f"org.apache.flink:flink-streaming-java:{FLINK_VERSION}",
@@ -56,6 +60,9 @@ COORDS: tuple[str, ...] = (
     f"org.apache.flink:flink-table-planner_2.12:{FLINK_VERSION}",
     f"org.apache.flink:flink-table-runtime:{FLINK_VERSION}",
     f"org.apache.flink:flink-json:{FLINK_VERSION}",
+    # Flink's PrometheusReporter: the session's metrics at metrics_url for a Prometheus;
+    # not served at 1.20.4, 1.20.1 is (its Flink dependencies are `provided`: 1.20.4's run)
+    f"org.apache.flink:flink-metrics-prometheus:{METRICS_PROMETHEUS_VERSION}",
     "org.apache.flink:flink-connector-kafka:3.4.0-1.20",
     "org.apache.flink:flink-connector-jdbc-core:3.3.0-1.20",
     "org.apache.flink:flink-connector-jdbc-postgres:3.3.0-1.20",
@@ -262,6 +269,8 @@ class FlinkSession:
     start_timeout_s: float = 180.0
     java_home: Path | None = None
     port: int = 0
+    #: the PrometheusReporter's port (``/metrics`` of the JobManager and the TaskManager)
+    metrics_port: int = 0
     _proc: subprocess.Popen[bytes] | None = None
     _submitted: int = 0
     _http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=10.0))
@@ -269,6 +278,11 @@ class FlinkSession:
     @property
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        """Flink's Prometheus endpoint (text exposition format), for a scrape config."""
+        return f"http://{HOST}:{self.metrics_port}/metrics"
 
     @property
     def log_path(self) -> Path:
@@ -282,6 +296,7 @@ class FlinkSession:
         self.workdir.mkdir(parents=True, exist_ok=True)
         home = self.java_home or StackConfig.from_env().java17_home
         self.port = self.port or free_port()
+        self.metrics_port = self.metrics_port or free_port()
         log = self.log_path.open("wb")
         self._proc = subprocess.Popen(
             [
@@ -295,6 +310,7 @@ class FlinkSession:
                 self.runtime.classpath,
                 MAIN_CLASS,
                 str(self.port),
+                str(self.metrics_port),
             ],
             stdin=subprocess.PIPE,
             stdout=log,

@@ -2,7 +2,7 @@
 // job on command: a Debezium CDC topic from Kafka, a JDBC lookup join against a PostgreSQL
 // dimension table, and an Iceberg sink in a JDBC catalog that commits on checkpoints.
 //
-// Usage: java -cp <jars>:<classes> PipelineSession <rest-port>
+// Usage: java -cp <jars>:<classes> PipelineSession <rest-port> [<prometheus-port>]
 // then one command a line on stdin:
 //   submit <job.properties>   build the pipeline the file describes and submit it
 //   quit                      stop the cluster and exit
@@ -30,6 +30,14 @@ public final class PipelineSession {
     public static void main(String[] args) throws Exception {
         int port = Integer.parseInt(args[0]);
         Configuration conf = new Configuration();
+        if (args.length > 1) {
+            // Flink's own Prometheus reporter: one /metrics endpoint for the JobManager and
+            // the TaskManager of this JVM (they share the MiniCluster's metric registry)
+            conf.setString(
+                    "metrics.reporter.prom.factory.class",
+                    "org.apache.flink.metrics.prometheus.PrometheusReporterFactory");
+            conf.setString("metrics.reporter.prom.port", args[1]);
+        }
         conf.set(RestOptions.BIND_ADDRESS, "127.0.0.1");
         conf.set(RestOptions.ADDRESS, "127.0.0.1");
         conf.set(RestOptions.PORT, port);

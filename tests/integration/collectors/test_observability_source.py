@@ -80,7 +80,7 @@ def prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 ).json()
                 if ex.get("data"):
                     break
-            except httpx.HTTPError:
+            except (httpx.HTTPError, ValueError):  # not listening yet, or not ready (text)
                 pass
             time.sleep(0.5)
         yield url
