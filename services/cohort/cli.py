@@ -446,7 +446,7 @@ def report_cmd(recording: Path, out_dir: Path, candidates: tuple[str, ...], veri
     and HTML (every criterion's state, score, reason, evidence; review notes), and the
     cohort.s cohort.csv and cohort.parquet."""
     from services.cohort.report import write_reports
-    from services.core.judges import default_judge
+    from services.judge.default import default_judge
     from services.offline.replay import replay_file
     from services.rubrics import resolver
 

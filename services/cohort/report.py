@@ -17,6 +17,7 @@ from pathlib import Path
 
 from services.core.matching import clock
 from services.core.model import OVERALL_PART, ExamResult
+from services.core.model import exam_status as status
 
 #: colours of the states (the scoreboard's)
 STATE_COLOURS = {
@@ -28,23 +29,6 @@ STATE_COLOURS = {
     "pending": "#57606a",
 }
 PARTS = ("1", "2", "3")
-
-
-def status(r: ExamResult) -> str:
-    """pass, fail, review (a note is open or the grade is unknown) or in progress."""
-    if r.error:
-        return "error"
-    if r.notes or r.review:
-        return "review"
-    try:
-        state = r.criterion("overall.pass").state
-    except KeyError:
-        state = "pending"
-    if state == "met":
-        return "pass"
-    if state in ("failed", "expired"):
-        return "fail"
-    return "review" if state == "unknown" else "in progress"
 
 
 def _file_name(r: ExamResult) -> str:

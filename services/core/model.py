@@ -118,3 +118,20 @@ class ExamResult:
             if c.criterion_id == criterion_id:
                 return c
         raise KeyError(criterion_id)
+
+
+def exam_status(r: ExamResult) -> str:
+    """pass, fail, review (a note is open or the grade is unknown) or in progress."""
+    if r.error:
+        return "error"
+    if r.notes or r.review:
+        return "review"
+    try:
+        state = r.criterion("overall.pass").state
+    except KeyError:
+        state = "pending"
+    if state == "met":
+        return "pass"
+    if state in ("failed", "expired"):
+        return "fail"
+    return "review" if state == "unknown" else "in progress"

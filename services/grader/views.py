@@ -38,7 +38,7 @@ def _check(name: str, what: str) -> str:
     return name
 
 
-#: the table of published regrades (services/cohort/versions.py); when it exists,
+#: the table of published regrades (services/offline/versions.py); when it exists,
 #: exam_scores shows each exam's current version (a regrade's, else the live grading)
 VERSIONS_TABLE = "graded_versions"
 #: the columns of exam_scores, in order (a published version carries the same)

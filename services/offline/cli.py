@@ -153,14 +153,14 @@ def replay(
 def _publish(results: list[ExamResult], label: str, namespace: str) -> None:
     import contextlib
 
-    from services.cohort.versions import publish_version
-    from services.stack.catalog import TRINO_CATALOG, load_catalog, trino_connect
-    from services.stack.config import StackConfig
+    from services.connections import open_catalog, trino_connect
+    from services.offline.versions import publish_version
+    from services.settings import load_settings
 
-    config = StackConfig.from_env()
-    catalog = load_catalog(config)
-    with contextlib.closing(trino_connect(config)) as conn:
-        version = publish_version(catalog, conn, TRINO_CATALOG, namespace, results, label)
+    settings = load_settings()
+    catalog = open_catalog(settings.catalog)
+    with contextlib.closing(trino_connect(settings.trino)) as conn:
+        version = publish_version(catalog, conn, settings.trino.catalog, namespace, results, label)
     click.echo(
         f"published version {version} ({label}) of {len(results)} exams to "
         f"{namespace}.graded_versions; {namespace}.exam_scores shows it",

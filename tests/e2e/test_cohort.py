@@ -26,11 +26,11 @@ import pytest
 from click.testing import CliRunner
 from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.sql import SqlCatalog
-from services.core.judges import default_judge
 
 from services.cohort.cli import cohort, exam, fault, grade, record_cmd, report_cmd
 from services.contract.jsonl import read_jsonl
 from services.core.events import Event, ms_to_rfc3339
+from services.judge.default import default_judge
 from services.offline.cli import regrade
 from services.offline.replay import replay_events
 from services.offline.scenarios import FAULT_TARGETS, ExamBuilder

@@ -7,12 +7,12 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from services.cohort.versions import VERSIONS_SCHEMA, version_rows
 from services.contract.jsonl import read_jsonl
 from services.core.simple_judge import KeywordJudge
 from services.errors import ConfigError
 from services.grader.views import exam_scores_sql, live_scores_query, score_versions_sql
 from services.offline.replay import replay_events
+from services.offline.versions import VERSIONS_SCHEMA, version_rows
 from services.rubrics import resolver
 
 pytestmark = pytest.mark.unit

@@ -31,8 +31,8 @@ from pyiceberg.types import (
     TimestamptzType,
 )
 
-from services.cohort.report import status
 from services.core.model import OVERALL_PART, ExamResult
+from services.core.model import exam_status as status
 from services.errors import SinkError
 from services.grader.row_table import TRANSITIONS_SCHEMA
 from services.grader.views import VERSIONS_TABLE, create_exam_scores_view
