@@ -9,8 +9,11 @@ source database are the heaviest pieces of the platform on a 2-core machine.
 from __future__ import annotations
 
 import contextlib
+import time
+import uuid
 from pathlib import Path
 
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from services.contract.wire import registry_client
@@ -43,10 +46,42 @@ class PlatformCdc:
         assert self.connector is not None, "start first"
         return self.connector.topic
 
-    def load(self, rows: int) -> str:
+    def high_watermark(self) -> int:
+        """The CDC topic's end offset (one partition per table, as Debezium writes it)."""
+        consumer = Consumer(
+            {"bootstrap.servers": self.bootstrap, "group.id": f"rh-{uuid.uuid4().hex}"}
+        )
+        deadline = time.monotonic() + 30
+        try:
+            while True:
+                try:
+                    consumer.list_topics(self.topic, timeout=10)
+                    tp = TopicPartition(self.topic, 0)
+                    return int(consumer.get_watermark_offsets(tp, timeout=10)[1])
+                except KafkaException:  # a topic Debezium just created: metadata on its way
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
+        finally:
+            consumer.close()
+
+    def load(self, rows: int, timeout_s: float = 120.0) -> str:
+        """Change the source table and wait until Debezium delivered every change."""
+        before = self.high_watermark()
         ids = self.cdc.load.insert(rows)
         changed = self.cdc.load.update(ids[: rows // 2])
-        return f"{rows} orders inserted and {changed} updated in the source table"
+        wanted = before + rows + changed
+        deadline = time.monotonic() + timeout_s
+        high = before
+        while time.monotonic() < deadline:
+            high = self.high_watermark()
+            if high >= wanted:
+                break
+            time.sleep(0.5)
+        return (
+            f"{rows} orders inserted and {changed} updated in the source table; "
+            f"the topic grew from offset {before} to {high} (wanted {wanted})"
+        )
 
     def stop(self) -> None:
         """The connector, the worker and the database; then its topic and subject."""

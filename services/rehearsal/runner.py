@@ -277,7 +277,8 @@ class Rehearsal:
         self.step(e, 1, "candidate", "declare the pipeline", "submission endpoint", declare)
         s.watch_iceberg(e.platform_id, [sink], self.plan.poll_s)
         if cdc is not None:
-            s.watch_cdc(e.platform_id, s.client.bootstrap, cdc.topic, self.plan.poll_s)
+            pollers = s.watch_cdc(e.platform_id, s.client.bootstrap, cdc.topic, self.plan.poll_s)
+            s.poll_now(pollers)  # the offsets before the load: what growth is measured from
             rows = self.plan.cdc_rows
             self.step(
                 e,
@@ -287,6 +288,7 @@ class Rehearsal:
                 "PostgreSQL (source)",
                 lambda: cdc.load(rows),
             )
+            s.poll_now(pollers)  # the grown offsets, published before the next step
 
         def build_sink() -> str:
             e.lake.create(SINK)

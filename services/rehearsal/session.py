@@ -143,6 +143,8 @@ class RehearsalSession:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._pollers: list[Poller] = []
+        #: one lock per poller: its thread and :meth:`poll_now` never step it at once
+        self._locks: dict[int, threading.Lock] = {}
         self.platforms: list[str] = []
 
     # ------------------------------------------------------------------ lifecycle
@@ -252,15 +254,17 @@ class RehearsalSession:
         settings = dbt_collector.Settings(path=target_dir)
         self.watch(dbt_collector.build(settings, platform_id), interval_s)
 
-    def watch_cdc(self, platform_id: str, bootstrap: str, topic: str, interval_s: float) -> None:
+    def watch_cdc(
+        self, platform_id: str, bootstrap: str, topic: str, interval_s: float
+    ) -> list[Poller]:
         """The real offsets and registry collectors on the CDC topic and its subject."""
-        self.watch(
+        offsets = self.watch(
             offsets_collector.build(
                 offsets_collector.Settings(bootstrap=bootstrap, topics=(topic,)), platform_id
             ),
             interval_s,
         )
-        self.watch(
+        registry = self.watch(
             registry_collector.build(
                 registry_collector.Settings(
                     url=self.client.registry_url, subject_pattern=re.escape(f"{topic}-value")
@@ -269,8 +273,9 @@ class RehearsalSession:
             ),
             interval_s,
         )
+        return [offsets, registry]
 
-    def watch(self, collector: Collector, interval_s: float) -> None:
+    def watch(self, collector: Collector, interval_s: float) -> Poller:
         """Poll ``collector`` in a thread of its own until the session closes."""
         platform_id = collector.platform_id
         poller = Poller(
@@ -281,19 +286,38 @@ class RehearsalSession:
             heartbeat_s=min(30.0, interval_s * 4),
         )
         self._pollers.append(poller)
+        lock = self._locks[id(poller)] = threading.Lock()
         thread = threading.Thread(
-            target=poller.run,
-            args=(self._stop,),
+            target=self._run,
+            args=(poller, lock),
             name=f"{collector.name}-{platform_id}",
             daemon=True,
         )
         thread.start()
         self._threads.append(thread)
+        return poller
+
+    def _run(self, poller: Poller, lock: threading.Lock) -> None:
+        """The poller's loop (poll, back off on errors, heartbeat), under its lock."""
+        next_beat = 0.0
+        while not self._stop.is_set():
+            with lock:
+                delay = poller.attempt()
+                if time.monotonic() >= next_beat:
+                    poller.heartbeat()
+                    next_beat = time.monotonic() + poller.heartbeat_s
+            self._stop.wait(delay)
+
+    def poll_now(self, pollers: Iterable[Poller] | None = None) -> None:
+        """One more poll and a heartbeat of the collectors now (all by default), so what
+        just happened is published before the next step; never at once with their thread."""
+        for poller in self._pollers if pollers is None else pollers:
+            with self._locks[id(poller)]:
+                poller.attempt()
+                poller.heartbeat()
 
     def flush_collectors(self) -> None:
-        """One more poll of every collector now, so what just happened is published."""
-        for poller in self._pollers:
-            poller.attempt()
+        self.poll_now()
 
     # ------------------------------------------------------------------ reading back
     def signals(self) -> tuple[dict[str, Counter[str]], list[str]]:

@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from services.errors import StackError
 from services.platform.superset import CandidateSuperset
 from services.platform.superset_api import Alert, SupersetApi
 from services.stack.catalog import TRINO_CATALOG, TRINO_USER, trino_connect
@@ -82,7 +83,10 @@ class SupersetPlatform:
         deadline = time.monotonic() + EVALUATION_TIMEOUT_S
         with self.api() as api:
             while True:
-                found = api.alert(alert_id)
+                try:
+                    found = api.alert(alert_id)
+                except StackError as exc:  # a request cut on a loaded machine: ask again
+                    found = {"error": str(exc)}
                 if found.get("last_eval_dttm") and found["last_eval_dttm"] != after:
                     return found
                 if time.monotonic() > deadline:
