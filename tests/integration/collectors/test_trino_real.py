@@ -396,7 +396,14 @@ def test_trino_down_leaves_the_collectors_running_and_publishing_nothing_false(
     trino = rig.platform.trino
     pid = trino.pid()
     assert pid is not None
-    before = len(rig.env.read("platform.trino", PLATFORM))
+    # Trino posts query events after the queries end: let earlier tests' posts land first
+    before, deadline = -1, time.monotonic() + 30
+    while time.monotonic() < deadline:
+        now = len(rig.env.read("platform.trino", PLATFORM))
+        if now == before:
+            break
+        before = now
+        time.sleep(2)
     trino.stop()
     assert trino.pid() is None and not trino.healthy()
     with pytest.raises(OSError):
