@@ -54,8 +54,10 @@ class PlatformCdc:
         deadline = time.monotonic() + 30
         try:
             while True:
+                meta = consumer.list_topics(self.topic, timeout=10).topics.get(self.topic)
+                if meta is None or meta.error is not None or not meta.partitions:
+                    return 0  # Debezium makes the topic with its first record: none yet
                 try:
-                    consumer.list_topics(self.topic, timeout=10)
                     tp = TopicPartition(self.topic, 0)
                     return int(consumer.get_watermark_offsets(tp, timeout=10)[1])
                 except KafkaException:  # a topic Debezium just created: metadata on its way

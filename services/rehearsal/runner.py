@@ -278,7 +278,17 @@ class Rehearsal:
         s.watch_iceberg(e.platform_id, [sink], self.plan.poll_s)
         if cdc is not None:
             pollers = s.watch_cdc(e.platform_id, s.client.bootstrap, cdc.topic, self.plan.poll_s)
-            s.poll_now(pollers)  # the offsets before the load: what growth is measured from
+            # the load starts: its first changes make the topic, whose offsets are then
+            # read once, so the rest of the load is growth the collector sees
+            self.step(
+                e,
+                1,
+                "candidate",
+                "start the load generator",
+                "PostgreSQL (source)",
+                lambda: cdc.load(10),
+            )
+            s.poll_now(pollers)
             rows = self.plan.cdc_rows
             self.step(
                 e,
