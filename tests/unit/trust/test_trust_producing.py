@@ -67,7 +67,12 @@ def test_missing_credentials_are_config_errors(
     assert RecordAuth.from_env({}) is None
 
 
-def test_worker_refuses_to_start_without_trust(tmp_path: Path) -> None:
+def test_worker_refuses_to_start_without_trust(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a field left unset comes from the environment: a test session may have exported keys
+    for name in ("PROCTOR_TRUSTED_KEYS", "PROCTOR_ROSTER_SECRET"):
+        monkeypatch.delenv(name, raising=False)
     with pytest.raises(ConfigError, match="PROCTOR_TRUSTED_KEYS and PROCTOR_ROSTER_SECRET"):
         build_admission(GraderSettings(trusted_keys=None, roster_secret=None))
     with pytest.raises(ConfigError, match=r"needs PROCTOR_ROSTER_SECRET \(docs"):
