@@ -25,7 +25,9 @@ from services.core.rules.base import NEVER
 from services.core.textjudge import Finding, TextVerdict
 from services.errors import GradingError
 
-FORMAT = 1
+#: 2: the Flink checkpointing-mode fact, part windows (a part's highest signal time) and
+#: overrides joined the state; a state of format 1 is refused with how to start afresh
+FORMAT = 2
 
 
 def _ev(ev: Event) -> list[Any]:
@@ -116,7 +118,9 @@ def restore_platform(engine: Engine, data: bytes | dict[str, Any]) -> None:
         obj = orjson.loads(data) if isinstance(data, bytes | bytearray) else data
         if obj.get("v") != FORMAT:
             raise GradingError(
-                f"state format {obj.get('v')!r} is not {FORMAT}; regrade from the event log"
+                f"state format {obj.get('v')!r} is not {FORMAT} (written by another version of "
+                "proctor): start this worker under a new PROCTOR_APP_ID, which grades the "
+                "topics from their start, or regrade from the recordings"
             )
         pid = obj["p"]
         p = PlatformState(pid)

@@ -48,9 +48,14 @@ def test_platform_state_restores_into_a_fresh_engine(rubrics, judge) -> None:
     assert fresh.results()[0].passed
 
 
+def test_a_state_of_the_former_format_is_refused_with_how_to_start_afresh(rubrics, judge) -> None:
+    with pytest.raises(GradingError, match=r"state format 1 is not 2 .*new PROCTOR_APP_ID"):
+        restore_platform(Engine(rubrics, judge), b'{"v": 1, "p": "x", "u": [], "d": null, "x": []}')
+
+
 @pytest.mark.parametrize(
     "data",
-    [b"{not json", b'{"v": 99, "p": "x"}', b'{"v": 1, "p": "x", "u": [["t"]], "d": null, "x": []}'],
+    [b"{not json", b'{"v": 99, "p": "x"}', b'{"v": 2, "p": "x", "u": [["t"]], "d": null, "x": []}'],
 )
 def test_corrupt_state_is_a_grading_error(rubrics, judge, data: bytes) -> None:
     with pytest.raises(GradingError):
