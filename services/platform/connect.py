@@ -31,7 +31,6 @@ import fcntl
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 import urllib.error
@@ -47,6 +46,7 @@ from typing import Any
 from services.errors import StackError
 from services.platform.source_db import ORDERS_TABLE, OrderLoad, SourceDatabase
 from services.stack import jvm, maven
+from services.stack.component import stop_process_group
 from services.stack.config import StackConfig
 from services.stack.kafka import KAFKA_VERSION, LOG4J_VERSION
 from services.stack.kubernetes import free_port
@@ -564,16 +564,7 @@ class ConnectWorker:
         """SIGTERM (the worker stops its tasks and flushes offsets), then SIGKILL, to the
         process group this worker started and nothing else."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+        stop_process_group(proc, 30.0)
 
     def __enter__(self) -> ConnectWorker:
         try:

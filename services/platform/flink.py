@@ -28,7 +28,6 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -42,6 +41,7 @@ import httpx
 
 from services.errors import StackError
 from services.stack import maven
+from services.stack.component import stop_process_group
 from services.stack.config import StackConfig
 from services.stack.jvm import java
 from services.stack.kubernetes import free_port
@@ -439,14 +439,7 @@ class FlinkSession:
             try:
                 proc.wait(20)
             except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(10)
+                stop_process_group(proc, 20.0)
         self._http.close()
 
     def __enter__(self) -> FlinkSession:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -40,6 +39,7 @@ from trino.dbapi import Connection
 from services.errors import StackError
 from services.stack import jvm
 from services.stack import trino as stack_trino
+from services.stack.component import stop_process_group
 from services.stack.config import StackConfig
 
 HOST = "127.0.0.1"
@@ -322,16 +322,7 @@ class CandidateTrino:
     def stop(self) -> None:
         """SIGTERM, then SIGKILL, to exactly the process this server started."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+        stop_process_group(proc, 30.0)
 
     def __enter__(self) -> CandidateTrino:
         try:

@@ -208,3 +208,18 @@ class Component(ABC):
         except OSError:
             return "(no log yet)"
         return "\n".join(text.splitlines()[-lines:])
+
+
+def stop_process_group(proc: subprocess.Popen[bytes] | None, term_wait_s: float = 30.0) -> None:
+    """SIGTERM to the process group ``proc`` leads, SIGKILL after ``term_wait_s``: exactly
+    the processes a component started (``start_new_session``), nothing else."""
+    if proc is None or proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(term_wait_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
