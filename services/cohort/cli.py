@@ -441,10 +441,18 @@ def grade_appeal(**flags: Any) -> None:
 @click.option(
     "--verify", is_flag=True, help="Check every control event's signature first (replay --verify)."
 )
-def report_cmd(recording: Path, out_dir: Path, candidates: tuple[str, ...], verify: bool) -> None:
+@click.option(
+    "--pdf",
+    is_flag=True,
+    help="Also print each candidate's HTML page to PDF with headless Chromium "
+    "(apt-get install chromium, or PROCTOR_CHROMIUM=path).",
+)
+def report_cmd(
+    recording: Path, out_dir: Path, candidates: tuple[str, ...], verify: bool, pdf: bool
+) -> None:
     """Grade RECORDING (from `proctor record`) and write a report per candidate, in Markdown
-    and HTML (every criterion's state, score, reason, evidence; review notes), and the
-    cohort.s cohort.csv and cohort.parquet."""
+    and HTML (every criterion's state, score, reason, evidence; review notes), optionally
+    PDF, and the cohort's cohort.csv and cohort.parquet."""
     from services.cohort.report import write_reports
     from services.judge.default import default_judge
     from services.offline.replay import replay_file
@@ -474,8 +482,26 @@ def report_cmd(recording: Path, out_dir: Path, candidates: tuple[str, ...], veri
         raise click.ClickException(
             f"no exam of {', '.join(candidates) or 'any candidate'} in {recording}"
         )
-    for n, path in enumerate(write_reports(chosen, out_dir), start=1):
+    if pdf:
+        from services.cohort.pdf import chromium_binary
+
+        try:
+            chromium_binary()  # before any report is written: a missing Chromium is found first
+        except ProctorError as exc:
+            raise click.ClickException(str(exc)) from exc
+    written = write_reports(chosen, out_dir)
+    for n, path in enumerate(written, start=1):
         click.echo(f"[{n}] wrote {path}")
+    if pdf:
+        from services.cohort.pdf import html_to_pdf
+
+        pages = [p for p in written if p.suffix == ".html"]
+        for n, page in enumerate(pages, start=1):
+            try:
+                out = html_to_pdf(page, page.with_suffix(".pdf"))
+            except ProctorError as exc:
+                raise click.ClickException(str(exc)) from exc
+            click.echo(f"[pdf {n}/{len(pages)}] wrote {out}")
     if result.refused:
         click.echo(f"{len(result.refused)} lines refused (graded nothing)", err=True)
 
