@@ -445,10 +445,21 @@ def grade_appeal(**flags: Any) -> None:
     "--pdf",
     is_flag=True,
     help="Also print each candidate's HTML page to PDF with headless Chromium "
-    "(apt-get install chromium, or PROCTOR_CHROMIUM=path).",
+    "(apt-get install chromium, or --chromium).",
+)
+@click.option(
+    "--chromium",
+    envvar="PROCTOR_CHROMIUM",
+    metavar="PATH",
+    help="The Chromium binary for --pdf [PROCTOR_CHROMIUM; default: chromium on PATH].",
 )
 def report_cmd(
-    recording: Path, out_dir: Path, candidates: tuple[str, ...], verify: bool, pdf: bool
+    recording: Path,
+    out_dir: Path,
+    candidates: tuple[str, ...],
+    verify: bool,
+    pdf: bool,
+    chromium: str | None,
 ) -> None:
     """Grade RECORDING (from `proctor record`) and write a report per candidate, in Markdown
     and HTML (every criterion's state, score, reason, evidence; review notes), optionally
@@ -486,7 +497,7 @@ def report_cmd(
         from services.cohort.pdf import chromium_binary
 
         try:
-            chromium_binary()  # before any report is written: a missing Chromium is found first
+            chromium_binary(chromium)  # before any report is written: found missing first
         except ProctorError as exc:
             raise click.ClickException(str(exc)) from exc
     written = write_reports(chosen, out_dir)
@@ -498,7 +509,7 @@ def report_cmd(
         pages = [p for p in written if p.suffix == ".html"]
         for n, page in enumerate(pages, start=1):
             try:
-                out = html_to_pdf(page, page.with_suffix(".pdf"))
+                out = html_to_pdf(page, page.with_suffix(".pdf"), chromium)
             except ProctorError as exc:
                 raise click.ClickException(str(exc)) from exc
             click.echo(f"[pdf {n}/{len(pages)}] wrote {out}")

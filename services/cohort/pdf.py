@@ -2,8 +2,8 @@
 
 The HTML page is the report (one template, one set of facts); the PDF is that page
 printed, so the two never disagree. Chromium is Debian's package (``apt-get install
-chromium``), the same one the scoreboard's browser test drives; ``PROCTOR_CHROMIUM``
-names another binary.
+chromium``), the same one the scoreboard's browser test drives; ``proctor report
+--chromium`` (``PROCTOR_CHROMIUM``) names another binary.
 """
 
 from __future__ import annotations
@@ -20,19 +20,18 @@ PDF_MAGIC = b"%PDF-"
 
 
 def chromium_binary(explicit: str | None = None) -> str:
-    """The Chromium to print with: ``explicit``, ``PROCTOR_CHROMIUM``, or one on PATH."""
-    for candidate in (explicit, os.environ.get("PROCTOR_CHROMIUM")):
-        if candidate:
-            if not (Path(candidate).is_file() and os.access(candidate, os.X_OK)):
-                raise CohortError(f"{candidate} is not an executable Chromium")
-            return candidate
+    """The Chromium to print with: ``explicit`` (the CLI's ``--chromium``), or one on PATH."""
+    if explicit:
+        if not (Path(explicit).is_file() and os.access(explicit, os.X_OK)):
+            raise CohortError(f"{explicit} is not an executable Chromium")
+        return explicit
     for name in ("chromium", "chromium-browser", "google-chrome"):
         found = shutil.which(name)
         if found:
             return found
     raise CohortError(
-        "printing a PDF needs Chromium: apt-get install chromium, or set PROCTOR_CHROMIUM "
-        "to its path (the Markdown and HTML reports need nothing)"
+        "printing a PDF needs Chromium: apt-get install chromium, or give --chromium "
+        "(PROCTOR_CHROMIUM) with its path (the Markdown and HTML reports need nothing)"
     )
 
 

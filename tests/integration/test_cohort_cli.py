@@ -231,3 +231,47 @@ def test_record_a_cohort_from_the_topics(
         (r.exam_id, r.total_pct, r.criteria) for r in want
     ]
     assert len(got) == 2
+
+
+def test_the_cohorts_collectors_are_rendered_from_the_signed_roster(
+    settings: ClientSettings, trust_env: TrustEnv, tmp_path: Path
+) -> None:
+    """`proctor deploy render --roster-cohort`: collectors for exactly the platforms the
+    proctor enrolled; a roster record the proctor did not sign deploys nothing."""
+    from services.deploy.cli import deploy
+    from services.trust.roster import RosterEntry, roster_topic
+
+    for who in ("alice", "bob"):
+        run(settings, cohort, "add", "y3-dep", who)
+    run(settings, cohort, "add", "y3-other", "dave")
+    forged = RosterEntry("basecamp-mallory", "y3-dep-mallory", "mallory", 1, False, {}, 1,
+                         cohort="y3-dep")  # fmt: skip
+    producer = Producer({"bootstrap.servers": settings.bootstrap})
+    producer.produce(roster_topic(settings.topic_prefix), forged.to_bytes(), b"basecamp-mallory")
+    assert producer.flush(10) == 0
+
+    out = tmp_path / "rendered"
+    args = ["render", "--roster-cohort", "y3-dep", "--out", str(out), "--bootstrap",
+            settings.bootstrap, "--prefix", settings.topic_prefix]  # fmt: skip
+    audit = ["--k8s-audit-url", "https://audit.exam.example"]
+    result = CliRunner().invoke(deploy, [*args, *audit])
+    assert result.exit_code == 0, result.output
+    assert "cohort y3-dep: 2 platform(s)" in result.output
+    platforms = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert platforms == ["basecamp-alice", "basecamp-bob"]
+    top = (out / "kustomization.yaml").read_text()
+    assert "from roster cohort y3-dep" in top
+
+    # a base file naming the forged platform is refused, and the earlier render is kept
+    base = tmp_path / "base.yaml"
+    base.write_text(
+        "k8s_audit_url: https://audit.exam.example\n"
+        "candidates:\n  - {platform_id: basecamp-mallory, namespace: mallory}\n"
+    )
+    refused = CliRunner().invoke(deploy, [*args, "--cohort", str(base)])
+    assert refused.exit_code != 0
+    assert "basecamp-mallory is not in the roster" in refused.output
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == platforms
+    # without the audit URL from a flag or a base file: a clear usage error
+    missing = CliRunner().invoke(deploy, args)
+    assert missing.exit_code != 0 and "no k8s_audit_url" in missing.output

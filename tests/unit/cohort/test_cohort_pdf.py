@@ -60,10 +60,8 @@ def test_markup_in_a_reason_is_printed_as_text_not_rendered(tmp_path: Path) -> N
 def test_a_missing_chromium_is_named_with_how_to_install_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("PROCTOR_CHROMIUM", str(tmp_path / "nowhere"))
     with pytest.raises(CohortError, match="not an executable Chromium"):
-        chromium_binary()
-    monkeypatch.delenv("PROCTOR_CHROMIUM")
+        chromium_binary(str(tmp_path / "nowhere"))
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(CohortError, match="apt-get install chromium"):
         chromium_binary()
