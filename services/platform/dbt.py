@@ -39,6 +39,7 @@ from types import TracebackType
 import trino
 
 from services.errors import ConfigError, StackError
+from services.stack.component import run_setup
 
 DBT_CORE_VERSION = "1.11.16"
 HERE = Path(__file__).resolve().parent
@@ -100,23 +101,7 @@ def _locked(path: Path) -> Iterator[None]:
 def _run(
     argv: Sequence[str], what: str, timeout: float, env: Mapping[str, str] | None = None
 ) -> str:
-    try:
-        done = subprocess.run(
-            list(argv),
-            env={**os.environ, **(env or {})},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise StackError(f"dbt: could not {what}: {exc}") from exc
-    if done.returncode != 0:
-        tail = "\n".join(done.stdout.splitlines()[-25:])
-        raise StackError(f"dbt: could not {what} (exit {done.returncode}):\n{tail}")
-    return done.stdout
+    return run_setup(argv, "dbt", what, timeout, env)
 
 
 @dataclass(frozen=True, slots=True)

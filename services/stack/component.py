@@ -210,6 +210,37 @@ class Component(ABC):
         return "\n".join(text.splitlines()[-lines:])
 
 
+def run_setup(
+    argv: Sequence[str],
+    component: str,
+    what: str,
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> str:
+    """Run one setup command (a venv, a pip install, a migration) to completion; its
+    output, or a StackError naming ``component``, what it could not do and the output's
+    last lines: a failed install is read from the error, not from a log hunt."""
+    try:
+        done = subprocess.run(
+            list(argv),
+            cwd=cwd,
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise StackError(f"{component}: could not {what}: {exc}") from exc
+    if done.returncode != 0:
+        tail = "\n".join(done.stdout.splitlines()[-25:])
+        raise StackError(f"{component}: could not {what} (exit {done.returncode}):\n{tail}")
+    return done.stdout
+
+
 def stop_process_group(proc: subprocess.Popen[bytes] | None, term_wait_s: float = 30.0) -> None:
     """SIGTERM to the process group ``proc`` leads, SIGKILL after ``term_wait_s``: exactly
     the processes a component started (``start_new_session``), nothing else."""

@@ -21,7 +21,6 @@ import hashlib
 import os
 import secrets
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -30,10 +29,9 @@ from pathlib import Path
 
 import httpx
 
-from services.errors import StackError
 from services.settings import SupersetSettingsSection, load_settings
 from services.stack.catalog import trino_settings
-from services.stack.component import Component, Progress
+from services.stack.component import Component, Progress, run_setup
 from services.stack.config import StackConfig
 
 SUPERSET_VERSION = "6.1.0"
@@ -225,25 +223,9 @@ class SupersetComponent(Component):
         timeout: float = 600,
         env: Mapping[str, str] | None = None,
     ) -> str:
-        """Run a setup command; on failure raise StackError with its output's tail."""
-        try:
-            done = subprocess.run(
-                list(argv),
-                cwd=self.dir if self.dir.is_dir() else None,
-                env={**os.environ, **(env or {})},
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                text=True,
-                timeout=timeout,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise StackError(f"superset: could not {what}: {exc}") from exc
-        if done.returncode != 0:
-            tail = "\n".join(done.stdout.splitlines()[-25:])
-            raise StackError(f"superset: could not {what} (exit {done.returncode}):\n{tail}")
-        return done.stdout
+        """Run a setup command in the Superset directory (once it exists)."""
+        cwd = self.dir if self.dir.is_dir() else None
+        return run_setup(argv, "superset", what, timeout, env, cwd)
 
     # Preparation -------------------------------------------------------------------------
     def environment(self) -> Mapping[str, str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,7 +104,7 @@ def _wait_for_leaders(settings: ClientSettings, topics: list[str]) -> None:
     deadline = time.monotonic() + 60
     try:
         for name in topics:
-            for p in range(6):
+            for p in consumer.list_topics(name, timeout=10).topics[name].partitions:
                 while True:
                     try:
                         consumer.get_watermark_offsets(TopicPartition(name, p), timeout=5)
@@ -116,22 +116,38 @@ def _wait_for_leaders(settings: ClientSettings, topics: list[str]) -> None:
         consumer.close()
 
 
-@pytest.fixture(scope="module")
-def env(kafka_bootstrap: str, registry_url: str) -> Iterator[Env]:
-    prefix = f"it-col-{uuid.uuid4().hex[:8]}."
+@contextlib.contextmanager
+def contract_env(
+    kafka_bootstrap: str,
+    registry_url: str,
+    tag: str,
+    topics: Sequence[str] = TOPICS,
+    types: Sequence[str] = TYPES,
+) -> Iterator[Env]:
+    """``topics`` and the schemas of ``types`` under a prefix of their own
+    (``it-<tag>-<hex>.``), every partition led; all removed afterwards."""
+    prefix = f"it-{tag}-{uuid.uuid4().hex[:8]}."
     settings = ClientSettings(kafka_bootstrap, registry_url, prefix)
     contract = load_contract()
     client = registry_client(registry_url)
     admin = admin_client(kafka_bootstrap)
-    ensure_topics(admin, prefix=prefix, specs=[TOPICS_BY_NAME[t] for t in TOPICS])
-    Registry(client, registry_url, contract, prefix).register_all(TYPES)
-    _wait_for_leaders(settings, [topic_name(t, prefix) for t in TOPICS])
-    yield Env(prefix, settings, WireCodec(client, contract, topic_prefix=prefix))
-    delete_topics(admin, [topic_name(t, prefix) for t in TOPICS])
-    for t in TYPES:
-        for permanent in (False, True):
-            with contextlib.suppress(SchemaRegistryError):
-                client.delete_subject(contract.schema(t).subject(prefix), permanent=permanent)
+    ensure_topics(admin, prefix=prefix, specs=[TOPICS_BY_NAME[t] for t in topics])
+    Registry(client, registry_url, contract, prefix).register_all(list(types))
+    _wait_for_leaders(settings, [topic_name(t, prefix) for t in topics])
+    try:
+        yield Env(prefix, settings, WireCodec(client, contract, topic_prefix=prefix))
+    finally:
+        delete_topics(admin, [topic_name(t, prefix) for t in topics])
+        for t in types:
+            for permanent in (False, True):
+                with contextlib.suppress(SchemaRegistryError):
+                    client.delete_subject(contract.schema(t).subject(prefix), permanent=permanent)
+
+
+@pytest.fixture(scope="module")
+def env(kafka_bootstrap: str, registry_url: str) -> Iterator[Env]:
+    with contract_env(kafka_bootstrap, registry_url, "col") as e:
+        yield e
 
 
 @pytest.fixture

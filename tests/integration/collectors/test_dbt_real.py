@@ -19,7 +19,6 @@ one) and 150-220 s warm on the shared 2-core machine (four builds and a failed c
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -32,8 +31,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from confluent_kafka import Consumer, KafkaException, TopicPartition
-from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from services.collectors import openlineage
 from services.collectors.dbt import DbtCollector, Settings
@@ -41,18 +38,13 @@ from services.collectors.polling import Poller
 from services.collectors.webhook import ReceiverSettings
 from services.collectors.webhook_auth import secret_env
 from services.collectors.webhook_run import BackgroundReceiver, build_receiver
-from services.contract.registry import Registry
-from services.contract.schemas import TOPICS_BY_NAME, load_contract, topic_name
-from services.contract.settings import ClientSettings
-from services.contract.topics import admin_client, delete_topics, ensure_topics
-from services.contract.wire import WireCodec, registry_client
 from services.core.events import Event
 from services.core.simple_judge import KeywordJudge
 from services.exam_builder import ASSETS, ExamBuilder
 from services.offline.replay import replay_events
 from services.platform.dbt import BROKEN_ROW_TEST, MODEL, SOURCE_TABLE, DbtProject, LineageTarget
 from services.rubrics import resolver
-from tests.integration.collectors.conftest import Env
+from tests.integration.collectors.conftest import Env, contract_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 pytest_plugins = ["tests.platform_fixtures.dbt"]
@@ -66,40 +58,10 @@ MINUTE = 60_000
 SQL_JOB = re.compile(r"\.sql\.\d+$")
 
 
-def _wait_for_leaders(settings: ClientSettings, topics: list[str]) -> None:
-    """New topics answer "not leader" for a moment; wait until each partition answers."""
-    consumer = Consumer(settings.kafka_config(**{"group.id": f"wait-{uuid.uuid4().hex}"}))
-    deadline = time.monotonic() + 60
-    try:
-        for name in topics:
-            for p in consumer.list_topics(name, timeout=10).topics[name].partitions:
-                while True:
-                    try:
-                        consumer.get_watermark_offsets(TopicPartition(name, p), timeout=5)
-                        break
-                    except KafkaException:
-                        assert time.monotonic() < deadline, f"{name}/{p} has no leader"
-                        time.sleep(0.1)
-    finally:
-        consumer.close()
-
-
 @pytest.fixture(scope="module")
 def env(kafka_bootstrap: str, registry_url: str) -> Iterator[Env]:
-    prefix = f"it-dbt-{uuid.uuid4().hex[:8]}."
-    settings = ClientSettings(kafka_bootstrap, registry_url, prefix)
-    contract = load_contract()
-    client = registry_client(registry_url)
-    admin = admin_client(kafka_bootstrap)
-    ensure_topics(admin, prefix=prefix, specs=[TOPICS_BY_NAME[t] for t in TOPICS])
-    Registry(client, registry_url, contract, prefix).register_all(TYPES)
-    _wait_for_leaders(settings, [topic_name(t, prefix) for t in TOPICS])
-    yield Env(prefix, settings, WireCodec(client, contract, topic_prefix=prefix))
-    delete_topics(admin, [topic_name(t, prefix) for t in TOPICS])
-    for t in TYPES:
-        for permanent in (False, True):
-            with contextlib.suppress(SchemaRegistryError):
-                client.delete_subject(contract.schema(t).subject(prefix), permanent=permanent)
+    with contract_env(kafka_bootstrap, registry_url, "dbt", TOPICS, TYPES) as e:
+        yield e
 
 
 @pytest.fixture(scope="module")
