@@ -514,6 +514,7 @@ class ExamState:
             if old == new:
                 continue
             state: State = OPEN_STATE if new is not None else CLOSED_STATE
+            entry = self._queue_entry(note_id, new is not None)
             out.append(
                 Transition(
                     exam_id=self.exam_id,
@@ -530,7 +531,8 @@ class ExamState:
                     reason=new if new is not None else f"No longer applies: {old}",
                     evidence=(),
                     event_ts_ms=trigger_ms,
-                    queue=self._queue_entry(note_id, new is not None),
+                    confidence=entry.confidence if entry is not None else None,
+                    queue=entry,
                 )
             )
         self.notes = now
