@@ -188,7 +188,7 @@ def test_low_confidence_text_verdicts_wait_for_a_proctor(
         ExamBuilder("basecamp-bob").at(430),
         {
             "exam_id": "rq-bob",
-            "criterion_id": "p3.senior_tone",
+            "criterion_id": "p2.postmortem",
             "state": "graded",
             "reason": "mine",
             "by": "jane",
@@ -221,9 +221,13 @@ def test_low_confidence_text_verdicts_wait_for_a_proctor(
     assert decided[alice]["decided_at"] is not None
     assert decided[bob]["decided_by"] == "jane"
     assert decided[bob]["reason"] == "dismissive in the second paragraph"
-    # the rest of the queue is untouched
+    # the rest of the queue is untouched: the unsigned confirm of bob's postmortem, on the
+    # same partition before the decisions, was refused and dead-lettered
     for key in set(expected) - {alice, bob}:
         assert decided[key]["status"] == "pending", key
+    assert ("rq-bob", "p2.postmortem") in expected
+    letters = [d for d in live.dead_letters(1) if d.raw_value == live.codec.encode(forged)]
+    assert [d.error_class for d in letters] == ["unauthenticated"], live.dead_letters(0, 1)
     after = until(
         lambda: scores(trino, live.namespace),
         lambda s: s[bob][0] == "failed",
