@@ -130,7 +130,10 @@ def _table(title: str, reports: Sequence[tuple[str, SplitReport]], points: bool)
 
 
 def _queue_table(
-    judge: str, configured: float, figures: Sequence[tuple[str, int, list[QueueFigures]]]
+    judge: str,
+    configured: float,
+    figures: Sequence[tuple[str, int, list[QueueFigures]]],
+    base: dict[str, float],
 ) -> Table:
     t = Table(
         title=f"review queue of judge={judge} (configured threshold {configured:.2f})",
@@ -140,6 +143,7 @@ def _queue_table(
     )
     for col in (
         "split",
+        "agreement without review",
         "threshold",
         "queued decisions",
         "texts queued",
@@ -152,6 +156,7 @@ def _queue_table(
             mark = " (configured)" if q.threshold == configured else ""
             t.add_row(
                 split,
+                f"{base[split]:.2f}",
                 f"{q.threshold:.2f}{mark}",
                 f"{q.queued}/{q.criteria} ({q.share:.0%})",
                 f"{q.texts_queued}/{n_texts}",
@@ -224,7 +229,8 @@ def main() -> None:
             )
         )
         if judge.name == "offline":
-            console.print(_queue_table(judge.name, configured, queues))
+            agreement = {split: rep.agreement for split, rep in reports}
+            console.print(_queue_table(judge.name, configured, queues, agreement))
         if args.errors and judge.name == "offline":
             for split, rep in reports:
                 for m in rep.misses:

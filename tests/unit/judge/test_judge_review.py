@@ -242,3 +242,26 @@ def test_the_worker_grades_with_the_configured_judge(server, tmp_path: Path) -> 
     judge = store.new("basecamp-alice").judge  # type: ignore[attr-defined]
     assert isinstance(judge, ReviewingJudge) and judge.threshold == 0.6
     assert isinstance(judge.inner, CachedJudge) and judge.name == "llm:fake-model"
+
+
+# ---- the queue figures bench/judge.py prints -----------------------------------------------
+
+
+def test_queue_figures_hold_nothing_at_zero_and_everything_above_one() -> None:
+    from services.judge.corpus import load_corpus, rubric_weights
+    from services.judge.evaluate import judge_all, queue_figures, score_split
+    from services.rubrics import resolver
+
+    texts = [t for t in load_corpus() if t.split == "blind"]
+    verdicts = judge_all(OfflineJudge(), texts)
+    weights = rubric_weights()
+    rubric = resolver()("y3-final", "1")
+    none, configured, every = queue_figures(texts, verdicts, (0.0, 0.7, 1.01), rubric, weights)
+    base = score_split("blind", texts, verdicts, weights)
+    assert none.queued == 0 and none.texts_queued == 0
+    assert none.agreement_after_review == base.agreement
+    assert none.criteria == every.criteria == sum(base.state_total.values())
+    assert none.wrong == sum(base.state_total.values()) - sum(base.state_agree.values())
+    assert every.queued == every.criteria and every.texts_queued == len(texts)
+    assert every.wrong_queued == every.wrong and every.agreement_after_review == 1.0
+    assert 0 < configured.queued < every.queued
