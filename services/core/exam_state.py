@@ -478,7 +478,6 @@ class ExamState:
                 stale_notes = True  # still blind, for another reason: the note says why
             elif new.review != old.review or new.confidence != old.confidence:
                 stale_notes = True  # a proctor decided, or a new text was judged
-                results[i] = new
         if changed or overall_too:
             base: list[CriterionResult | None] = [
                 None if rule.overall else r for rule, r in zip(overall, results, strict=True)

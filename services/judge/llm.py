@@ -203,8 +203,9 @@ class LlmJudge:
 
     @property
     def version(self) -> str:
-        """What a cached verdict must match: the model and the prompt's version."""
-        return f"{JUDGE_VERSION}:{self._settings.url}:{self._settings.model}"
+        """What a cached verdict must match: the model and the prompt's version (not the
+        endpoint: the same model behind another address gives the recorded verdicts)."""
+        return f"{JUDGE_VERSION}:{self._settings.model}"
 
     def judge(self, kind: TextKind, text: str) -> TextVerdict:
         sentences = [s for s in segment(text)]
