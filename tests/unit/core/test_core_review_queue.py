@@ -187,3 +187,19 @@ def test_live_an_override_row_says_overridden(rubrics, exam) -> None:
     out = engine.apply(decision(exam, 430, "override", "met"))
     closed = [t for t in out if t.criterion_id == NOTE]
     assert closed and closed[0].queue is not None and closed[0].queue.status == "overridden"
+
+
+def test_a_confirm_for_another_exam_changes_nothing_here(rubrics, exam) -> None:
+    judge = UnsureJudge(0.5, 0.7)
+    stray = decision(exam, 430, "confirm", "graded")
+    stray = Event(stray.type, stray.platform_id, stray.event_id, stray.ts_ms,
+                  {**stray.data, "exam_id": "no-such-exam"})  # fmt: skip
+    before = grade(rubrics, judge, exam.events)
+    results = replay_events([*exam.events, stray], rubrics, judge).results
+    (mine,) = [r for r in results if r.exam_id == exam.exam_id]
+    assert [(c.criterion_id, c.state, c.reason) for c in mine.criteria] == [
+        (c.criterion_id, c.state, c.reason) for c in before.criteria
+    ]
+    assert NOTE in [n.note_id for n in mine.notes]
+    # the stray exam grades nothing: it never started
+    assert all(r.error for r in results if r.exam_id == "no-such-exam")
