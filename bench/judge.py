@@ -10,7 +10,13 @@ rubrics/y3-final/v1.yaml, partial credit included) is within 10 points of the la
 total. Beside it, in the same run, a naive keyword judge (a point counts when its concept
 is mentioned anywhere) shows what the claim, negation and list checks buy.
 
-    .venv/bin/python bench/judge.py [--split dev|held_out|fresh|blind|sealed|all] [--points] [--errors] [--runs 5]
+Beside the agreement, the review queue (services.core.rules.text: a text criterion whose
+confidence is under the threshold waits for a proctor): per split, how many criterion
+decisions and texts it holds at the configured threshold (PROCTOR_REVIEW_THRESHOLD or
+--threshold) and at others, how many of the states that disagree with the labels it holds,
+and the agreement of the totals once a proctor decided what it held.
+
+    .venv/bin/python bench/judge.py [--split dev|held_out|fresh|blind|sealed|all] [--points] [--errors] [--runs 5] [--threshold 0.7]
 
 Speed: median milliseconds per text over --runs passes of the chosen splits' texts, offline
 vs the keyword baseline, and the ratio.
@@ -31,8 +37,18 @@ from rich.table import Table
 from services.core.textjudge import Finding, TextKind, TextVerdict
 from services.judge import lexicon as lx
 from services.judge.corpus import SPLITS, LabelledText, load_corpus, rubric_weights
-from services.judge.evaluate import AGREEMENT_POINTS, Counts, SplitReport, judge_all, score_split
+from services.judge.evaluate import (
+    AGREEMENT_POINTS,
+    Counts,
+    QueueFigures,
+    SplitReport,
+    judge_all,
+    queue_figures,
+    score_split,
+)
 from services.judge.offline import DESIGN_REVIEW_POINTS, POSTMORTEM_POINTS, OfflineJudge
+from services.rubrics import resolver
+from services.settings import load_settings
 
 TARGET = 0.9
 
@@ -113,6 +129,44 @@ def _table(title: str, reports: Sequence[tuple[str, SplitReport]], points: bool)
     return t
 
 
+def _queue_table(
+    judge: str,
+    configured: float,
+    figures: Sequence[tuple[str, int, list[QueueFigures]]],
+    base: dict[str, float],
+) -> Table:
+    t = Table(
+        title=f"review queue of judge={judge} (configured threshold {configured:.2f})",
+        caption="queued: criterion decisions under the threshold (texts with one); caught: "
+        "states that disagree with the labels and were queued; after review: totals within "
+        f"{AGREEMENT_POINTS:.0f} points once a proctor decided the queued ones",
+    )
+    for col in (
+        "split",
+        "agreement without review",
+        "threshold",
+        "queued decisions",
+        "texts queued",
+        "caught / wrong",
+        "agreement after review",
+    ):
+        t.add_column(col, justify="right")
+    for split, n_texts, rows in figures:
+        for q in rows:
+            mark = " (configured)" if q.threshold == configured else ""
+            t.add_row(
+                split,
+                f"{base[split]:.2f}",
+                f"{q.threshold:.2f}{mark}",
+                f"{q.queued}/{q.criteria} ({q.share:.0%})",
+                f"{q.texts_queued}/{n_texts}",
+                f"{q.wrong_queued}/{q.wrong}",
+                f"{q.agreement_after_review:.2f}",
+            )
+        t.add_section()
+    return t
+
+
 def _median_ms_per_text(
     judge: OfflineJudge | KeywordJudge, texts: Sequence[LabelledText], runs: int
 ) -> float:
@@ -134,7 +188,18 @@ def main() -> None:
     ap.add_argument("--points", action="store_true", help="also one row per point")
     ap.add_argument("--errors", action="store_true", help="list each disagreement with the labels")
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="review threshold [PROCTOR_REVIEW_THRESHOLD, else 0.7]; 0.5, 0.8 and 0.95 beside it (the margins score 0.55, 0.75, 0.9, 0.95)",
+    )
     args = ap.parse_args()
+    configured = (
+        args.threshold if args.threshold is not None else load_settings().judge.review_threshold
+    )
+    thresholds = sorted({configured, 0.5, 0.8, 0.95})
+    rubric = resolver()("y3-final", "1")
 
     console = Console(width=200)
     corpus = load_corpus()
@@ -148,9 +213,14 @@ def main() -> None:
     chosen = [t for t in corpus if t.split in splits]
     for judge in (OfflineJudge(), KeywordJudge()):
         reports = []
+        queues = []
         for split in splits:
             texts = [t for t in corpus if t.split == split]
-            reports.append((split, score_split(split, texts, judge_all(judge, texts), weights)))
+            verdicts = judge_all(judge, texts)
+            reports.append((split, score_split(split, texts, verdicts, weights)))
+            queues.append(
+                (split, len(texts), queue_figures(texts, verdicts, thresholds, rubric, weights))
+            )
         console.print(
             _table(
                 f"judge={judge.name} vs corpus labels (target P and R >= {TARGET})",
@@ -158,6 +228,9 @@ def main() -> None:
                 args.points,
             )
         )
+        if judge.name == "offline":
+            agreement = {split: rep.agreement for split, rep in reports}
+            console.print(_queue_table(judge.name, configured, queues, agreement))
         if args.errors and judge.name == "offline":
             for split, rep in reports:
                 for m in rep.misses:

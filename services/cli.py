@@ -115,6 +115,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "grade",
         "Override a criterion or record an appeal's decision (signed, with a reason).",
     ),
+    "review": (
+        "services.cohort.review",
+        "review",
+        "The review queue of text verdicts: list, confirm or override (signed).",
+    ),
     "report": (
         "services.cohort.cli",
         "report_cmd",

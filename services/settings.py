@@ -401,6 +401,18 @@ class JudgeSettings(Section):
     model: str | None = env("PROCTOR_JUDGE_MODEL", None, "model the LLM judge asks")
     api_key: SecretStr | None = env("PROCTOR_JUDGE_API_KEY", None, "the judge API's key (secret)")
     timeout_s: float = env("PROCTOR_JUDGE_TIMEOUT_S", 30.0, "seconds per judge request", gt=0)
+    review_threshold: float = env(
+        "PROCTOR_REVIEW_THRESHOLD",
+        0.7,
+        "a text criterion judged at a lower confidence waits for a proctor's review",
+        ge=0,
+        le=1,
+    )
+    cache_dir: Path | None = env(
+        "PROCTOR_JUDGE_CACHE_DIR",
+        None,
+        "the LLM judge's verdicts by content (default: ~/.cache/proctor/verdicts)",
+    )
 
     def as_env(self) -> dict[str, str]:
         """The judge's variables, for ``services.judge.llm.LlmSettings.from_env``."""

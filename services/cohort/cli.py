@@ -465,7 +465,7 @@ def report_cmd(
     and HTML (every criterion's state, score, reason, evidence; review notes), optionally
     PDF, and the cohort's cohort.csv and cohort.parquet."""
     from services.cohort.report import write_reports
-    from services.judge.default import default_judge
+    from services.offline.cli import run_judge
     from services.offline.replay import replay_file
     from services.rubrics import resolver
 
@@ -481,7 +481,7 @@ def report_cmd(
                     + "; ".join(check.refused[:3])
                 )
             click.echo(f"verified {check.verified} control event signatures", err=True)
-        result = replay_file(recording, resolver(), default_judge())
+        result = replay_file(recording, resolver(), run_judge())
     except ProctorError as exc:
         raise click.ClickException(str(exc)) from exc
     chosen = [

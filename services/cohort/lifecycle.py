@@ -203,8 +203,8 @@ def override(
     withdraws an earlier override); ``kind`` ``appeal`` records an appeal's decision."""
     if state not in OVERRIDE_STATES:
         raise CohortError(f"state {state!r} is not one of {', '.join(OVERRIDE_STATES)}")
-    if kind not in OVERRIDE_KINDS:
-        raise CohortError(f"kind {kind!r} is not override or appeal")
+    if kind not in OVERRIDE_KINDS or kind == "confirm":
+        raise CohortError(f"kind {kind!r} is not override or appeal (a confirm: confirm())")
     if not criterion_id.strip() or criterion_id.startswith("overall."):
         raise CohortError(
             f"{criterion_id!r} cannot be overridden: name a criterion such as p2.root_cause "
@@ -225,6 +225,30 @@ def override(
             reason=reason,
             by=by,
             kind=kind,
+        )
+    ]
+
+
+def confirm(e: RosterEntry, criterion_id: str, reason: str, by: str, now_ms: int) -> list[Event]:
+    """grade.overridden, kind confirm (state graded): the proctor signs off the grader's
+    decision on a criterion the review queue holds; the grader's state stands."""
+    if not criterion_id.strip() or criterion_id.startswith("overall."):
+        raise CohortError(f"{criterion_id!r} is not a criterion the review queue holds")
+    if not reason.strip():
+        raise CohortError("say why (--reason): the candidate and a reviewer will read it")
+    if not by.strip():
+        raise CohortError("say who decided (--by)")
+    return [
+        _event(
+            "grade.overridden",
+            e,
+            now_ms,
+            None,
+            criterion_id=criterion_id,
+            state="graded",
+            reason=reason,
+            by=by,
+            kind="confirm",
         )
     ]
 

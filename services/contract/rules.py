@@ -58,7 +58,7 @@ def _extension(data: Mapping[str, Any]) -> None:
 
 
 OVERRIDE_STATES = ("met", "partial", "failed", "graded")
-OVERRIDE_KINDS = ("override", "appeal")
+OVERRIDE_KINDS = ("override", "appeal", "confirm")
 
 
 def _override(data: Mapping[str, Any]) -> None:
@@ -67,7 +67,9 @@ def _override(data: Mapping[str, Any]) -> None:
             "state", f"{data.get('state')!r} is not one of {', '.join(OVERRIDE_STATES)}"
         )
     if data.get("kind") not in OVERRIDE_KINDS:
-        raise FieldError("kind", f"{data.get('kind')!r} is not override or appeal")
+        raise FieldError("kind", f"{data.get('kind')!r} is not override, appeal or confirm")
+    if data.get("kind") == "confirm" and data.get("state") != "graded":
+        raise FieldError("state", "a confirm keeps the grader's decision: its state is 'graded'")
     for name in ("criterion_id", "reason", "by"):
         if not str(data.get(name) or "").strip():
             raise FieldError(name, "must not be empty: an override says what, who and why")

@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING
 
 from services.core.events import Event
 from services.core.matching import clock, integer, mapping, norm, number, strings, text
-from services.core.overrides import OVERRIDDEN, Override, derive_overrides
+from services.core.overrides import (
+    OVERRIDDEN,
+    Confirmation,
+    Override,
+    derive_confirmations,
+    derive_overrides,
+)
 from services.core.textjudge import TextVerdict
 from services.core.windows import Window, part_window, unknown_parts
 
@@ -173,6 +179,8 @@ class ExamContext:
     conflicts: tuple[str, ...] = ()
     #: criterion id -> the proctor's override (or appeal decision) in force
     overrides: Mapping[str, Override] = field(default_factory=dict)
+    #: criterion id -> the proctor's confirmation of the grader's decision (review queue)
+    confirmations: Mapping[str, Confirmation] = field(default_factory=dict)
     #: decided at an honest event-time clock (the stream worker): what lies ahead of
     #: the clock (a self grade) is not read yet
     clocked: bool = False
@@ -282,6 +290,9 @@ def derive_context(
         if rubric is not None
         else {}
     )
+    confirmations = (
+        derive_confirmations(rubric, by_type.get(OVERRIDDEN, [])) if rubric is not None else {}
+    )
 
     declared = _latest(by_type.get("pipeline.declared", []))
     assets: dict[str, str] = {}
@@ -356,5 +367,6 @@ def derive_context(
         self_grades=tuple(grades),
         conflicts=tuple(conflicts),
         overrides=overrides,
+        confirmations=confirmations,
         clocked=clocked,
     )

@@ -9,6 +9,8 @@ not depend on whether the part start or the signal came first.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -21,8 +23,16 @@ from services.core.events import Event
 from services.core.facts.base import Fact, FactSpec
 from services.core.heartbeats import Coverage
 from services.core.matching import clock as clock_text
-from services.core.model import CriterionResult, ExamResult, Outcome, State, Transition
-from services.core.review import CLOSED_STATE, OPEN_STATE, REVIEW_PART, review_notes
+from services.core.model import (
+    CriterionResult,
+    ExamResult,
+    Outcome,
+    QueueEntry,
+    State,
+    TextReview,
+    Transition,
+)
+from services.core.review import CLOSED_STATE, JUDGE_PREFIX, OPEN_STATE, REVIEW_PART, review_notes
 from services.core.rubric import Rubric
 from services.core.rules.base import NEVER, Query, evaluate
 from services.core.scoring import exam_result, score, unusable_result, with_overall
@@ -99,6 +109,9 @@ def compact_verdict(v: TextVerdict) -> TextVerdict:
             )
             for f in v.findings
         ),
+        confidence=v.confidence,
+        review_below=v.review_below,
+        text_digest=v.text_digest,
     )
 
 
@@ -114,9 +127,25 @@ def judge_artifact(judge: TextJudge, ev: Event) -> TextVerdict | None:
     if kind not in ("postmortem", "design_review") or not isinstance(content, str):
         return None
     try:
-        return compact_verdict(judge.judge(kind, content))
+        verdict = compact_verdict(judge.judge(kind, content))
     except Exception:
         return None
+    digest = hashlib.sha256(content.encode()).hexdigest()
+    return dataclasses.replace(verdict, text_digest=digest)
+
+
+def _entry(cid: str, review: TextReview, status: str, by: str = "", why: str = "") -> QueueEntry:
+    return QueueEntry(
+        cid,
+        review.verdict,
+        review.confidence,
+        review.threshold,
+        review.judge,
+        review.text_digest,
+        status,
+        by,
+        why,
+    )
 
 
 def strip_content(ev: Event) -> Event:
@@ -167,6 +196,8 @@ class ExamState:
         self.flags: list[str] = []
         #: the open review notes last reported (note id -> reason)
         self.notes: dict[str, str] = {}
+        #: criterion id -> the text review its open ``review:judge:`` note reported
+        self.queued: dict[str, TextReview] = {}
         self.query: Query | None = None
         #: bytes of the gate buffers and of the kept submissions (see :class:`Limits`)
         self.pending_size = 0
@@ -445,6 +476,8 @@ class ExamState:
                 out.append(self._transition(new, old.state, trigger_ms))
             elif new.state == "unknown" and new.reason != old.reason:
                 stale_notes = True  # still blind, for another reason: the note says why
+            elif new.review != old.review or new.confidence != old.confidence:
+                stale_notes = True  # a proctor decided, or a new text was judged
         if changed or overall_too:
             base: list[CriterionResult | None] = [
                 None if rule.overall else r for rule, r in zip(overall, results, strict=True)
@@ -480,6 +513,7 @@ class ExamState:
             if old == new:
                 continue
             state: State = OPEN_STATE if new is not None else CLOSED_STATE
+            entry = self._queue_entry(note_id, new is not None)
             out.append(
                 Transition(
                     exam_id=self.exam_id,
@@ -496,10 +530,37 @@ class ExamState:
                     reason=new if new is not None else f"No longer applies: {old}",
                     evidence=(),
                     event_ts_ms=trigger_ms,
+                    confidence=entry.confidence if entry is not None else None,
+                    queue=entry,
                 )
             )
         self.notes = now
         return out
+
+    def _queue_entry(self, note_id: str, is_open: bool) -> QueueEntry | None:
+        """The review queue's columns of a ``review:judge:`` note's change: what waits, or
+        who decided it (an override or a confirmation), or that a later text replaced it."""
+        if not note_id.startswith(JUDGE_PREFIX) or self.rubric is None:
+            return None
+        cid = note_id[len(JUDGE_PREFIX) :]
+        i = next((k for k, c in enumerate(self.rubric.criteria) if c.criterion_id == cid), None)
+        if i is None:
+            return None
+        r = self.results[i]
+        review = r.review if is_open else self.queued.get(cid)
+        if is_open and review is not None:
+            self.queued[cid] = review
+            return _entry(cid, review, "pending")
+        if review is None:
+            return None
+        self.queued.pop(cid, None)
+        override = self.ctx.overrides.get(cid)
+        if override is not None:
+            return _entry(cid, review, "overridden", override.by, override.reason)
+        confirmed = self.ctx.confirmations.get(cid)
+        if confirmed is not None:
+            return _entry(cid, review, "confirmed", confirmed.by, confirmed.reason)
+        return _entry(cid, review, "superseded")
 
     def redecide_all(self, clock: int, trigger_ms: int) -> list[Transition]:
         if self.rubric is None:
@@ -524,6 +585,7 @@ class ExamState:
             reason=r.reason,
             evidence=r.evidence,
             event_ts_ms=r.decided_ms if r.decided_ms is not None else trigger_ms,
+            confidence=r.confidence,
         )
 
     def result(self, clock: int, extra_review: Iterable[str] = ()) -> ExamResult:

@@ -16,7 +16,7 @@ STATES: tuple[State, ...] = ("pending", "met", "partial", "failed", "expired", "
 #: The keys of ``parts`` in a result; the overall verdicts are not a scored part.
 OVERALL_PART = "overall"
 
-ReviewKind = Literal["conflict", "blind", "flag", "override"]
+ReviewKind = Literal["conflict", "blind", "flag", "override", "judge"]
 #: criterion ids of review notes start with this (no rubric criterion can: ids are dotted)
 REVIEW_PREFIX = "review:"
 
@@ -49,6 +49,29 @@ class Outcome:
     reason: str
     evidence: tuple[str, ...] = ()
     decided_ms: int | None = None
+    #: a text criterion's confidence in its state (the judge's), else None
+    confidence: float | None = None
+    #: set when the state waits for a proctor's review (a text verdict under the threshold)
+    review: TextReview | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TextReview:
+    """Why a text criterion's state waits for a proctor: what the judge said and how sure."""
+
+    verdict: State
+    confidence: float
+    threshold: float
+    judge: str
+    text_digest: str
+    artifact_event_id: str
+
+    def describe(self, criterion_id: str) -> str:
+        return (
+            f"{criterion_id}: the {self.judge} judge's {self.verdict} is at confidence "
+            f"{self.confidence:.2f}, under the review threshold {self.threshold:.2f}: "
+            "a proctor confirms or overrides it (proctor review)"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +86,8 @@ class CriterionResult:
     reason: str
     evidence: tuple[str, ...] = ()
     decided_ms: int | None = None
+    confidence: float | None = None
+    review: TextReview | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +108,26 @@ class Transition:
     reason: str
     evidence: tuple[str, ...]
     event_ts_ms: int
+    #: a text criterion's confidence in its state; None for every other criterion
+    confidence: float | None = None
+    #: a review-queue note (``review:judge:<criterion>``): what waits or was decided
+    queue: QueueEntry | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueEntry:
+    """The review queue's columns carried by a ``review:judge:`` note's change."""
+
+    criterion_id: str
+    verdict: State
+    confidence: float
+    threshold: float
+    judge: str
+    text_digest: str
+    #: pending, confirmed, overridden, or superseded (a later text, or none, replaced it)
+    status: str
+    decided_by: str = ""
+    decision_reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,10 @@ candidate's appeal); ``state`` is ``met``, ``partial`` or ``failed``, or ``grade
 withdraw an earlier override (the grader's own decision applies again). Per criterion
 the latest by (time, event id) wins, so the result is the same for any delivery order.
 
+``kind`` ``confirm`` (state ``graded``) is a proctor's sign-off on a text verdict the
+review queue held: the grader's decision applies, and the criterion's review note closes
+(:class:`Confirmation`). A confirm with another state is ignored with a review note.
+
 An overridden criterion keeps what the grader decided in its reason and evidence, after
 who overrode it and why: the scoreboard and the report show both. Ignored, each with a
 review note: an override of a criterion the rubric does not have, of an overall verdict
@@ -30,6 +34,22 @@ OVERRIDDEN = "grade.overridden"
 OVERRIDE_STATES = ("met", "partial", "failed")
 WITHDRAW = "graded"
 KINDS = ("override", "appeal")
+#: a proctor's sign-off on the grader's own decision (state ``graded``)
+CONFIRM = "confirm"
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmation:
+    """A proctor confirmed the grader's decision on a criterion (the review queue)."""
+
+    criterion_id: str
+    reason: str
+    by: str
+    ts_ms: int
+    event_id: str
+
+    def describe(self) -> str:
+        return f"Confirmed by {self.by} at {clock(self.ts_ms)}: {self.reason}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +83,8 @@ def derive_overrides(
             conflicts.append(f"{where}: overall verdicts follow the criteria: ignored")
         elif state not in (*OVERRIDE_STATES, WITHDRAW):
             conflicts.append(f"{where}: state {state!r} is not met, partial, failed or graded")
+        elif text(e.get("kind")) == CONFIRM and state != WITHDRAW:
+            conflicts.append(f"{where}: a confirm keeps the grader's decision (state graded)")
         else:
             latest[cid] = e
     out: dict[str, Override] = {}
@@ -81,6 +103,27 @@ def derive_overrides(
             e.event_id,
         )
     return out
+
+
+def derive_confirmations(rubric: Rubric, events: Iterable[Event]) -> dict[str, Confirmation]:
+    """The confirmation in force per criterion: its latest ``grade.overridden`` is a
+    confirm (a later override or withdrawal replaces it; the rest as :func:`derive_overrides`)."""
+    known = {c.criterion_id for c in rubric.criteria if c.part != OVERALL_PART}
+    latest: dict[str, Event] = {}
+    for e in sorted(events, key=lambda e: (e.ts_ms, e.event_id)):
+        cid, state = text(e.get("criterion_id")), text(e.get("state"))
+        if cid not in known or state not in (*OVERRIDE_STATES, WITHDRAW):
+            continue
+        if text(e.get("kind")) == CONFIRM and state != WITHDRAW:
+            continue
+        latest[cid] = e
+    return {
+        cid: Confirmation(
+            cid, text(e.get("reason")), text(e.get("by")) or "the proctor", e.ts_ms, e.event_id
+        )
+        for cid, e in latest.items()
+        if text(e.get("kind")) == CONFIRM
+    }
 
 
 def apply_override(graded: Outcome, override: Override | None) -> Outcome:

@@ -6,7 +6,9 @@ was blind for (``unknown``, with why), the engine's own flags (signals dropped, 
 that moved) and overrides. The engine reports a note as a change of a pseudo-criterion
 ``review:<kind>:<subject>`` (part :data:`REVIEW_PART`, no score): state ``unknown`` while
 the note is open ("a person must look"), ``met`` once its cause went away (a late
-heartbeat, a retracted event). The worker writes those changes as rows of the same
+heartbeat, a retracted event). A text criterion whose judge was less sure than the
+review threshold opens a ``review:judge:<criterion>`` note (the review queue) until a
+proctor confirms or overrides it. The worker writes those changes as rows of the same
 Iceberg commit as the criterion changes, so they share the exactly-once protocol; the
 ``exam_scores`` view says ``review`` while any note of an exam is open.
 """
@@ -18,7 +20,10 @@ from collections.abc import Iterable, Sequence
 
 from services.core.model import OVERALL_PART, REVIEW_PREFIX, CriterionResult, ReviewNote, State
 
-__all__ = ["REVIEW_PREFIX", "ReviewNote", "is_review_id", "review_notes"]
+__all__ = ["JUDGE_PREFIX", "REVIEW_PREFIX", "ReviewNote", "is_review_id", "review_notes"]
+
+#: ids of review-queue notes (a text verdict under the threshold): ``review:judge:<criterion>``
+JUDGE_PREFIX = f"{REVIEW_PREFIX}judge:"
 
 #: the ``part`` of a review note's transition; the table stores it as null with overall
 REVIEW_PART = "review"
@@ -76,6 +81,8 @@ def review_notes(
     for r in results:
         if r.state == "unknown" and r.part != OVERALL_PART:
             add(ReviewNote("blind", r.criterion_id, f"{r.criterion_id}: {r.reason}"))
+        if r.review is not None:
+            add(ReviewNote("judge", r.criterion_id, r.review.describe(r.criterion_id)))
     for f in flags:
         add(ReviewNote("flag", _digest(f), f))
     for criterion_id, why in overrides:

@@ -33,6 +33,8 @@ def score(spec: CriterionSpec, out: Outcome) -> CriterionResult:
         reason=out.reason,
         evidence=tuple(dict.fromkeys(out.evidence)),
         decided_ms=out.decided_ms,
+        confidence=out.confidence,
+        review=out.review,
     )
 
 

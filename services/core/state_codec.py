@@ -21,6 +21,7 @@ import orjson
 from services.core.engine import Engine, PlatformState
 from services.core.events import Event
 from services.core.exam_state import ExamState
+from services.core.model import TextReview
 from services.core.rules.base import NEVER
 from services.core.textjudge import Finding, TextVerdict
 from services.errors import GradingError
@@ -39,13 +40,33 @@ def _unev(pid: str, obj: list[Any]) -> Event:
 
 
 def _verdict(v: TextVerdict) -> list[Any]:
-    return [v.kind, v.judge, [[f.point, list(f.sentences), f.why] for f in v.findings]]
+    return [
+        v.kind,
+        v.judge,
+        [[f.point, list(f.sentences), f.why] for f in v.findings],
+        {"c": [[p, c] for p, c in v.confidence], "t": v.review_below, "d": v.text_digest},
+    ]
 
 
 def _unverdict(obj: list[Any]) -> TextVerdict:
+    # a verdict written before confidences existed has none: every call at full confidence
+    extra: dict[str, Any] = obj[3] if len(obj) > 3 else {}
     return TextVerdict(
-        kind=obj[0], judge=obj[1], findings=tuple(Finding(p, tuple(s), w) for p, s, w in obj[2])
+        kind=obj[0],
+        judge=obj[1],
+        findings=tuple(Finding(p, tuple(s), w) for p, s, w in obj[2]),
+        confidence=tuple((str(p), float(c)) for p, c in extra.get("c", [])),
+        review_below=float(extra.get("t", 0.0)),
+        text_digest=str(extra.get("d", "")),
     )
+
+
+def _queued(r: TextReview) -> list[Any]:
+    return [r.verdict, r.confidence, r.threshold, r.judge, r.text_digest, r.artifact_event_id]
+
+
+def _unqueued(obj: list[Any]) -> TextReview:
+    return TextReview(obj[0], float(obj[1]), float(obj[2]), obj[3], obj[4], obj[5])
 
 
 def _exam(ex: ExamState) -> dict[str, Any]:
@@ -63,6 +84,7 @@ def _exam(ex: ExamState) -> dict[str, Any]:
         "s": [[r.state, r.score, r.max_score, r.decided_ms] for r in ex.results],
         "n": ex.notes,
         "hi": ex.signal_hi,
+        "rq": {k: _queued(v) for k, v in ex.queued.items()},
     }
 
 
@@ -76,6 +98,8 @@ def _unexam(engine: Engine, pid: str, obj: dict[str, Any]) -> ExamState:
     ex.signal_hi = int(obj.get("hi", NEVER))
     # state written before review notes existed has none: they are reported at the next change
     ex.notes = {str(k): str(v) for k, v in obj.get("n", {}).items()}
+    # state written before the review queue existed has no queued text verdicts
+    ex.queued = {str(k): _unqueued(v) for k, v in obj.get("rq", {}).items()}
     if obj["r"] is not None:
         ex.ensure_rubric(
             engine.rubrics, engine.rubric_version, (str(obj["r"][0]), str(obj["r"][1]))

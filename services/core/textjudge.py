@@ -87,9 +87,25 @@ class TextVerdict:
     findings: tuple[Finding, ...] = field(default_factory=tuple)
     #: Why this verdict comes from a fallback judge (the configured one failed); empty otherwise.
     fallback_reason: str = ""
+    #: (point, confidence in [0, 1]) the judge gives its call on a point, made or not; a
+    #: point left out is called with full confidence (a judge that states none)
+    confidence: tuple[tuple[str, float], ...] = ()
+    #: a text criterion decided at a confidence under this goes to a proctor's review
+    #: (the grading run's threshold, stamped at the edge where the judge is configured;
+    #: 0: never)
+    review_below: float = 0.0
+    #: sha256 of the judged text (hex), so a review names exactly what was judged
+    text_digest: str = ""
 
     def points(self) -> frozenset[str]:
         return frozenset(f.point for f in self.findings)
+
+    def confidence_of(self, point: str) -> float:
+        """The judge's confidence in its call on ``point`` (made or not)."""
+        for p, c in self.confidence:
+            if p == point:
+                return c
+        return 1.0
 
     def with_prefix(self, prefix: str) -> tuple[Finding, ...]:
         return tuple(f for f in self.findings if f.point.startswith(prefix))

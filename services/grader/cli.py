@@ -101,7 +101,9 @@ def build_worker(settings: GraderSettings, engines: Any = None) -> Any:
         settings,
         engines
         if engines is not None
-        else core_engine_store(state_max_bytes=settings.state_max_bytes),
+        else core_engine_store(
+            state_max_bytes=settings.state_max_bytes, judge=settings.judge_settings()
+        ),
         codec,
         catalog_factory(settings),
         trino_factory(settings),
@@ -176,6 +178,12 @@ def run(settings: GraderSettings, engines: Any = None) -> None:
     default=None,
     help="Grade unsigned input (no signature, MAC or roster check): local experiments only "
     "[PROCTOR_INSECURE_NO_TRUST].",
+)
+@click.option(
+    "--review-threshold",
+    type=click.FloatRange(0, 1),
+    help="A text criterion judged at a lower confidence waits for a proctor's review "
+    "[PROCTOR_REVIEW_THRESHOLD; 0.7].",
 )
 def worker(**flags: Any) -> None:
     """Grade live: consume exam.control and platform.*, write grading.* and Iceberg.

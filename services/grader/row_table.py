@@ -71,7 +71,22 @@ TRANSITIONS_SCHEMA = Schema(
     NestedField(18, "source_partition", IntegerType(), required=True),
     NestedField(19, "source_offset", LongType(), required=True),
     NestedField(20, "seq", LongType(), required=True, doc="Per-platform order of changes."),
+    *(
+        NestedField(fid, name, type_, required=False, doc=doc)
+        for fid, name, type_, doc in (
+            (21, "confidence", DoubleType(), "A text criterion's confidence in its state."),
+            (22, "review_verdict", StringType(), "Review queue: the judge's state."),
+            (23, "review_threshold", DoubleType(), "Review queue: the threshold it was under."),
+            (24, "judge", StringType(), "Review queue: the text judge."),
+            (25, "text_digest", StringType(), "Review queue: sha256 of the judged text."),
+            (26, "review_status", StringType(), "pending, confirmed, overridden, superseded."),
+            (27, "decided_by", StringType(), "Review queue: the proctor who decided."),
+            (28, "decision_reason", StringType(), "Review queue: the proctor's reason."),
+        )
+    ),
 )
+#: columns added after the table's first version (added to an older table on load)
+ADDED_COLUMNS = tuple(f for f in TRANSITIONS_SCHEMA.fields if f.field_id >= 21)
 
 #: One partition per day of event time: an exam's rows sit together and the scoreboard's
 #: "today" queries prune the rest; the sort order clusters rows by exam in each file.
@@ -111,6 +126,7 @@ def ensure_table(catalog: Catalog, identifier: str) -> Table:
                 **OWN_RETRIES,
             },
         )
+    table = _with_added_columns(catalog, identifier, table)
     for _ in range(5):
         if all(table.properties.get(k) == v for k, v in OWN_RETRIES.items()):
             return table
@@ -123,6 +139,23 @@ def ensure_table(catalog: Catalog, identifier: str) -> Table:
     raise SinkError(
         f"cannot set {OWN_RETRIES} on {identifier}: other writers kept changing the table"
     )
+
+
+def _with_added_columns(catalog: Catalog, identifier: str, table: Table) -> Table:
+    """An older table gains the optional columns added since (confidence, review queue)."""
+    for _ in range(5):
+        have = {f.name for f in table.schema().fields}
+        missing = [f for f in ADDED_COLUMNS if f.name not in have]
+        if not missing:
+            return table
+        try:
+            with table.update_schema() as update:
+                for f in missing:
+                    update.add_column(f.name, f.field_type, doc=f.doc)
+        except (CommitFailedException, ValueError):
+            pass  # another worker evolved it meanwhile: look again
+        table = catalog.load_table(identifier)
+    raise SinkError(f"cannot add {[f.name for f in ADDED_COLUMNS]} to {identifier}")
 
 
 ARROW_SCHEMA: pa.Schema = TRANSITIONS_SCHEMA.as_arrow()
@@ -194,6 +227,14 @@ def to_arrow(
         "source_partition": [r.source.partition for r in rows],
         "source_offset": [r.source.offset for r in rows],
         "seq": [r.seq for r in rows],
+        "confidence": [r.confidence for r in rows],
+        "review_verdict": [r.queue.verdict if r.queue else None for r in rows],
+        "review_threshold": [r.queue.threshold if r.queue else None for r in rows],
+        "judge": [r.queue.judge if r.queue else None for r in rows],
+        "text_digest": [r.queue.text_digest if r.queue else None for r in rows],
+        "review_status": [r.queue.status if r.queue else None for r in rows],
+        "decided_by": [(r.queue.decided_by or None) if r.queue else None for r in rows],
+        "decision_reason": [(r.queue.decision_reason or None) if r.queue else None for r in rows],
     }
     arrays: list[pa.Array] = []
     for f in schema:
@@ -236,6 +277,14 @@ def to_arrow_by_row(
                 "source_partition": r.source.partition,
                 "source_offset": r.source.offset,
                 "seq": r.seq,
+                "confidence": r.confidence,
+                "review_verdict": r.queue.verdict if r.queue else None,
+                "review_threshold": r.queue.threshold if r.queue else None,
+                "judge": r.queue.judge if r.queue else None,
+                "text_digest": r.queue.text_digest if r.queue else None,
+                "review_status": r.queue.status if r.queue else None,
+                "decided_by": (r.queue.decided_by or None) if r.queue else None,
+                "decision_reason": (r.queue.decision_reason or None) if r.queue else None,
             }
             for r in rows
         ],

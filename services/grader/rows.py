@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.core.events import SourcePosition
-from services.core.model import Transition
+from services.core.model import QueueEntry, Transition
 
 #: criterion states of the contract (schemas/grading.criterion_transition.avsc)
 STATES: frozenset[str] = frozenset({"pending", "met", "partial", "failed", "expired", "unknown"})
@@ -89,6 +89,10 @@ class TransitionRow:
     #: per-platform sequence of changes: orders the changes of one criterion for "latest"
     seq: int
     evidence: tuple[Evidence, ...] = field(default_factory=tuple)
+    #: a text criterion's confidence in its state (None for every other criterion)
+    confidence: float | None = None
+    #: the review queue's columns, on a ``review:judge:`` note's change
+    queue: QueueEntry | None = None
     _id: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -137,6 +141,8 @@ class TransitionRow:
             "source": [self.source.topic, self.source.partition, self.source.offset],
             "seq": self.seq,
             "evidence": [e.as_dict() for e in self.evidence],
+            "confidence": self.confidence,
+            "queue": _queue_obj(self.queue),
         }
 
     @classmethod
@@ -160,6 +166,8 @@ class TransitionRow:
             source=SourcePosition(str(topic), int(partition), int(offset)),
             seq=int(obj["seq"]),
             evidence=tuple(Evidence.from_dict(e) for e in obj["evidence"]),
+            confidence=obj.get("confidence"),
+            queue=QueueEntry(**obj["queue"]) if obj.get("queue") else None,
         )
 
     def to_state_record(self) -> dict[str, Any]:
@@ -183,6 +191,22 @@ class TransitionRow:
             "event_ts": self.event_ts_ms,
             "graded_at": self.graded_at_ms,
         }
+
+
+def _queue_obj(q: QueueEntry | None) -> dict[str, Any] | None:
+    if q is None:
+        return None
+    return {
+        "criterion_id": q.criterion_id,
+        "verdict": q.verdict,
+        "confidence": q.confidence,
+        "threshold": q.threshold,
+        "judge": q.judge,
+        "text_digest": q.text_digest,
+        "status": q.status,
+        "decided_by": q.decided_by,
+        "decision_reason": q.decision_reason,
+    }
 
 
 def part_number(part: str) -> int | None:
@@ -219,4 +243,6 @@ def to_row(
         source=source,
         seq=seq,
         evidence=evidence,
+        confidence=t.confidence,
+        queue=t.queue,
     )

@@ -8,12 +8,14 @@ field names in services/settings.py (``PROCTOR_<FIELD>`` for every field here).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from services.settings import (
     CatalogSettings,
+    JudgeSettings,
     KafkaSecurity,
     Settings,
     TrinoSettings,
@@ -61,6 +63,12 @@ FIELDS: dict[str, tuple[str, str]] = {
     "log_level": ("telemetry", "log_level"),
     "otlp_endpoint": ("telemetry", "otlp_endpoint"),
     "traces_sampler": ("telemetry", "traces_sampler"),
+    "judge_url": ("judge", "url"),
+    "judge_model": ("judge", "model"),
+    "judge_api_key": ("judge", "api_key"),
+    "judge_timeout_s": ("judge", "timeout_s"),
+    "judge_cache_dir": ("judge", "cache_dir"),
+    "review_threshold": ("judge", "review_threshold"),
 }
 
 
@@ -122,6 +130,12 @@ class GraderSettings(BaseModel):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
     otlp_endpoint: str | None
     traces_sampler: str | None
+    judge_url: str | None = None
+    judge_model: str | None = None
+    judge_api_key: SecretStr | None = Field(default=None, repr=False)
+    judge_timeout_s: float = 30.0
+    judge_cache_dir: Path | None = None
+    review_threshold: float = 0.7
 
     @model_validator(mode="before")
     @classmethod
@@ -154,6 +168,17 @@ class GraderSettings(BaseModel):
         """Faust broker credentials (a ``faust.auth`` object) when security is on."""
         credentials = self.kafka_security.faust_credentials()
         return {} if credentials is None else {"broker_credentials": credentials}
+
+    def judge_settings(self) -> JudgeSettings:
+        """The text judge the worker grades with (offline, or a language model)."""
+        return JudgeSettings(
+            url=self.judge_url,
+            model=self.judge_model,
+            api_key=self.judge_api_key,
+            timeout_s=self.judge_timeout_s,
+            cache_dir=self.judge_cache_dir,
+            review_threshold=self.review_threshold,
+        )
 
     def catalog_settings(self) -> CatalogSettings:
         return CatalogSettings(

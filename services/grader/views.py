@@ -187,6 +187,55 @@ FROM ranked
 WHERE rn = 1 AND state = 'unknown'"""
 
 
+#: the review queue's view and its columns, in order (the scoreboard charts them)
+QUEUE_VIEW = "review_queue"
+QUEUE_COLUMNS = (
+    "exam_id, candidate_id, platform_id, criterion_id, verdict, confidence, threshold, "
+    "judge, text_digest, queued_at, status, decided_by, decided_at, reason"
+)
+#: ids of review-queue notes (services.core.review.JUDGE_PREFIX)
+JUDGE_PREFIX = "review:judge:"
+
+
+def review_queue_sql(
+    catalog: str,
+    namespace: str,
+    table: str = "criterion_transitions",
+    view: str = QUEUE_VIEW,
+) -> str:
+    """CREATE OR REPLACE VIEW statement of the review queue: one row per text criterion
+    whose verdict was under the review threshold, with its latest status (pending until a
+    proctor confirms or overrides it; superseded when a later text replaced it).
+
+    The queue's rows are the ``review:judge:<criterion>`` notes' rows of the transitions
+    table, written in the worker's exactly-once commits; the view names their columns."""
+    cat, ns = _check(catalog, "catalog"), _check(namespace, "namespace")
+    src = f"{cat}.{ns}.{_check(table, 'table')}"
+    return f"""CREATE OR REPLACE VIEW {cat}.{ns}.{_check(view, "view")}
+COMMENT 'Text verdicts under the review threshold, pending or decided by a proctor'
+AS
+WITH ranked AS (
+    SELECT t.*,
+           row_number() OVER (
+               PARTITION BY exam_id, criterion_id
+               ORDER BY seq DESC, event_ts DESC, transition_id DESC
+           ) AS rn,
+           max(CASE WHEN review_status = 'pending' THEN event_ts END) OVER (
+               PARTITION BY exam_id, criterion_id
+           ) AS queued_at
+    FROM {src} t
+    WHERE criterion_id LIKE '{JUDGE_PREFIX}%' AND review_status IS NOT NULL
+)
+SELECT exam_id, candidate_id, platform_id,
+       substr(criterion_id, {len(JUDGE_PREFIX) + 1}) AS criterion_id,
+       review_verdict AS verdict, confidence, review_threshold AS threshold, judge,
+       text_digest, queued_at, review_status AS status, decided_by,
+       CASE WHEN review_status = 'pending' THEN NULL ELSE event_ts END AS decided_at,
+       decision_reason AS reason
+FROM ranked
+WHERE rn = 1"""
+
+
 def _has_table(conn: Any, catalog: str, namespace: str, table: str) -> bool:
     cur = conn.cursor()
     cur.execute(
@@ -210,4 +259,6 @@ def create_exam_scores_view(
         cur.execute(score_versions_sql(catalog, namespace, table))
         cur.fetchall()
     cur.execute(review_reasons_sql(catalog, namespace, table))
+    cur.fetchall()
+    cur.execute(review_queue_sql(catalog, namespace, table))
     cur.fetchall()

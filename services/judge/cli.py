@@ -12,6 +12,7 @@ from rich.table import Table
 
 from services.core.textjudge import TextKind, TextVerdict
 from services.errors import ConfigError
+from services.judge.configured import configured_judge
 from services.judge.criteria import (
     EXPECTED_PATTERNS,
     FAULT_LAYERS,
@@ -19,8 +20,6 @@ from services.judge.criteria import (
     evaluate_verdict,
     total_pct,
 )
-from services.judge.llm import judge_from_env
-from services.judge.offline import OfflineJudge
 from services.settings import load_settings
 
 _STATE_STYLE = {"met": "green", "partial": "yellow", "failed": "red", "pending": "dim"}
@@ -60,6 +59,8 @@ def verdict_json(
         "kind": verdict.kind,
         "judge": verdict.judge,
         "fallback_reason": verdict.fallback_reason or None,
+        "confidence": dict(verdict.confidence),
+        "review_below": verdict.review_below,
         "fault_layer": fault_layer,
         "criteria": [
             {
@@ -151,7 +152,7 @@ def judge(
     layer = _layer(text_kind, fault_layer, fault_kind)
     text = _read(file)
     try:
-        judge_impl = OfflineJudge() if offline else judge_from_env(load_settings().judge.as_env())
+        judge_impl = configured_judge(load_settings().judge, offline=offline)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from exc
     verdict = judge_impl.judge(text_kind, text)

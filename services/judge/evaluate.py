@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from services.core.rubric import Rubric
 from services.core.textjudge import TextJudge, TextVerdict
 from services.judge.corpus import LabelledText
 from services.judge.criteria import CRITERIA, Weights, evaluate, total_pct
@@ -140,3 +141,89 @@ def score_split(
 
 def judge_all(judge: TextJudge, texts: Iterable[LabelledText]) -> dict[str, TextVerdict]:
     return {t.text_id: judge.judge(t.kind, t.read()) for t in texts}
+
+
+@dataclass(frozen=True, slots=True)
+class QueueFigures:
+    """The review queue at one threshold on a split, and what a proctor's review buys."""
+
+    threshold: float
+    #: (text, criterion) pairs whose confidence is under the threshold / all of them
+    queued: int
+    criteria: int
+    #: texts with at least one queued criterion
+    texts_queued: int
+    #: criterion states that disagree with the labels / of those, how many were queued
+    wrong: int
+    wrong_queued: int
+    #: share of texts whose total is within AGREEMENT_POINTS of the labels' once every
+    #: queued criterion takes the labelled state (a proctor's decision)
+    agreement_after_review: float
+
+    @property
+    def share(self) -> float:
+        return self.queued / self.criteria if self.criteria else 0.0
+
+
+def criterion_confidence(
+    verdict: TextVerdict, fault_layer: str | None, rubric: Rubric
+) -> dict[str, float]:
+    """Each text criterion's confidence, as the grading core computes it (its rule's
+    hinge points, the least confident call among them)."""
+    from services.core.rules.text import TextPoints
+
+    out: dict[str, float] = {}
+    for spec, rule in zip(rubric.criteria, rubric.rules, strict=True):
+        if isinstance(rule, TextPoints) and rule.p.artifact_kind == verdict.kind:
+            hinges = rule.hinge_points(verdict, (fault_layer or "").lower())
+            out[spec.criterion_id] = min((verdict.confidence_of(p) for p in hinges), default=1.0)
+    return out
+
+
+def queue_figures(
+    texts: Sequence[LabelledText],
+    verdicts: Mapping[str, TextVerdict],
+    thresholds: Sequence[float],
+    rubric: Rubric,
+    weights: Weights | None = None,
+) -> list[QueueFigures]:
+    """The queue's size at each threshold, the errors it holds back, and the agreement
+    of the totals once a proctor decided the queued criteria."""
+    rows = []
+    for t in texts:
+        v = verdicts[t.text_id]
+        got = evaluate(t.kind, v.points(), t.fault_layer)
+        want = evaluate(t.kind, t.points, t.fault_layer)
+        rows.append((got, want, criterion_confidence(v, t.fault_layer, rubric)))
+    out: list[QueueFigures] = []
+    for th in thresholds:
+        queued = criteria = texts_queued = wrong = wrong_queued = within = 0
+        for got, want, conf in rows:
+            decided = []
+            any_queued = False
+            for g, w in zip(got, want, strict=True):
+                criteria += 1
+                held = conf.get(g.criterion, 1.0) < th
+                queued += held
+                any_queued |= held
+                wrong += g.state != w.state
+                wrong_queued += held and g.state != w.state
+                decided.append(w if held else g)
+            texts_queued += any_queued
+            if (
+                abs(total_pct(tuple(decided), weights) - total_pct(want, weights))
+                <= AGREEMENT_POINTS
+            ):
+                within += 1
+        out.append(
+            QueueFigures(
+                th,
+                queued,
+                criteria,
+                texts_queued,
+                wrong,
+                wrong_queued,
+                within / len(rows) if rows else 1.0,
+            )
+        )
+    return out

@@ -7,12 +7,18 @@ of the text, never a paraphrase the model made up. Any failure (network, timeout
 status, malformed answer, unknown point, bad sentence number) makes it return the
 fallback judge's verdict, with ``fallback_reason`` saying what went wrong.
 
+Every call carries a confidence: the one the model states (``confidence`` on a finding,
+or an ``unsure`` entry for a point it did not report), else one derived from whether the
+offline judge makes the same call (:data:`AGREE` / :data:`DISAGREE`).
+
 This judge does I/O and is not deterministic, so the grader must call it once per
-artifact, at the edge, and record its verdict (the engine replays recorded verdicts).
+artifact, at the edge, and record its verdict (the engine replays recorded verdicts);
+:mod:`services.judge.cache` keeps its verdicts by content, so a regrade asks it nothing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -31,6 +37,11 @@ ENV_URL = "PROCTOR_JUDGE_URL"
 ENV_MODEL = "PROCTOR_JUDGE_MODEL"
 ENV_KEY = "PROCTOR_JUDGE_API_KEY"
 ENV_TIMEOUT = "PROCTOR_JUDGE_TIMEOUT_S"
+#: the version of the prompt and answer parsing: a change makes cached verdicts stale
+JUDGE_VERSION = "llm-2"
+#: derived confidence when the model states none: the offline judge agrees / disagrees
+AGREE = 0.9
+DISAGREE = 0.6
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +101,8 @@ def build_messages(kind: TextKind, sentences: Sequence[Sentence]) -> list[dict[s
             COMMON_RULE,
             "Points (report only these):",
             *(f"- {p}: {POINT_GUIDE[p]}" for p in allowed),
-            'Answer with JSON only: {"findings": [{"point": "<point>", "sentences": [<sentence numbers>], "why": "<one sentence>"}]}.',
+            'Answer with JSON only: {"findings": [{"point": "<point>", "sentences": [<sentence numbers>], "why": "<one sentence>", "confidence": <0..1>}], "unsure": [{"point": "<point not reported>", "confidence": <0..1>}]}.',
+            "confidence is how sure you are of the call; list in unsure the points you did not report but might be made.",
             "Omit points the text does not make. Negative points (gatekeeping, blaming) are reported when present.",
         ]
     )
@@ -98,18 +110,46 @@ def build_messages(kind: TextKind, sentences: Sequence[Sentence]) -> list[dict[s
     return [{"role": "system", "content": system}, {"role": "user", "content": numbered}]
 
 
-def parse_findings(
-    kind: TextKind, content: str, sentences: Sequence[Sentence]
-) -> tuple[Finding, ...]:
-    """The findings in a model's answer; :class:`JudgeError` if any part of it is invalid."""
+def _stated(item: Mapping[str, Any], point: str) -> float | None:
+    raw = item.get("confidence")
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 <= raw <= 1:
+        raise JudgeError(f"{point}: confidence {raw!r} is not a number from 0 to 1")
+    return float(raw)
+
+
+def parse_confidence(kind: TextKind, content: str) -> dict[str, float]:
+    """The confidences the model stated, per point (findings and ``unsure`` entries)."""
+    data = _load(content)
+    out: dict[str, float] = {}
+    allowed = _allowed(kind)
+    for key in ("findings", "unsure"):
+        items = data.get(key) if isinstance(data, dict) else None
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, dict) and item.get("point") in allowed:
+                c = _stated(item, str(item["point"]))
+                if c is not None:
+                    out[str(item["point"])] = min(c, out.get(str(item["point"]), 1.0))
+    return out
+
+
+def _load(content: str) -> Any:
     body = content.strip()
     fenced = re.match(r"^```(?:json)?\s*(.*?)\s*```$", body, re.DOTALL)
     if fenced:
         body = fenced.group(1)
     try:
-        data: Any = json.loads(body)
+        return json.loads(body)
     except json.JSONDecodeError as exc:
         raise JudgeError(f"the model's answer is not JSON ({exc.msg} at char {exc.pos})") from exc
+
+
+def parse_findings(
+    kind: TextKind, content: str, sentences: Sequence[Sentence]
+) -> tuple[Finding, ...]:
+    """The findings in a model's answer; :class:`JudgeError` if any part of it is invalid."""
+    data = _load(content)
     items = data.get("findings") if isinstance(data, dict) else None
     if not isinstance(items, list):
         raise JudgeError('the model\'s answer has no "findings" list')
@@ -161,19 +201,31 @@ class LlmJudge:
     def name(self) -> str:
         return f"llm:{self._settings.model}"
 
+    @property
+    def version(self) -> str:
+        """What a cached verdict must match: the model and the prompt's version (not the
+        endpoint: the same model behind another address gives the recorded verdicts)."""
+        return f"{JUDGE_VERSION}:{self._settings.model}"
+
     def judge(self, kind: TextKind, text: str) -> TextVerdict:
         sentences = [s for s in segment(text)]
+        offline = self._fallback.judge(kind, text)
         try:
-            findings = self._ask(kind, sentences)
+            findings, stated = self._ask(kind, sentences)
         except (httpx.HTTPError, JudgeError) as exc:
-            verdict = self._fallback.judge(kind, text)
-            reason = f"{self.name} failed ({_describe(exc)}); judged by {verdict.judge} instead"
-            return TextVerdict(
-                kind=kind, judge=verdict.judge, findings=verdict.findings, fallback_reason=reason
-            )
-        return TextVerdict(kind=kind, judge=self.name, findings=findings)
+            reason = f"{self.name} failed ({_describe(exc)}); judged by {offline.judge} instead"
+            return dataclasses.replace(offline, fallback_reason=reason)
+        made = {f.point for f in findings}
+        theirs = offline.points()
+        confidence = tuple(
+            (p, stated.get(p, AGREE if (p in made) == (p in theirs) else DISAGREE))
+            for p in sorted(_allowed(kind))
+        )
+        return TextVerdict(kind=kind, judge=self.name, findings=findings, confidence=confidence)
 
-    def _ask(self, kind: TextKind, sentences: Sequence[Sentence]) -> tuple[Finding, ...]:
+    def _ask(
+        self, kind: TextKind, sentences: Sequence[Sentence]
+    ) -> tuple[tuple[Finding, ...], dict[str, float]]:
         s = self._settings
         headers = {"Content-Type": "application/json"}
         if s.api_key:
@@ -195,7 +247,7 @@ class LlmJudge:
                 ) from exc
         if not isinstance(content, str):
             raise JudgeError("the chat completion has no text content")
-        return parse_findings(kind, content, sentences)
+        return parse_findings(kind, content, sentences), parse_confidence(kind, content)
 
 
 def _describe(exc: Exception) -> str:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from services.core.textjudge import POINTS, Finding, TextKind, TextVerdict
 from services.judge import lexicon as lx
+from services.judge.confidence import margin_confidence
 from services.judge.language import (
     BASE_VERBS,
     clause_around,
@@ -722,7 +723,16 @@ class OfflineJudge:
             allowed = POSTMORTEM_POINTS
         else:  # pragma: no cover - TextKind is a closed Literal; callers validate
             raise ValueError(f"unknown text kind {kind!r}: use 'postmortem' or 'design_review'")
-        return TextVerdict(kind=kind, judge=self.name, findings=_merge(hits, doc, allowed))
+        found = [h for h in hits if h.point in allowed]
+        per_point: dict[str, int] = {}
+        for h in found:
+            per_point[h.point] = per_point.get(h.point, 0) + 1
+        return TextVerdict(
+            kind=kind,
+            judge=self.name,
+            findings=_merge(found, doc, allowed),
+            confidence=margin_confidence(allowed, per_point, text),
+        )
 
 
 def judge_sentences(text: str) -> Sequence[Sentence]:

@@ -11,8 +11,9 @@ from rich.console import Console
 
 from services.core.events import rfc3339_to_ms
 from services.core.model import ExamResult
-from services.errors import ProctorError
-from services.judge.default import default_judge
+from services.core.textjudge import TextJudge
+from services.errors import ConfigError, ProctorError
+from services.judge.configured import configured_judge
 from services.offline.reader import recordings
 from services.offline.regrade import diff_results
 from services.offline.render import print_refused, print_regrade, print_replay, refused_json
@@ -70,6 +71,18 @@ def _verify(file: Path) -> None:
     click.echo(f"verified {check.verified} control event signatures", err=True)
 
 
+def run_judge(review_threshold: float | None = None) -> TextJudge:
+    """The configured text judge (PROCTOR_JUDGE_*; a language model's verdicts come from
+    the verdict cache when they were given before), with the run's review threshold."""
+    from services.settings import load_settings
+
+    flags = {} if review_threshold is None else {"judge": {"review_threshold": review_threshold}}
+    try:
+        return configured_judge(load_settings(overrides=flags).judge)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
 @click.command(
     "replay",
     epilog=f"""Exit status: 0 graded; 2 an error (unreadable file, bad option, --verify
@@ -104,6 +117,12 @@ without a keyring or with a control event not signed by a trusted key: nothing g
     "against the keys in PROCTOR_TRUSTED_KEYS; grade nothing if one fails.",
 )
 @rubrics_dir_option
+@click.option(
+    "--review-threshold",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="A text criterion judged at a lower confidence waits for review [PROCTOR_REVIEW_THRESHOLD].",
+)
 def replay(
     file: Path,
     rubric_version: str | None,
@@ -113,6 +132,7 @@ def replay(
     skip_invalid: bool,
     rubrics_dir: Path | None,
     verify: bool = False,
+    review_threshold: float | None = None,
 ) -> None:
     """Grade a recorded exam (JSON Lines) offline with the live service's engine.
 
@@ -127,7 +147,7 @@ def replay(
         result = replay_file(
             file,
             resolver(rubrics_dir),
-            default_judge(),
+            run_judge(review_threshold),
             at_ms=_at(at),
             rubric_version=rubric_version,
         )
@@ -193,6 +213,12 @@ def _publish(results: list[ExamResult], label: str, namespace: str) -> None:
     help="Iceberg namespace of the grader's tables (PROCTOR_TABLE's).",
 )
 @rubrics_dir_option
+@click.option(
+    "--review-threshold",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="A text criterion judged at a lower confidence waits for review [PROCTOR_REVIEW_THRESHOLD].",
+)
 def regrade(
     paths: tuple[Path, ...],
     v1: str,
@@ -203,6 +229,7 @@ def regrade(
     publish: bool = False,
     label: str | None = None,
     namespace: str = "grading",
+    review_threshold: float | None = None,
 ) -> None:
     """Grade recordings (files or folders of *.jsonl) under two rubric versions and show what changes.
 
@@ -211,7 +238,7 @@ def regrade(
     Trino from PROCTOR_* variables). Exit status: 0 compared; 2 an error; 3 with --strict
     when any line was refused.
     """
-    judge = default_judge()
+    judge = run_judge(review_threshold)
     resolve = resolver(rubrics_dir)
     diffs = []
     published: list[ExamResult] = []

@@ -4,6 +4,12 @@ The engine never reads prose. The judge (see textjudge) says which points a text
 and with which sentences; this rule only counts points against the rubric's numbers,
 on the latest artifact of the kind submitted inside the part's time box (a candidate may
 improve a text and submit it again).
+
+Every outcome carries the criterion's *confidence*: the least confidence the judge gives
+any point the state hangs on (the evidence margin: a count of points two or more away
+from the rubric's numbers does not hang on any one of them). Under the verdict's review
+threshold the state waits for a proctor (:class:`~services.core.model.TextReview`): it
+still counts, and the exam shows ``review`` until a proctor confirms or overrides it.
 """
 
 from __future__ import annotations
@@ -12,11 +18,12 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from services.core.context import Artifact
 from services.core.matching import clock, norm
-from services.core.model import Outcome
+from services.core.model import Outcome, State, TextReview
 from services.core.rules.base import Params, Query, Rule, pending
 from services.core.rules.registry import register
-from services.core.textjudge import POINTS
+from services.core.textjudge import POINTS, TextVerdict
 
 
 class TextPointsParams(Params):
@@ -68,6 +75,58 @@ class TextPoints(Rule[TextPointsParams]):
     blind_sensitive = False
 
     def decide(self, q: Query) -> Outcome:
+        out = self._decide(q)
+        art = self._latest(q)
+        if art is None or art.verdict is None or out.state == "pending":
+            return out
+        return self._with_confidence(q, out, art, art.verdict)
+
+    def _latest(self, q: Query) -> Artifact | None:
+        w = q.window
+        lo = w.anchor_ms if w is not None else 0
+        arts = [
+            a
+            for a in q.ctx.artifacts
+            if a.kind == self.p.artifact_kind and lo <= a.ts_ms <= q.close_ms
+        ]
+        return arts[-1] if arts else None
+
+    def hinge_points(self, v: TextVerdict, layer: str) -> frozenset[str]:
+        """The points whose call decides the state: required and forbidden ones, the
+        fault layer's pattern, and a counted family only when the count is within one of
+        the rubric's numbers (one point more or less would change the state)."""
+        p = self.p
+        out = set(p.require) | set(p.forbid)
+        for g in p.require_any:
+            out |= set(g)
+        if p.by_fault_layer:
+            out |= set(p.by_fault_layer.get(layer, ()))
+        if p.count_prefix:
+            n = sum(1 for x in v.points() if x.startswith(p.count_prefix))
+            edges = {p.count_met} | ({p.count_partial} if p.count_partial is not None else set())
+            if any(n in (e - 1, e) for e in edges):
+                out |= {x for x in POINTS if x.startswith(p.count_prefix)}
+        return frozenset(out)
+
+    def _with_confidence(self, q: Query, out: Outcome, art: Artifact, v: TextVerdict) -> Outcome:
+        layer = norm(q.ctx.fault.layer) if q.ctx.fault else ""
+        hinges = self.hinge_points(v, layer)
+        conf = round(min((v.confidence_of(x) for x in hinges), default=1.0), 4)
+        cid = self.spec.criterion_id
+        review: TextReview | None = None
+        reason = out.reason
+        if conf < v.review_below:
+            confirmed = q.ctx.confirmations.get(cid)
+            if confirmed is not None and confirmed.ts_ms >= art.ts_ms:
+                reason = f"{reason} {confirmed.describe()}"
+            else:
+                state: State = out.state
+                review = TextReview(
+                    state, conf, v.review_below, v.judge, v.text_digest, art.event_id
+                )
+        return Outcome(out.state, reason, out.evidence, out.decided_ms, conf, review)
+
+    def _decide(self, q: Query) -> Outcome:
         p = self.p
         kind = p.artifact_kind.replace("_", " ")
         w = q.window

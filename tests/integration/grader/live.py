@@ -467,7 +467,7 @@ def live_exam(
         print(exam.log_tails())
         for identifier in catalog.list_tables(namespace):
             catalog.purge_table(identifier)
-        for view in ("exam_scores", "review_reasons"):
+        for view in ("exam_scores", "review_reasons", "review_queue"):
             with contextlib.suppress(Exception):
                 trino.cursor().execute(f"DROP VIEW IF EXISTS {TRINO_CATALOG}.{namespace}.{view}")
         catalog.drop_namespace(namespace)

@@ -48,6 +48,8 @@ def test_json_shape(runner: CliRunner) -> None:
         "file",
         "kind",
         "judge",
+        "confidence",
+        "review_below",
         "fallback_reason",
         "fault_layer",
         "criteria",
