@@ -330,3 +330,74 @@ def test_multi_source_app_reports_every_source_revision(rig: Rig) -> None:
     c = grade([sync], "p1.argocd_deployed")
     assert c.state != "met"  # only namespace pipeline synced; flink has none
     assert "flink" in c.reason
+
+
+def deployment(name: str, ns: str, image: str) -> str:
+    return (
+        f"apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: {ns}\n"
+        "spec:\n  replicas: 1\n"
+        f"  selector:\n    matchLabels: {{app: {name}}}\n"
+        f"  template:\n    metadata:\n      labels: {{app: {name}}}\n"
+        f"    spec:\n      containers: [{{name: {name}, image: {image!r}}}]\n"
+    )
+
+
+def test_rollout_is_reported_once_healthy_not_while_progressing(rig: Rig) -> None:
+    """Argo CD finishes a sync while the Deployment still rolls out (Progressing) and
+    notifies nothing when it turns Healthy: the template reports the sync once its health
+    settled, so the rollout's end is what grades p1.argocd_deployed."""
+    git, argo = rig.platform.git, rig.platform.argo
+    sha = git.commit(
+        {
+            "apps/api/deploy.yaml": deployment("orders-api", "pipeline", "registry.invalid/api:1"),
+            "apps/api/job.yaml": configmap("orders-api-job", "flink", "v1"),
+        },
+        "orders api",
+    )
+    argo.apply(application("api", git.url, "apps/api", "pipeline"))
+
+    def progressing(a: dict[str, Any]) -> bool:
+        s = a.get("status", {})
+        op = s.get("operationState", {})
+        return bool(
+            op.get("phase") == "Succeeded"
+            and op.get("syncResult", {}).get("revision") == sha
+            and s.get("health", {}).get("status") == "Progressing"
+        )
+
+    argo.wait_app("api", progressing)
+    # no kube-controller-manager runs here: the Deployment stays Progressing, and Argo CD's
+    # finished sync is not reported while it does
+    time.sleep(8)
+    assert progressing(argo.app("api"))
+    assert not [e for e in rig.env.read("platform.argocd", PLATFORM) if e.data["app"] == "api"]
+
+    # what the deployment controller writes once the new pods are available
+    live = json.loads(
+        argo.kubectl("get", "deployment", "orders-api", "-n", "pipeline", "-o", "json")
+    )
+    status = {
+        "observedGeneration": live["metadata"]["generation"],
+        "replicas": 1,
+        "updatedReplicas": 1,
+        "readyReplicas": 1,
+        "availableReplicas": 1,
+        "conditions": [
+            {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
+            {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"},
+        ],
+    }
+    argo.kubectl(
+        "patch", "deployment", "orders-api", "-n", "pipeline", "--subresource=status",
+        "--type=merge", "-p", json.dumps({"status": status}),
+    )  # fmt: skip
+    (sync,) = rig.syncs("api", _for(sha))
+    d = sync.data
+    assert (d["phase"], d["health_status"], d["sync_status"]) == ("Succeeded", "Healthy", "Synced")
+    assert {(r["kind"], r["namespace"]) for r in d["resources"]} == {
+        ("Deployment", "pipeline"),
+        ("ConfigMap", "flink"),
+    }
+    assert {r["group"] for r in d["resources"]} == {"apps", None}
+    c = grade([sync], "p1.argocd_deployed")
+    assert c.state == "met", c.reason
