@@ -401,3 +401,34 @@ def test_rollout_is_reported_once_healthy_not_while_progressing(rig: Rig) -> Non
     assert {r["group"] for r in d["resources"]} == {"apps", None}
     c = grade([sync], "p1.argocd_deployed")
     assert c.state == "met", c.reason
+
+
+def test_a_persons_sync_counts_only_for_a_merged_commit(rig: Rig) -> None:
+    """A sync a person starts (what argocd-server writes for ``argocd app sync``: the
+    operation, with the user as initiator) is GitOps only when its commit was merged."""
+    git, argo = rig.platform.git, rig.platform.argo
+    sha = git.commit(
+        {
+            "apps/manual/cm.yaml": configmap("manual-settings", "pipeline", "v1"),
+            "apps/manual/job.yaml": configmap("manual-job", "flink", "v1"),
+        },
+        "settings synced by hand",
+    )
+    argo.apply(application("manual", git.url, "apps/manual", "pipeline", automated=False))
+    argo.wait_app(
+        "manual", lambda a: a.get("status", {}).get("sync", {}).get("status") == "OutOfSync"
+    )
+    operation = {"initiatedBy": {"username": "alice"}, "sync": {"revision": sha, "prune": True}}
+    argo.kubectl(
+        "patch", "application", "manual", "-n", "argocd", "--type=merge",
+        "-p", json.dumps({"operation": operation}),
+    )  # fmt: skip
+    (sync,) = rig.syncs("manual", _for(sha))
+    d = sync.data
+    assert d["initiated_by"] == "alice"
+    assert (d["phase"], d["health_status"], d["revision"]) == ("Succeeded", "Healthy", sha)
+    c = grade([sync], "p1.argocd_deployed")
+    assert c.state != "met", c.reason
+    merged = gitlab_merge(sha, dt.datetime.fromtimestamp(sync.ts_ms / 1000 - 60, dt.UTC))
+    c = grade([merged, sync], "p1.argocd_deployed")
+    assert c.state == "met", c.reason
