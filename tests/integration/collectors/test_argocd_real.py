@@ -342,40 +342,11 @@ def deployment(name: str, ns: str, image: str) -> str:
     )
 
 
-def test_rollout_is_reported_once_healthy_not_while_progressing(rig: Rig) -> None:
-    """Argo CD finishes a sync while the Deployment still rolls out (Progressing) and
-    notifies nothing when it turns Healthy: the template reports the sync once its health
-    settled, so the rollout's end is what grades p1.argocd_deployed."""
-    git, argo = rig.platform.git, rig.platform.argo
-    sha = git.commit(
-        {
-            "apps/api/deploy.yaml": deployment("orders-api", "pipeline", "registry.invalid/api:1"),
-            "apps/api/job.yaml": configmap("orders-api-job", "flink", "v1"),
-        },
-        "orders api",
-    )
-    argo.apply(application("api", git.url, "apps/api", "pipeline"))
-
-    def progressing(a: dict[str, Any]) -> bool:
-        s = a.get("status", {})
-        op = s.get("operationState", {})
-        return bool(
-            op.get("phase") == "Succeeded"
-            and op.get("syncResult", {}).get("revision") == sha
-            and s.get("health", {}).get("status") == "Progressing"
-        )
-
-    argo.wait_app("api", progressing)
-    # no kube-controller-manager runs here: the Deployment stays Progressing, and Argo CD's
-    # finished sync is not reported while it does
-    time.sleep(8)
-    assert progressing(argo.app("api"))
-    assert not [e for e in rig.env.read("platform.argocd", PLATFORM) if e.data["app"] == "api"]
-
-    # what the deployment controller writes once the new pods are available
-    live = json.loads(
-        argo.kubectl("get", "deployment", "orders-api", "-n", "pipeline", "-o", "json")
-    )
+def rollout_done(rig: Rig, name: str, ns: str) -> None:
+    """What the deployment controller writes once the new pods are available (no
+    kube-controller-manager runs here)."""
+    argo = rig.platform.argo
+    live = json.loads(argo.kubectl("get", "deployment", name, "-n", ns, "-o", "json"))
     status = {
         "observedGeneration": live["metadata"]["generation"],
         "replicas": 1,
@@ -388,19 +359,73 @@ def test_rollout_is_reported_once_healthy_not_while_progressing(rig: Rig) -> Non
         ],
     }
     argo.kubectl(
-        "patch", "deployment", "orders-api", "-n", "pipeline", "--subresource=status",
+        "patch", "deployment", name, "-n", ns, "--subresource=status",
         "--type=merge", "-p", json.dumps({"status": status}),
     )  # fmt: skip
-    (sync,) = rig.syncs("api", _for(sha))
-    d = sync.data
-    assert (d["phase"], d["health_status"], d["sync_status"]) == ("Succeeded", "Healthy", "Synced")
-    assert {(r["kind"], r["namespace"]) for r in d["resources"]} == {
-        ("Deployment", "pipeline"),
-        ("ConfigMap", "flink"),
-    }
-    assert {r["group"] for r in d["resources"]} == {"apps", None}
-    c = grade([sync], "p1.argocd_deployed")
+
+
+def test_rollout_is_reported_once_healthy_not_while_progressing(rig: Rig) -> None:
+    """Argo CD finishes a sync while the Deployment still rolls out (Progressing) and
+    notifies nothing when it turns Healthy: the template reports the sync once its health
+    settled, so the rollout's end is what grades p1.argocd_deployed. An update of a healthy
+    Deployment is not reported with the health from before the sync either."""
+    git, argo = rig.platform.git, rig.platform.argo
+
+    def commit(image: str) -> str:
+        return git.commit(
+            {
+                "apps/api/deploy.yaml": deployment("orders-api", "pipeline", image),
+                "apps/api/job.yaml": configmap("orders-api-job", "flink", "v1"),
+            },
+            f"orders api {image}",
+        )
+
+    def progressing(sha: str) -> Callable[[dict[str, Any]], bool]:
+        def check(a: dict[str, Any]) -> bool:
+            s = a.get("status", {})
+            op = s.get("operationState", {})
+            return bool(
+                op.get("phase") == "Succeeded"
+                and op.get("syncResult", {}).get("revision") == sha
+                and s.get("health", {}).get("status") == "Progressing"
+            )
+
+        return check
+
+    def reported(sha: str) -> list[Event]:
+        events = rig.env.read("platform.argocd", PLATFORM)
+        return [e for e in events if e.data["app"] == "api" and e.data["revision"] == sha]
+
+    syncs = []
+    for n, image in enumerate(("registry.invalid/api:1", "registry.invalid/api:2")):
+        sha = commit(image)
+        if n == 0:
+            argo.apply(application("api", git.url, "apps/api", "pipeline"))
+        else:
+            argo.refresh("api")
+        argo.wait_app("api", progressing(sha))
+        # the finished sync is not reported while the Deployment rolls out
+        time.sleep(8)
+        assert progressing(sha)(argo.app("api"))
+        assert not reported(sha)
+
+        rollout_done(rig, "orders-api", "pipeline")
+        (sync,) = [e for e in rig.syncs("api", _for(sha)) if e.data["revision"] == sha]
+        d = sync.data
+        assert (d["phase"], d["health_status"], d["sync_status"]) == (
+            "Succeeded",
+            "Healthy",
+            "Synced",
+        )
+        assert {(r["kind"], r["namespace"]) for r in d["resources"]} == {
+            ("Deployment", "pipeline"),
+            ("ConfigMap", "flink"),
+        }
+        assert {r["group"] for r in d["resources"]} == {"apps", None}
+        syncs.append(sync)
+    c = grade(syncs[:1], "p1.argocd_deployed")
     assert c.state == "met", c.reason
+    assert len({e.event_id for e in syncs}) == 2
 
 
 def test_a_persons_sync_counts_only_for_a_merged_commit(rig: Rig) -> None:
