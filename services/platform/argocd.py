@@ -17,9 +17,11 @@ The controller and the notifications controller bind their metrics port on every
 interface (Argo CD has no address flag for them); the repo server and Redis only on
 127.0.0.1.
 
-    with KubeCluster(...) as kube, GitDaemon(dir / "git") as git, ArgoCD(dir / "argo", ensure_binary(), kube, ARGO.name, sink) as argo:
-        sha = git.commit({"app/cm.yaml": text}, "first")
-        argo.apply(application("demo", git.url, "app"))
+    with KubeCluster(...) as kube, GitDaemon(dir / "git") as git:
+        with ArgoCD(dir / "argo", ensure_binary(), kube, ARGO.name, sink) as argo:
+            sha = git.commit({"app/cm.yaml": text}, "first")
+            argo.apply(application("demo", git.url, "app", "pipeline"))
+            argo.wait_app("demo", lambda app: ...)
 """
 
 from __future__ import annotations
