@@ -308,6 +308,44 @@ def test_broken_commit_fails_and_a_merged_fix_is_a_gitops_fix(rig: Rig) -> None:
     assert c.state != "met", c.reason
 
 
+def test_reverting_a_failed_sync_is_reported_without_an_operation(rig: Rig) -> None:
+    """A merge that only removes the manifest a failed sync choked on makes Git equal to
+    what is live: Argo CD shows the app Synced at the merge and runs no sync. The
+    template's second trigger reports that, so the revert grades as a GitOps fix."""
+    git, argo = rig.platform.git, rig.platform.argo
+    good = git.commit(
+        {"apps/revert/cm.yaml": configmap("revert-settings", "flink", "v1")}, "revert app"
+    )
+    argo.apply(application("revert", git.url, "apps/revert", "flink"))
+    rig.syncs("revert", _for(good))
+    bad = git.commit({"apps/revert/bad.yaml": configmap("Bad_Name", "flink", "x")}, "broken")
+    argo.refresh("revert")
+    (failed,) = [e for e in rig.syncs("revert", _for(bad)) if e.data["revision"] == bad]
+    assert failed.data["phase"] == "Failed"
+
+    git.commit({"apps/revert/bad.yaml": None}, "revert the broken manifest", branch="revert")
+    merge = git.merge("revert", "Merge branch 'revert'")
+    merge_event = gitlab_merge(merge, dt.datetime.now(dt.UTC))
+    argo.refresh("revert")
+    app = argo.wait_app(
+        "revert",
+        lambda a: (
+            a.get("status", {}).get("sync", {}).get("revision") == merge
+            and a["status"]["sync"].get("status") == "Synced"
+        ),
+    )
+    assert app["status"]["operationState"]["phase"] == "Failed"  # no sync operation ran
+    (synced,) = [e for e in rig.syncs("revert", _for(merge)) if e.data["revision"] == merge]
+    d = synced.data
+    assert (d["phase"], d["sync_status"], d["health_status"]) == ("Succeeded", "Synced", "Healthy")
+    assert (d["finished_at"], d["resources"], d["revisions"]) == (None, [], [merge])
+    assert d["initiated_by"] == "automated"
+    c = grade([merge_event, synced], "p2.fix_via_gitops", fault_before_ms=merge_event.ts_ms)
+    assert c.state == "met", c.reason
+    c = grade([synced], "p1.argocd_deployed")  # nothing was deployed by it
+    assert c.state != "met", c.reason
+
+
 def test_multi_source_app_reports_every_source_revision(rig: Rig) -> None:
     git, argo = rig.platform.git, rig.platform.argo
     pinned = git.commit(
