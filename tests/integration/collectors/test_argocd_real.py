@@ -448,22 +448,31 @@ def test_rollout_is_reported_once_healthy_not_while_progressing(rig: Rig) -> Non
         assert not reported(sha)
 
         rollout_done(rig, "orders-api", "pipeline")
-        (sync,) = [e for e in rig.syncs("api", _for(sha)) if e.data["revision"] == sha]
-        d = sync.data
-        assert (d["phase"], d["health_status"], d["sync_status"]) == (
-            "Succeeded",
-            "Healthy",
-            "Synced",
-        )
-        assert {(r["kind"], r["namespace"]) for r in d["resources"]} == {
-            ("Deployment", "pipeline"),
-            ("ConfigMap", "flink"),
-        }
-        assert {r["group"] for r in d["resources"]} == {"apps", None}
-        syncs.append(sync)
-    c = grade(syncs[:1], "p1.argocd_deployed")
-    assert c.state == "met", c.reason
-    assert len({e.event_id for e in syncs}) == 2
+        rig.syncs("api", _for(sha))
+        # Argo CD may run a second, self-heal sync of the Deployment alone right after the
+        # first (its cache saw the new Deployment out of sync): then the first operation is
+        # superseded before its health settles and only the second is reported
+        reports = reported(sha)
+        assert 1 <= len(reports) <= 2, [e.data for e in reports]
+        for sync in reports:
+            d = sync.data
+            assert (d["phase"], d["health_status"], d["sync_status"]) == (
+                "Succeeded",
+                "Healthy",
+                "Synced",
+            )
+            assert ("Deployment", "pipeline", "apps") in {
+                (r["kind"], r["namespace"], r["group"]) for r in d["resources"]
+            }
+            assert {(r["kind"], r["namespace"]) for r in d["resources"]} <= {
+                ("Deployment", "pipeline"),
+                ("ConfigMap", "flink"),
+            }
+        syncs.extend(reports)
+    assert len({e.event_id for e in syncs}) == len(syncs)
+    c = grade(syncs, "p1.argocd_deployed")
+    flink = any(r["namespace"] == "flink" for e in syncs for r in e.data["resources"])
+    assert (c.state == "met") == flink, c.reason
 
 
 def test_a_persons_sync_counts_only_for_a_merged_commit(rig: Rig) -> None:
