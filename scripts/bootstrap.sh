@@ -17,6 +17,7 @@ command -v curl >/dev/null || need_apt+=(curl)
 [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || need_apt+=(chromium chromium-driver)  # scoreboard browser test
 command -v javac >/dev/null || need_apt+=(openjdk-17-jdk-headless)  # the Flink collector test compiles a job
 command -v prometheus >/dev/null || need_apt+=(prometheus)  # observability collector tests
+command -v redis-server >/dev/null || need_apt+=(redis-server)  # Argo CD's cache, argocd collector test
 if [ "${#need_apt[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     say "missing system packages: ${need_apt[*]}; run: sudo apt-get install ${need_apt[*]}"

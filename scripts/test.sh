@@ -15,6 +15,8 @@ say "manifests: kustomize, kubeconform, policy, secrets scan"
 scripts/check-manifests.sh
 say "a real Kubernetes control plane for the audit collector's test (cached after the first build)"
 scripts/build-kube.sh
+say "Argo CD for the argocd collector's test (cached after the first build: 35 min cold)"
+scripts/build-argocd.sh
 
 started=0
 if ! .venv/bin/proctor stack status >/dev/null 2>&1; then

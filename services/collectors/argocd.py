@@ -106,6 +106,8 @@ def parse(inbound: Inbound) -> Parsed:
             "k8s/argocd/notifications-template.yaml"
         )
     app = req_str(doc, "app", "")
+    if doc.get("reconciled") is True:
+        return _reconciled(inbound, doc, app)
     finished = opt_str(doc, "finishedAt", "")
     started = opt_str(doc, "startedAt", "")
     finished_ms = timestamp_ms(finished, "finishedAt") if finished else None
@@ -117,7 +119,7 @@ def parse(inbound: Inbound) -> Parsed:
         raise PayloadError(
             "finishedAt and startedAt: both missing; the sync has no time", "missing_required_field"
         )
-    app_key = opt_str(doc, "appUid", "") or f"{opt_str(doc, 'appNamespace', '') or 'argocd'}/{app}"
+    app_key = _app_key(doc, app)
     revision, revisions = _revisions(doc)
     data = {
         "app": app,
@@ -132,6 +134,39 @@ def parse(inbound: Inbound) -> Parsed:
         "revisions": revisions,
     }
     natural = f"{app_key}@{started or ''}/{finished or ''}"
+    event = Event(
+        "argocd.sync", inbound.platform_id, event_id(NAME, inbound.platform_id, natural), ts, data
+    )
+    return Parsed(events=(event,))
+
+
+def _app_key(doc: Any, app: str) -> str:
+    return opt_str(doc, "appUid", "") or f"{opt_str(doc, 'appNamespace', '') or 'argocd'}/{app}"
+
+
+def _reconciled(inbound: Inbound, doc: Any, app: str) -> Parsed:
+    """Argo CD found the app Synced at a revision without a sync operation (after a failed
+    sync, Git was made equal to what is live): a succeeded sync with no operation, so
+    ``finished_at`` null, no resources and initiated by Argo CD itself."""
+    at = req_str(doc, "reconciledAt", "")
+    ts = timestamp_ms(at, "reconciledAt")
+    revision, revisions = _revisions(doc)
+    sync_status = _enum(doc, "syncStatus", SYNC_STATUSES, "Unknown")
+    if sync_status != "Synced":
+        raise PayloadError(f"syncStatus: {sync_status!r} for a reconciled app; only Synced is sent")
+    data = {
+        "app": app,
+        "project": opt_str(doc, "project", "") or "default",
+        "revision": revision,
+        "sync_status": sync_status,
+        "health_status": _enum(doc, "healthStatus", HEALTH_STATUSES, "Unknown"),
+        "phase": "Succeeded",
+        "initiated_by": "automated",
+        "finished_at": None,
+        "resources": [],
+        "revisions": revisions,
+    }
+    natural = f"{_app_key(doc, app)}@reconciled/{','.join(revisions)}"
     event = Event(
         "argocd.sync", inbound.platform_id, event_id(NAME, inbound.platform_id, natural), ts, data
     )

@@ -190,7 +190,7 @@ class GitopsFix(Rule[GitopsFixParams]):
             (s, m, sha)
             for m, sha in merges
             for rev, s in syncs.items()
-            if same_commit(rev, sha) and m <= s and s[0] <= close
+            if same_commit(rev, sha) and m[0] <= s[0] and s[0] <= close
         ]
         if not fixes:
             first = min(merges)

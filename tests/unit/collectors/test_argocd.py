@@ -169,3 +169,60 @@ def test_multi_source_revision_and_missing_statuses() -> None:
     assert event.data["revisions"] == ["abc123", "def456"]  # a fix to the 2nd source matches
     assert (event.data["health_status"], event.data["sync_status"]) == ("Unknown", "Unknown")
     assert event.data["initiated_by"] == "unknown"
+
+
+def reconciled_body(**changes: Any) -> bytes:
+    """What template.proctor-synced-after-failure posts, as the real Argo CD rendered it
+    (test_argocd_real.py::test_reverting_a_failed_sync_is_reported_without_an_operation)."""
+    doc: dict[str, Any] = {
+        "kind": "proctor.argocd.sync/v1",
+        "reconciled": True,
+        "app": "revert",
+        "appNamespace": "argocd",
+        "appUid": "0b5d8f5e-6b0a-4f43-9d3c-5b6f3e2f9a10",
+        "project": "default",
+        "revision": "5e1f3c0d9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e",
+        "revisions": None,
+        "syncStatus": "Synced",
+        "healthStatus": "Healthy",
+        "reconciledAt": "2026-12-06T12:17:41Z",
+    }
+    doc.update(changes)
+    return json.dumps(doc).encode()
+
+
+def test_app_synced_without_an_operation_is_a_succeeded_sync_without_resources() -> None:
+    event = one(reconciled_body())
+    assert event.ts_ms == 1796559461000
+    assert dict(event.data) == {
+        "app": "revert",
+        "project": "default",
+        "revision": "5e1f3c0d9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e",
+        "sync_status": "Synced",
+        "health_status": "Healthy",
+        "phase": "Succeeded",
+        "initiated_by": "automated",
+        "finished_at": None,
+        "resources": [],
+        "revisions": ["5e1f3c0d9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e"],
+    }
+    # one event per app and revision, whenever Argo CD re-sends it
+    again = one(reconciled_body(reconciledAt="2026-12-06T12:18:00Z"))
+    assert again.event_id == event.event_id
+    other = one(reconciled_body(revision="0" * 40))
+    assert other.event_id != event.event_id
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"reconciledAt": None}, "reconciledAt"),
+        ({"syncStatus": "OutOfSync"}, "syncStatus"),
+        ({"revision": None}, "revision"),
+    ],
+)
+def test_reconciled_notification_without_its_facts_is_refused(
+    changes: dict[str, Any], reason: str
+) -> None:
+    with pytest.raises(PayloadError, match=reason):
+        parse(Inbound("basecamp-alice", reconciled_body(**changes)))

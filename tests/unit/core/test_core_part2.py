@@ -158,6 +158,21 @@ def test_gitops_fix_synced_by_any_source_of_a_multi_source_app(
     assert grade(out).criterion("p2.fix_via_gitops").state == state
 
 
+@pytest.mark.parametrize("event_id", ["00000000-sync", "zzzzzzzz-sync"])
+def test_gitops_fix_synced_in_the_second_of_its_merge(grade, event_id: str) -> None:
+    """Git hosts and Argo CD stamp whole seconds: a sync in the merge's second is after
+    it, whichever event id sorts first (a real Argo CD reconciled a revert that fast)."""
+    events = exam().events
+    merge = next(e for e in events if e.type == "gitops.merge")
+    out = [
+        Event(e.type, e.platform_id, event_id, merge.ts_ms, dict(e.data))
+        if e.type == "argocd.sync" and e.data["revision"] == merge.data["commit_sha"]
+        else e
+        for e in events
+    ]
+    assert grade(out).criterion("p2.fix_via_gitops").state == "met"
+
+
 def test_manual_apply_during_the_incident_fails_the_fix_but_not_part1(grade) -> None:
     r = grade(exam(manual_apply=True).events)
     c = r.criterion("p2.fix_via_gitops")
