@@ -19,12 +19,15 @@ from opentelemetry import trace
 from opentelemetry.propagate import inject
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler
 
 from services.errors import ConfigError
 from services.settings import TelemetrySettings
 
 TRACER_NAME = "proctor"
+
+#: with an exporter: every span, in the trace of its parent when it has one
+EXPORT_SAMPLER: Sampler = ParentBased(ALWAYS_ON, remote_parent_not_sampled=ALWAYS_ON)
 
 
 def setup_tracing(
@@ -35,10 +38,18 @@ def setup_tracing(
     Without one, spans are not recorded (they would go nowhere, and recording one per
     record was a tenth of the worker's time); ``OTEL_TRACES_SAMPLER`` still decides when
     it is set (``sampler``: the settings' ``OTEL_TRACES_SAMPLER``).
+
+    With an endpoint and no sampler asked for, a span whose remote parent was not sampled
+    is recorded all the same (:data:`EXPORT_SAMPLER`): a collector without an exporter
+    marks its records' context unsampled because nothing records its spans, not because
+    it decided the trace should go unseen, and the grader's span of such a record must
+    still be exported.
     """
     resource = Resource.create({"service.name": service_name})
-    if otlp_endpoint or sampler:
-        provider = TracerProvider(resource=resource)
+    if sampler:
+        provider = TracerProvider(resource=resource)  # the SDK reads OTEL_TRACES_SAMPLER
+    elif otlp_endpoint:
+        provider = TracerProvider(resource=resource, sampler=EXPORT_SAMPLER)
     else:
         provider = TracerProvider(resource=resource, sampler=ALWAYS_OFF)
     if otlp_endpoint:

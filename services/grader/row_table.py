@@ -36,6 +36,15 @@ _EVIDENCE = StructType(
     NestedField(104, "offset", LongType(), required=False),
 )
 
+#: Columns added since the table's first version (optional, so a table made before them
+#: gains them by schema evolution, no rewrite; rows written before read null).
+TRACE_COLUMNS: dict[str, str] = {
+    "trace_id": "W3C trace id (32 hex) of the source record's traceparent; null: none or "
+    "malformed.",
+    "grade_span_id": "Id (16 hex) of the span that graded the source record; null: spans "
+    "not recorded.",
+}
+
 #: Iceberg schema of ``grading.criterion_transitions``; field ids are fixed so the table
 #: can evolve (new optional fields get new ids, never reused).
 TRANSITIONS_SCHEMA = Schema(
@@ -71,6 +80,10 @@ TRANSITIONS_SCHEMA = Schema(
     NestedField(18, "source_partition", IntegerType(), required=True),
     NestedField(19, "source_offset", LongType(), required=True),
     NestedField(20, "seq", LongType(), required=True, doc="Per-platform order of changes."),
+    *(
+        NestedField(field_id, name, StringType(), required=False, doc=doc)
+        for field_id, (name, doc) in enumerate(TRACE_COLUMNS.items(), start=21)
+    ),
 )
 
 #: One partition per day of event time: an exam's rows sit together and the scoreboard's
@@ -89,9 +102,16 @@ TRANSITIONS_SORT_ORDER = SortOrder(
 OWN_RETRIES = {"commit.retry.num-retries": "0"}
 
 
+def _missing_columns(table: Table) -> list[str]:
+    names = {f.name for f in table.schema().fields}
+    return [name for name in TRACE_COLUMNS if name not in names]
+
+
 def ensure_table(catalog: Catalog, identifier: str) -> Table:
     """Load the transitions table, creating its namespace and the table when absent; a
-    table made before ``OWN_RETRIES`` gets that property."""
+    table made before ``OWN_RETRIES`` gets that property, one made before
+    ``TRACE_COLUMNS`` gets those columns (schema evolution: columns added, no file
+    rewritten; several workers starting at once each retry on the other's commit)."""
     namespace = identifier.rsplit(".", 1)[0]
     try:
         table = catalog.load_table(identifier)
@@ -112,16 +132,24 @@ def ensure_table(catalog: Catalog, identifier: str) -> Table:
             },
         )
     for _ in range(5):
-        if all(table.properties.get(k) == v for k, v in OWN_RETRIES.items()):
+        retries_set = all(table.properties.get(k) == v for k, v in OWN_RETRIES.items())
+        missing = _missing_columns(table)
+        if retries_set and not missing:
             return table
         try:
             with table.transaction() as tx:
-                tx.set_properties(OWN_RETRIES)
+                if not retries_set:
+                    tx.set_properties(OWN_RETRIES)
+                if missing:
+                    with tx.update_schema() as update:
+                        for name in missing:
+                            update.add_column(name, StringType(), doc=TRACE_COLUMNS[name])
         except CommitFailedException:
             pass  # another worker changed the table meanwhile: look again
         table = catalog.load_table(identifier)
     raise SinkError(
-        f"cannot set {OWN_RETRIES} on {identifier}: other writers kept changing the table"
+        f"cannot set {OWN_RETRIES} and add the columns {sorted(TRACE_COLUMNS)} on "
+        f"{identifier}: other writers kept changing the table"
     )
 
 
@@ -194,6 +222,8 @@ def to_arrow(
         "source_partition": [r.source.partition for r in rows],
         "source_offset": [r.source.offset for r in rows],
         "seq": [r.seq for r in rows],
+        "trace_id": [r.trace_id for r in rows],
+        "grade_span_id": [r.grade_span_id for r in rows],
     }
     arrays: list[pa.Array] = []
     for f in schema:
@@ -236,6 +266,8 @@ def to_arrow_by_row(
                 "source_partition": r.source.partition,
                 "source_offset": r.source.offset,
                 "seq": r.seq,
+                "trace_id": r.trace_id,
+                "grade_span_id": r.grade_span_id,
             }
             for r in rows
         ],

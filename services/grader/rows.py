@@ -17,6 +17,11 @@ from typing import Any
 from services.core.events import SourcePosition
 from services.core.model import Transition
 
+#: a record's trace id and its grading span's id (see :class:`TransitionRow`)
+Trace = tuple[str | None, str | None]
+#: a record without trace context, graded without a recorded span
+NO_TRACE: Trace = (None, None)
+
 #: criterion states of the contract (schemas/grading.criterion_transition.avsc)
 STATES: frozenset[str] = frozenset({"pending", "met", "partial", "failed", "expired", "unknown"})
 
@@ -89,6 +94,11 @@ class TransitionRow:
     #: per-platform sequence of changes: orders the changes of one criterion for "latest"
     seq: int
     evidence: tuple[Evidence, ...] = field(default_factory=tuple)
+    #: W3C trace id of the source record's ``traceparent`` (None: it carried none, or a
+    #: malformed one); not part of the id: which trace delivered a change is not the change
+    trace_id: str | None = None
+    #: id of the span that graded the source record, when spans are recorded
+    grade_span_id: str | None = None
     _id: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -137,6 +147,8 @@ class TransitionRow:
             "source": [self.source.topic, self.source.partition, self.source.offset],
             "seq": self.seq,
             "evidence": [e.as_dict() for e in self.evidence],
+            "trace_id": self.trace_id,
+            "grade_span_id": self.grade_span_id,
         }
 
     @classmethod
@@ -160,6 +172,9 @@ class TransitionRow:
             source=SourcePosition(str(topic), int(partition), int(offset)),
             seq=int(obj["seq"]),
             evidence=tuple(Evidence.from_dict(e) for e in obj["evidence"]),
+            # rows kept by a worker before rows carried their trace: none
+            trace_id=obj.get("trace_id"),
+            grade_span_id=obj.get("grade_span_id"),
         )
 
     def to_state_record(self) -> dict[str, Any]:
@@ -191,10 +206,16 @@ def part_number(part: str) -> int | None:
 
 
 def to_row(
-    t: Transition, seq: int, source: SourcePosition, event_id: str | None, graded_at_ms: int
+    t: Transition,
+    seq: int,
+    source: SourcePosition,
+    event_id: str | None,
+    graded_at_ms: int,
+    trace: Trace = NO_TRACE,
 ) -> TransitionRow:
     """A core transition as a table row; evidence positions known for the current record
-    (``event_id``; None for a record that graded nothing itself, such as a dead letter)."""
+    (``event_id``; None for a record that graded nothing itself, such as a dead letter);
+    ``trace``: the source record's trace id and its grading span's id."""
     evidence = tuple(
         Evidence(eid, source.topic, source.partition, source.offset)
         if eid == event_id
@@ -219,4 +240,6 @@ def to_row(
         source=source,
         seq=seq,
         evidence=evidence,
+        trace_id=trace[0],
+        grade_span_id=trace[1],
     )
