@@ -187,7 +187,7 @@ def trace_id_of(
     found: bytes | str | None = None
     items = headers.items() if isinstance(headers, Mapping) else (headers or ())
     for key, value in items:
-        if key == "traceparent" or key.lower() == "traceparent":
+        if key == "traceparent" or (len(key) == 11 and key.lower() == "traceparent"):
             if found is not None or value is None:
                 return None
             found = value
