@@ -281,3 +281,21 @@ def test_a_producer_without_a_tracer_still_starts_a_trace_the_grader_reads() -> 
         pass
     assert trace_id_of(inside) == format(request.get_span_context().trace_id, "032x")  # type: ignore[arg-type]
     assert trace.get_current_span() is trace.INVALID_SPAN
+
+
+def test_the_otlp_exporter_is_in_the_image_and_the_dev_environment() -> None:
+    """A runtime dependency (not an extra), so the image's wheels carry it; the image
+    installs the package with its dependencies; this environment imports it."""
+    import re
+    import tomllib
+
+    root = Path(__file__).resolve().parents[3]
+    deps = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert any(re.match(r"opentelemetry-exporter-otlp-proto-http\b", d) for d in deps)
+    dockerfile = (root / "Dockerfile").read_text()
+    assert "pip wheel --wheel-dir /wheels ." in dockerfile
+    assert "--find-links /wheels --no-compile proctor" in dockerfile
+    assert "--no-deps" not in dockerfile
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    assert OTLPSpanExporter is not None
