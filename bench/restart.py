@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import tempfile
 import time
@@ -92,6 +93,11 @@ def main() -> None:
     parser.add_argument("--dynamic", action="store_true", help="no static membership, 60 s")
     args = parser.parse_args()
     config = StackConfig.from_env()
+    # the worker grades only signed and MACed input (docs/trust.md): the local stack's keys
+    from services.trust.local import ensure_local_trust
+
+    for name, value in ensure_local_trust(config.state_dir / "keys").items():
+        os.environ.setdefault(name, value)
     namespace = f"bench_restart_{uuid.uuid4().hex[:8]}"
     extra = (
         {"PROCTOR_STATIC_MEMBERSHIP": "false", "PROCTOR_SESSION_TIMEOUT_S": "60"}
@@ -160,7 +166,10 @@ def main() -> None:
             )
         finally:
             live.close()
-            print(timeline(tmp / "worker-1.log", start_wall))
+            if (tmp / "worker-1.log").exists():
+                print(timeline(tmp / "worker-1.log", start_wall))
+            else:
+                print(live.log_tails(30))
             conn = trino_connect(config)
             cur = conn.cursor()
             cur.execute(f"DROP VIEW IF EXISTS {TRINO_CATALOG}.{namespace}.exam_scores")

@@ -75,7 +75,7 @@ from services.contract.wire import WireCodec, registry_client
 from services.core.engine_store import EngineStore
 from services.core.events import Event, SourcePosition
 from services.grader.grading import PartitionGrader
-from services.grader.telemetry import record_span
+from services.grader.telemetry import QUIET_SPAN, record_span, records_spans, trace_id_of
 from services.judge.default import default_judge
 from services.offline.scenarios import load_exam
 from services.publisher.publisher import Delivery, Publisher
@@ -132,23 +132,30 @@ def ceiling(bootstrap: str, topics: list[str], codec: WireCodec, total: int) -> 
 
 def in_process(events: list[Event], codec: WireCodec) -> tuple[float, float, float]:
     """The worker's per-record path without Faust or Kafka, on the same records: wire
-    decode, then the partition grader (engine and watermark), with a span per record as
-    the worker makes it. Returns microseconds per record: (decode, grade, all)."""
+    decode, then the partition grader (engine and watermark), with a span per record and
+    the record's trace id read from its ``traceparent`` as the worker makes them. Returns
+    microseconds per record: (decode, grade, all)."""
     store = EngineStore(resolver(), default_judge())
     graders = {p: PartitionGrader(p, store) for p in range(PLATFORM_PARTITIONS)}
     encoded = [(codec.topic_for(e.type), e.platform_id, codec.encode(e)) for e in events]
     offsets: dict[tuple[str, int], int] = {}
     tracer = TracerProvider(sampler=ALWAYS_OFF).get_tracer("bench")
+    spans = records_spans(tracer)  # False, as in a worker without an exporter
+    traceparents = [
+        f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01".encode() for _ in range(64)
+    ]
     decode_s = grade_s = 0.0
     start = time.perf_counter()
     for topic, platform_id, value in encoded:
         p = zlib.crc32(platform_id.encode()) % PLATFORM_PARTITIONS
         offset = offsets[(topic, p)] = offsets.get((topic, p), -1) + 1
-        span = record_span(tracer, topic, p, offset, ())
+        headers = (("proctor.type", b"x"), ("traceparent", traceparents[offset % 64]))
+        span = record_span(tracer, topic, p, offset, headers) if spans else QUIET_SPAN
+        trace = (trace_id_of(headers), None)
         t0 = time.perf_counter()
         event = codec.decode(value, topic, p, offset)
         t1 = time.perf_counter()
-        graders[p].handle(event, SourcePosition(topic, p, offset))
+        graders[p].handle(event, SourcePosition(topic, p, offset), trace)
         grade_s += time.perf_counter() - t1
         decode_s += t1 - t0
         span.end()

@@ -209,9 +209,12 @@ def run_action(flags: dict[str, Any], what: str, build: Build) -> None:
     """Select the exams, build each one's events, sign and publish them with progress."""
     from services.cohort.lifecycle import select
     from services.publisher.publisher import Publisher
+    from services.settings import load_settings
+    from services.tracing import setup_service_tracing
     from services.trust.producing import RecordAuth
 
     try:
+        setup_service_tracing("proctor-cohort", load_settings().telemetry)
         auth = RecordAuth.from_env()
         if auth is None or auth.signer is None or not auth.is_proctor:
             raise click.ClickException(

@@ -35,7 +35,7 @@ from services.core.model import Transition
 from services.grader.engine_api import EngineStore, GradingEngine, next_deadline
 from services.grader.platforms import LivePlatform, PlatformBook
 from services.grader.record import PlatformRecord, is_marker, marker_key
-from services.grader.rows import TransitionRow
+from services.grader.rows import NO_TRACE, Trace, TransitionRow
 from services.grader.timers import DeadlineTimers
 from services.grader.watermark import NO_TIME, PartitionClock
 
@@ -205,8 +205,9 @@ class PartitionGrader:
             self._queue(pid, live)
 
     # --- grading -----------------------------------------------------------------------
-    def handle(self, event: Event, source: SourcePosition) -> StepResult:
-        """Grade one record of this partition (a record below the positions is skipped)."""
+    def handle(self, event: Event, source: SourcePosition, trace: Trace = NO_TRACE) -> StepResult:
+        """Grade one record of this partition (a record below the positions is skipped);
+        its rows carry ``trace`` (the record's trace id and grading span id)."""
         topic = source.topic
         clock = self.clock
         if source.offset < clock.positions.get(topic, 0):
@@ -246,11 +247,11 @@ class PartitionGrader:
         if not produced and held is None:
             return _CONFLICT if conflict else _NOTHING
         return StepResult(
-            self._book.rows(produced, source, event.event_id, self._clock_ms(), held),
+            self._book.rows(produced, source, event.event_id, self._clock_ms(), held, trace),
             conflict=conflict,
         )
 
-    def mark(self, source: SourcePosition) -> StepResult:
+    def mark(self, source: SourcePosition, trace: Trace = NO_TRACE) -> StepResult:
         """A record that grades nothing (a dead letter) still moves the partition on; the
         next flush's marker keeps its position, so a restart does not dead-letter it again.
 
@@ -271,7 +272,7 @@ class PartitionGrader:
             self._fire(produced)
         if not produced:
             return _NOTHING
-        return StepResult(self._book.rows(produced, source, None, self._clock_ms()))
+        return StepResult(self._book.rows(produced, source, None, self._clock_ms(), trace=trace))
 
     def touch_all(self) -> None:
         """Write every platform at the next flush (a previous flush may not have landed)."""

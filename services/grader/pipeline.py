@@ -194,9 +194,9 @@ def _grade_steps(steps: list[Step]) -> None:
     for step in steps:
         start = time.perf_counter()
         if isinstance(step.decoded, DeadLetter):
-            step.result = step.grader.mark(step.pos)
+            step.result = step.grader.mark(step.pos, step.trace)
         else:
-            step.result = step.grader.handle(step.decoded, step.pos)
+            step.result = step.grader.handle(step.decoded, step.pos, step.trace)
         step.seconds += time.perf_counter() - start
 
 

@@ -10,7 +10,7 @@ from services.core.events import SourcePosition
 from services.core.model import Transition
 from services.grader.engine_api import EngineStore, GradingEngine
 from services.grader.record import PlatformRecord
-from services.grader.rows import TransitionRow, to_row
+from services.grader.rows import NO_TRACE, Trace, TransitionRow, to_row
 from services.grader.watermark import NO_TIME
 
 
@@ -57,15 +57,17 @@ class PlatformBook:
         event_id: str | None,
         now_ms: int,
         held: list[TransitionRow] | None = None,
+        trace: Trace = NO_TRACE,
     ) -> tuple[TransitionRow, ...]:
         """The transitions as rows of ``source`` (after rows held for it), each entered
-        in its platform's outbox with the platform's next sequence number."""
+        in its platform's outbox with the platform's next sequence number and the
+        source record's ``trace``."""
         rows: list[TransitionRow] = held or []
         platforms = self.live
         for owner, t in produced:
             live = platforms[owner]
             live.seq += 1
-            row = to_row(t, live.seq, source, event_id, now_ms)
+            row = to_row(t, live.seq, source, event_id, now_ms, trace)
             live.pending.append(row)
             rows.append(row)
         return tuple(rows)

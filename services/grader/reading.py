@@ -26,7 +26,15 @@ from services.errors import RegistryError
 from services.grader.assignment import Assignments, RowBuffer
 from services.grader.grading import PartitionGrader, StepResult
 from services.grader.rewind import RewindPolicy
-from services.grader.telemetry import QUIET_SPAN, Metrics, record_span, records_spans
+from services.grader.rows import Trace
+from services.grader.telemetry import (
+    QUIET_SPAN,
+    Metrics,
+    record_span,
+    records_spans,
+    span_id_of,
+    trace_id_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +69,8 @@ class Step:
     span: Any
     #: seconds spent on the record: decoding, admission and grading
     seconds: float
+    #: the record's trace id and its grading span's id, for its rows
+    trace: Trace
     result: StepResult = field(default_factory=StepResult)
 
     @property
@@ -135,11 +145,13 @@ class RecordReader:
         if resume is not None and offset == resume:
             self._rewind.at_position(tp)
         start = time.perf_counter()
-        span = (
-            record_span(self._tracer, topic, partition, offset, raw.header_list)
-            if self._spans
-            else QUIET_SPAN
-        )
+        headers = raw.header_list
+        if self._spans:
+            span = record_span(self._tracer, topic, partition, offset, headers)
+            trace = (trace_id_of(headers), span_id_of(span))
+        else:
+            span = QUIET_SPAN
+            trace = (trace_id_of(headers), None)
         codec = self._codec
         if codec.needs_registry(raw.value_bytes):
             decoded = await self._decode(raw)  # a registry lookup: off the loop
@@ -157,7 +169,7 @@ class RecordReader:
         replay = resume is not None and offset < resume
         if not replay:
             expect[tp] = (grader, offset + 1)
-        steps.append(Step(raw, grader, decoded, replay, span, time.perf_counter() - start))
+        steps.append(Step(raw, grader, decoded, replay, span, time.perf_counter() - start, trace))
         return None
 
     async def _note_log_ends(self, partition: int, grader: PartitionGrader) -> None:

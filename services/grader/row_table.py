@@ -36,6 +36,15 @@ _EVIDENCE = StructType(
     NestedField(104, "offset", LongType(), required=False),
 )
 
+#: Columns added since the table's first version (optional, so a table made before them
+#: gains them by schema evolution, no rewrite; rows written before read null).
+TRACE_COLUMNS: dict[str, str] = {
+    "trace_id": "W3C trace id (32 hex) of the source record's traceparent; null: none or "
+    "malformed.",
+    "grade_span_id": "Id (16 hex) of the span that graded the source record; null: spans "
+    "not recorded.",
+}
+
 #: Iceberg schema of ``grading.criterion_transitions``; field ids are fixed so the table
 #: can evolve (new optional fields get new ids, never reused).
 TRANSITIONS_SCHEMA = Schema(
@@ -84,6 +93,10 @@ TRANSITIONS_SCHEMA = Schema(
             (28, "decision_reason", StringType(), "Review queue: the proctor's reason."),
         )
     ),
+    *(
+        NestedField(field_id, name, StringType(), required=False, doc=doc)
+        for field_id, (name, doc) in enumerate(TRACE_COLUMNS.items(), start=29)
+    ),
 )
 #: columns added after the table's first version (added to an older table on load)
 ADDED_COLUMNS = tuple(f for f in TRANSITIONS_SCHEMA.fields if f.field_id >= 21)
@@ -106,7 +119,10 @@ OWN_RETRIES = {"commit.retry.num-retries": "0"}
 
 def ensure_table(catalog: Catalog, identifier: str) -> Table:
     """Load the transitions table, creating its namespace and the table when absent; a
-    table made before ``OWN_RETRIES`` gets that property."""
+    table made before ``OWN_RETRIES`` gets that property, one made before
+    ``ADDED_COLUMNS`` (confidence, review queue, ``TRACE_COLUMNS``) gets those columns
+    (schema evolution: columns added, no file rewritten; several workers starting at once
+    each retry on the other's commit)."""
     namespace = identifier.rsplit(".", 1)[0]
     try:
         table = catalog.load_table(identifier)
@@ -142,7 +158,8 @@ def ensure_table(catalog: Catalog, identifier: str) -> Table:
 
 
 def _with_added_columns(catalog: Catalog, identifier: str, table: Table) -> Table:
-    """An older table gains the optional columns added since (confidence, review queue)."""
+    """An older table gains the optional columns added since (confidence, review queue,
+    trace)."""
     for _ in range(5):
         have = {f.name for f in table.schema().fields}
         missing = [f for f in ADDED_COLUMNS if f.name not in have]
@@ -235,6 +252,8 @@ def to_arrow(
         "review_status": [r.queue.status if r.queue else None for r in rows],
         "decided_by": [(r.queue.decided_by or None) if r.queue else None for r in rows],
         "decision_reason": [(r.queue.decision_reason or None) if r.queue else None for r in rows],
+        "trace_id": [r.trace_id for r in rows],
+        "grade_span_id": [r.grade_span_id for r in rows],
     }
     arrays: list[pa.Array] = []
     for f in schema:
@@ -285,6 +304,8 @@ def to_arrow_by_row(
                 "review_status": r.queue.status if r.queue else None,
                 "decided_by": (r.queue.decided_by or None) if r.queue else None,
                 "decision_reason": (r.queue.decision_reason or None) if r.queue else None,
+                "trace_id": r.trace_id,
+                "grade_span_id": r.grade_span_id,
             }
             for r in rows
         ],

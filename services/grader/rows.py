@@ -17,6 +17,11 @@ from typing import Any
 from services.core.events import SourcePosition
 from services.core.model import QueueEntry, Transition
 
+#: a record's trace id and its grading span's id (see :class:`TransitionRow`)
+Trace = tuple[str | None, str | None]
+#: a record without trace context, graded without a recorded span
+NO_TRACE: Trace = (None, None)
+
 #: criterion states of the contract (schemas/grading.criterion_transition.avsc)
 STATES: frozenset[str] = frozenset({"pending", "met", "partial", "failed", "expired", "unknown"})
 
@@ -93,6 +98,11 @@ class TransitionRow:
     confidence: float | None = None
     #: the review queue's columns, on a ``review:judge:`` note's change
     queue: QueueEntry | None = None
+    #: W3C trace id of the source record's ``traceparent`` (None: it carried none, or a
+    #: malformed one); not part of the id: which trace delivered a change is not the change
+    trace_id: str | None = None
+    #: id of the span that graded the source record, when spans are recorded
+    grade_span_id: str | None = None
     _id: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -143,6 +153,8 @@ class TransitionRow:
             "evidence": [e.as_dict() for e in self.evidence],
             "confidence": self.confidence,
             "queue": _queue_obj(self.queue),
+            "trace_id": self.trace_id,
+            "grade_span_id": self.grade_span_id,
         }
 
     @classmethod
@@ -168,6 +180,9 @@ class TransitionRow:
             evidence=tuple(Evidence.from_dict(e) for e in obj["evidence"]),
             confidence=obj.get("confidence"),
             queue=QueueEntry(**obj["queue"]) if obj.get("queue") else None,
+            # rows kept by a worker before rows carried their trace: none
+            trace_id=obj.get("trace_id"),
+            grade_span_id=obj.get("grade_span_id"),
         )
 
     def to_state_record(self) -> dict[str, Any]:
@@ -215,10 +230,16 @@ def part_number(part: str) -> int | None:
 
 
 def to_row(
-    t: Transition, seq: int, source: SourcePosition, event_id: str | None, graded_at_ms: int
+    t: Transition,
+    seq: int,
+    source: SourcePosition,
+    event_id: str | None,
+    graded_at_ms: int,
+    trace: Trace = NO_TRACE,
 ) -> TransitionRow:
     """A core transition as a table row; evidence positions known for the current record
-    (``event_id``; None for a record that graded nothing itself, such as a dead letter)."""
+    (``event_id``; None for a record that graded nothing itself, such as a dead letter);
+    ``trace``: the source record's trace id and its grading span's id."""
     evidence = tuple(
         Evidence(eid, source.topic, source.partition, source.offset)
         if eid == event_id
@@ -245,4 +266,6 @@ def to_row(
         evidence=evidence,
         confidence=t.confidence,
         queue=t.queue,
+        trace_id=trace[0],
+        grade_span_id=trace[1],
     )

@@ -2,12 +2,16 @@
 
 Instruments are created once, in :class:`Metrics`, on a registry of their own (tests make
 as many workers as they like); dimensions go in labels, never in metric names. Each graded
-record gets a span linked to the producer's span when the record carries a W3C
-``traceparent`` header; log lines carry the current trace and span ids.
+record gets a span in its producer's trace (child of and linked to the producer's span)
+when the record carries a W3C ``traceparent`` header; log lines carry the current trace
+and span ids. The record's trace id (:func:`trace_id_of`, a header read, no span needed)
+and the grading span's id go on every row the record produces, so a row in Iceberg leads
+back to the trace of the signal that decided it.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -146,15 +150,68 @@ def _header_carrier(
     return out
 
 
-def producer_link(headers: Any) -> list[Link]:
-    """A link to the producer's span when the record carries W3C trace context (looked
-    for first: the propagator's parse costs, and most records carry none)."""
+def _producer_context(headers: Any) -> Context | None:
+    """The producer's context when the record carries valid W3C trace context (the same
+    rule as :func:`trace_id_of`, looked at first: the propagator's parse costs)."""
+    if trace_id_of(headers) is None:
+        return None
     carrier = _header_carrier(headers)
-    if "traceparent" not in carrier:
-        return []
     ctx: Context = extract(carrier)
-    span_context = trace.get_current_span(ctx).get_span_context()
-    return [Link(span_context)] if span_context.is_valid else []
+    return ctx if trace.get_current_span(ctx).get_span_context().is_valid else None
+
+
+def producer_link(headers: Any) -> list[Link]:
+    """A link to the producer's span when the record carries W3C trace context."""
+    ctx = _producer_context(headers)
+    return [] if ctx is None else [Link(trace.get_current_span(ctx).get_span_context())]
+
+
+#: a W3C ``traceparent``: version, trace id, parent span id, flags (what the
+#: propagator accepts: lower-case hex, a later version may append ``-`` and more)
+_TRACEPARENT = re.compile(
+    rb"[ \t]*([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}(-.*)?[ \t]*"
+)
+_ZERO_TRACE = b"0" * 32
+_ZERO_SPAN = b"0" * 16
+
+
+def trace_id_of(
+    headers: Iterable[tuple[str, bytes | str | None]] | Mapping[str, Any] | None,
+) -> str | None:
+    """The trace id (32 lower-case hex) of a record's W3C ``traceparent`` header; None
+    when it has none, or it is malformed or ambiguous (more than one; version ``ff``;
+    an all-zero id; version 00 with more fields), as the W3C propagator decides.
+
+    Per record on the worker's hot path: a scan of a few headers and one regex, no
+    context or span (the propagator's parse cost several times that)."""
+    found: bytes | str | None = None
+    items = headers.items() if isinstance(headers, Mapping) else (headers or ())
+    for key, value in items:
+        if key == "traceparent" or (len(key) == 11 and key.lower() == "traceparent"):
+            if found is not None or value is None:
+                return None
+            found = value
+    if isinstance(found, str):
+        found = found.encode("latin-1", "replace")
+    if found is None:
+        return None
+    match = _TRACEPARENT.fullmatch(found)
+    if match is None:
+        return None
+    version, trace_id, span_id, rest = match.groups()
+    if version == b"ff" or (version == b"00" and rest) or trace_id == _ZERO_TRACE:
+        return None
+    if span_id == _ZERO_SPAN:
+        return None
+    return trace_id.decode("ascii")
+
+
+def span_id_of(span: Span) -> str | None:
+    """The id (16 lower-case hex) of a span that is recorded (and so exported); None for
+    one that goes nowhere."""
+    if not span.is_recording():
+        return None
+    return format(span.get_span_context().span_id, "016x")
 
 
 #: a record's span when spans go nowhere: every call on it does nothing, and it is free
@@ -171,12 +228,16 @@ def records_spans(tracer: trace.Tracer) -> bool:
 def record_span(
     tracer: trace.Tracer, topic: str, partition: int, offset: int, headers: Any
 ) -> Span:
-    """A span for grading one record (the caller ends it), linked to its producer's span
-    when the record carries W3C trace context."""
+    """A span for grading one record (the caller ends it). When the record carries W3C
+    trace context the span is in the producer's trace (a child of its span, and linked
+    to it), so the trace id on the record's rows finds it."""
+    parent = _producer_context(headers)
+    links = [] if parent is None else [Link(trace.get_current_span(parent).get_span_context())]
     return tracer.start_span(
         "grade record",
+        context=parent,
         kind=trace.SpanKind.CONSUMER,
-        links=producer_link(headers),
+        links=links,
         attributes={
             "messaging.system": "kafka",
             "messaging.destination.name": topic,

@@ -96,10 +96,13 @@ def rehearse(
     from services.rehearsal.faults import INJECTORS
     from services.rehearsal.runner import Rehearsal, RehearsalPlan
     from services.rehearsal.session import RehearsalSession, SessionSettings
+    from services.settings import load_settings
     from services.stack.catalog import load_catalog, trino_connect
     from services.stack.config import StackConfig
+    from services.tracing import setup_service_tracing
 
     try:
+        setup_service_tracing("proctor-rehearsal", load_settings().telemetry)
         config = StackConfig.from_env()
         plan = RehearsalPlan(
             [variant(c) for c in candidates],
