@@ -12,9 +12,13 @@ from services.errors import ConfigError
 from services.exam_builder import FAULT_KINDS
 from services.rehearsal.candidates import (
     EVIDENCE_PATH,
+    FLINK_EXPECTED,
     FULL_EXPECTED,
     NOT_REHEARSED,
     REFERENCE_EXPECTED,
+    SUPERSET_EXPECTED,
+    SYSTEM_CRITERIA,
+    TRINO_EXPECTED,
     VARIANTS,
     variant,
 )
@@ -44,9 +48,14 @@ def test_a_kind_that_cannot_run_here_is_refused_with_its_reason() -> None:
 def test_every_rubric_criterion_is_expected_or_listed_as_not_rehearsed() -> None:
     rubric = resolver()("y3-final", "1")
     ids = {c.criterion_id for c in rubric.criteria}
-    rehearsed = set(REFERENCE_EXPECTED) | {"p1.zero_manual_apply"}
+    systems = {**FLINK_EXPECTED, **TRINO_EXPECTED, **SUPERSET_EXPECTED}
+    rehearsed = set(REFERENCE_EXPECTED) | {"p1.zero_manual_apply"} | set(systems)
     assert rehearsed <= ids
     assert set(NOT_REHEARSED) <= ids
+    # a criterion a real system grades is rehearsed, not listed as needing that system
+    assert not set(systems) & set(NOT_REHEARSED)
+    assert {c for _flag, cids in SYSTEM_CRITERIA.values() for c in cids} == set(systems)
+    assert set(systems) <= set(EVIDENCE_PATH)
     # what is neither is decided by other criteria (overall.*) or by the self-grade
     left = ids - rehearsed - set(NOT_REHEARSED)
     assert left == {
@@ -67,6 +76,10 @@ def test_variants_change_only_the_criterion_they_break() -> None:
         # without the whole platform, what only it can show is not expected
         assert not set(cand.expectations()) & set(FULL_EXPECTED), name
     assert variant("wrong-root-cause").expectations()["p2.root_cause"] == "failed"
+    assert variant("at-least-once").expected == {"p1.exactly_once": "failed"}
+    assert variant("at-least-once").checkpointing == "at_least_once"
+    assert variant("no-column-mask").expected == {"p1.column_masking": "expired"}
+    assert not variant("no-column-mask").column_mask
     with pytest.raises(ConfigError, match="unknown candidate 'lazy'; choose one of reference"):
         variant("lazy")
 
@@ -88,6 +101,15 @@ def _report(state: str, expected: str | None) -> RehearsalReport:
         )
     )
     return report
+
+
+def test_observability_and_lineage_say_which_real_hop_is_missing() -> None:
+    """Left out on purpose: each says what the rule needs that no system here sends."""
+    assert "no Loki nor Tempo" in NOT_REHEARSED["p1.flink_observability"]
+    for cid in ("p1.lineage_in_datahub", "p1.lineage_path"):
+        assert "dbt" in NOT_REHEARSED[cid] and "Superset" in NOT_REHEARSED[cid] or (
+            "chart" in NOT_REHEARSED[cid]
+        ), cid
 
 
 def test_a_criterion_graded_otherwise_fails_the_rehearsal_naming_its_path() -> None:
