@@ -7,7 +7,7 @@ otherwise fails with that criterion named.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from services.errors import ConfigError
@@ -55,6 +55,14 @@ TRINO_EXPECTED: Mapping[str, str] = {
 #: be graded
 SUPERSET_EXPECTED: Mapping[str, str] = {
     "p1.superset_alert": "met",
+}
+
+#: what each optional real system's criteria must be for the reference
+SYSTEMS_EXPECTED: Mapping[str, Mapping[str, str]] = {
+    "cdc": CDC_EXPECTED,
+    "flink": FLINK_EXPECTED,
+    "trino": TRINO_EXPECTED,
+    "superset": SUPERSET_EXPECTED,
 }
 
 #: the criteria each optional real system grades, and the flag that turns it off
@@ -148,11 +156,32 @@ class Candidate:
     column_mask: bool = True
     expected: Mapping[str, str] = field(default_factory=dict)
 
-    def expectations(self, full: bool = False) -> dict[str, str]:
-        """What this candidate must be graded; ``full``: on an exam with the whole platform."""
+    def expectations(
+        self, full: bool = False, systems: Collection[str] | None = None
+    ) -> dict[str, str]:
+        """What this candidate must be graded; ``full``: on an exam with the whole platform.
+
+        ``systems`` names the real systems that ran for the exam (kube, dbt, cdc, flink,
+        trino, superset): a criterion only a system that did not run can show is not
+        expected, whatever the variant says. None: only ``full`` decides (no optional system).
+        """
         base = {**REFERENCE_EXPECTED, **(FULL_EXPECTED if full else {})}
         own = {k: v for k, v in self.expected.items() if full or k not in FULL_EXPECTED}
-        return {**base, **own}
+        out = {**base, **own}
+        if systems is None:
+            return out
+        for system, wanted in SYSTEMS_EXPECTED.items():
+            for cid, state in wanted.items():
+                if system in systems:
+                    out.setdefault(cid, state)  # a variant's own expectation wins
+                else:
+                    out.pop(cid, None)
+        if "kube" not in systems:
+            out.pop("p1.zero_manual_apply", None)
+        if "dbt" not in systems:
+            out.pop("p1.dbt_rollup_tested", None)
+            out.pop("p1.dbt_catches_broken_row", None)
+        return out
 
 
 VARIANTS: dict[str, Candidate] = {

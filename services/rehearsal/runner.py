@@ -29,13 +29,9 @@ from services.platform.trino import EventListener
 from services.rehearsal import analytics, kube
 from services.rehearsal.analytics import PlatformDbt
 from services.rehearsal.candidates import (
-    CDC_EXPECTED,
     EVIDENCE_PATH,
-    FLINK_EXPECTED,
     NOT_REHEARSED,
-    SUPERSET_EXPECTED,
     SYSTEM_CRITERIA,
-    TRINO_EXPECTED,
     Candidate,
 )
 from services.rehearsal.cdc import PlatformCdc
@@ -112,6 +108,17 @@ class Exam:
     @property
     def label(self) -> str:
         return f"{self.candidate.name}/{self.fault}"
+
+    def ran(self) -> set[str]:
+        """Every real system of the candidate's platform that ran for this exam."""
+        out = set(self.systems)
+        if self.kube:
+            out.add("kube")
+        if self.dbt is not None:
+            out.add("dbt")
+        if self.cdc is not None:
+            out.add("cdc")
+        return out
 
 
 def _rss_mb() -> tuple[float, float]:
@@ -709,24 +716,7 @@ class Rehearsal:
         self.report.signals = {p: dict(c) for p, c in seen.items()}
         self.report.dead_letters = dead
         for e in self.exams:
-            expected = e.candidate.expectations(full=e.full)
-            for system, wanted in (
-                ("flink", FLINK_EXPECTED),
-                ("trino", TRINO_EXPECTED),
-                ("superset", SUPERSET_EXPECTED),
-            ):
-                for cid, state in wanted.items():
-                    if system in e.systems:
-                        expected.setdefault(cid, state)  # a variant's own expectation wins
-                    else:
-                        expected.pop(cid, None)
-            if not e.kube:
-                expected.pop("p1.zero_manual_apply", None)
-            if e.dbt is None:
-                expected.pop("p1.dbt_rollup_tested", None)
-                expected.pop("p1.dbt_catches_broken_row", None)
-            if e.cdc is not None:
-                expected.update(CDC_EXPECTED)
+            expected = e.candidate.expectations(full=e.full, systems=e.ran())
             rows = scores.get(e.exam_id, {})
             for cid in sorted({*rows, *expected}):
                 row = rows.get(cid)

@@ -107,9 +107,8 @@ def test_observability_and_lineage_say_which_real_hop_is_missing() -> None:
     """Left out on purpose: each says what the rule needs that no system here sends."""
     assert "no Loki nor Tempo" in NOT_REHEARSED["p1.flink_observability"]
     for cid in ("p1.lineage_in_datahub", "p1.lineage_path"):
-        assert "dbt" in NOT_REHEARSED[cid] and "Superset" in NOT_REHEARSED[cid] or (
-            "chart" in NOT_REHEARSED[cid]
-        ), cid
+        assert "dbt" in NOT_REHEARSED[cid], cid
+        assert "chart" in NOT_REHEARSED[cid] or "Superset" in NOT_REHEARSED[cid], cid
 
 
 def test_a_criterion_graded_otherwise_fails_the_rehearsal_naming_its_path() -> None:
@@ -126,3 +125,19 @@ def test_a_report_passes_only_with_every_expectation_held() -> None:
     assert _report("met", "met").passed
     assert _report("unknown", None).passed  # not expected: shown, not judged
     assert not RehearsalReport("r2", "t").passed  # nothing graded is no rehearsal
+
+
+def test_a_system_criterion_is_expected_only_where_that_system_ran() -> None:
+    everything = {"kube", "dbt", "cdc", "flink", "trino", "superset"}
+    ref = variant("reference").expectations(full=True, systems=everything)
+    for cid in (*FLINK_EXPECTED, *TRINO_EXPECTED, *SUPERSET_EXPECTED, "p1.cdc_source"):
+        assert ref[cid] == "met", cid
+    bare = variant("reference").expectations(full=True, systems=set())
+    assert not set(bare) & {*FLINK_EXPECTED, *TRINO_EXPECTED, *SUPERSET_EXPECTED}
+    assert "p1.zero_manual_apply" not in bare and "p1.dbt_rollup_tested" not in bare
+    # the variant's own grade wins where its system ran, and is not expected elsewhere
+    alo = variant("at-least-once")
+    assert alo.expectations(full=True, systems={"flink"})["p1.exactly_once"] == "failed"
+    assert "p1.exactly_once" not in alo.expectations(full=True, systems={"trino"})
+    nomask = variant("no-column-mask").expectations(full=True, systems={"trino"})
+    assert nomask["p1.column_masking"] == "expired"
