@@ -174,7 +174,7 @@ def test_a_table_without_a_column_mask_never_meets_column_masking(
     mask = graded["p1.column_masking"]
     assert mask.expected == "expired"
     assert mask.state == "expired", mask.reason
-    assert "No Trino column mask on" in mask.reason and ".email" in mask.reason, mask.reason
+    assert "no Trino column mask on" in mask.reason and ".email" in mask.reason, mask.reason
     steps = [s for s in report.steps if s.candidate == f"no-column-mask/{FAULTS[0]}"]
     verified = next(s for s in steps if s.step.startswith("verify the mask"))
     assert "analyst read email as ['user" in verified.outcome, verified.outcome  # in clear
