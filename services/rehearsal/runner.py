@@ -12,7 +12,7 @@ import contextlib
 import resource
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -183,6 +183,9 @@ class Rehearsal:
         self.flink: RehearsalFlink | None = None
         self.superset: PlatformSuperset | None = None
         self._superset_exam: Exam | None = None
+        self._superset_future: Future[PlatformSuperset] | None = None
+        self._trinos: dict[str, Future[PlatformTrino]] = {}
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="platform-start")
         self._superset_poller: Poller | None = None
 
     # ------------------------------------------------------------------ helpers
@@ -236,13 +239,7 @@ class Rehearsal:
             if self.flink is not None:
                 with contextlib.suppress(Exception):
                     self.flink.stop()
-            if self.superset is not None:
-                with contextlib.suppress(Exception):
-                    self.superset.stop()
-            for e in self.exams:
-                if e.trino is not None:
-                    with contextlib.suppress(Exception):
-                        e.trino.stop()
+            self.stop_background()
             if not self.session.settings.keep:
                 for e in self.exams:
                     with contextlib.suppress(Exception):
@@ -253,6 +250,9 @@ class Rehearsal:
 
     def start_platforms(self) -> None:
         full = [e for e in self.exams if e.full]
+        if full:
+            self.receiver = PushReceiver(self.session.client, [e.platform_id for e in full])
+            self.start_in_background(full)
         if full and self.plan.cdc and self.session.settings.registry_v2_url:
             started = time.monotonic()
             first = full[0]
@@ -289,17 +289,8 @@ class Rehearsal:
                 f"Flink session (MiniCluster) up in {time.monotonic() - started:.0f}s for "
                 f"{len(streaming)} streaming platforms"
             )
-        if not full:
+        if not full or self.receiver is None:
             return
-        self.receiver = PushReceiver(self.session.client, [e.platform_id for e in full])
-        self.start_trinos(
-            [
-                e
-                for e in full
-                if self.plan.trino
-                and (self.plan.trino_for is None or e.candidate.name in self.plan.trino_for)
-            ]
-        )
         if self.plan.dbt:
             started = time.monotonic()
             dbt_venv = analytics.venv()
@@ -319,19 +310,6 @@ class Rehearsal:
             self.say(
                 f"dbt projects ready for {ready} platforms in {time.monotonic() - started:.0f}s"
             )
-            modelled = [e for e in full if e.dbt is not None]
-            if self.plan.superset and modelled:
-                started = time.monotonic()
-                first = modelled[0]
-                self.superset = PlatformSuperset.start(
-                    self.session.workdir / "superset", self.session.run_id
-                )
-                self._superset_exam = first
-                first.systems.add("superset")
-                self.say(
-                    f"{first.label}: the candidate's Superset (web server, Celery worker and "
-                    f"beat) up in {time.monotonic() - started:.0f}s"
-                )
         if self.binaries is None:
             return
         self.kubes = PlatformKubes(self.binaries, self.receiver, self.session.workdir)
@@ -343,40 +321,79 @@ class Rehearsal:
                 "auditing to the k8s-audit receiver"
             )
 
-    def start_trinos(self, exams: Sequence[Exam]) -> None:
-        """Each exam's own Trino (access control, event listener to the receiver), started
-        side by side: most of a start is the JVM waiting on itself."""
-        if not exams:
-            return
+    def start_in_background(self, full: Sequence[Exam]) -> None:
+        """The candidates' Trino servers and the Superset start on threads of their own
+        while the rest of the platform starts and the exams run: most of a start is a JVM
+        or a web server waiting on itself. A step that needs one waits for it there."""
         receiver = self.receiver
         assert receiver is not None
-        started = time.monotonic()
         config = StackConfig.from_env()
 
-        def one(e: Exam) -> PlatformTrino:
+        def trino(e: Exam) -> PlatformTrino:
+            started = time.monotonic()
             listener = EventListener(
                 f"{receiver.url(e.platform_id)}trino",
                 receiver.secret(trino_events.NAME, e.platform_id),
             )
-            return PlatformTrino.start(
+            done = PlatformTrino.start(
                 self.session.workdir / f"trino-{e.platform_id}", config, listener
             )
+            self.say(
+                f"{e.label}: the candidate's Trino (file-based access control, event "
+                f"listener) up in {time.monotonic() - started:.0f}s"
+            )
+            return done
 
-        with ThreadPoolExecutor(max_workers=len(exams)) as pool:
-            futures = {e.platform_id: pool.submit(one, e) for e in exams}
-        errors = []
-        for e in exams:
-            try:
-                e.trino = futures[e.platform_id].result()
+        for e in full:
+            if self.plan.trino and (
+                self.plan.trino_for is None or e.candidate.name in self.plan.trino_for
+            ):
                 e.systems.add("trino")
-            except Exception as exc:  # the others are stopped at the end all the same
-                errors.append(f"{e.label}: {exc}")
-        if errors:
-            raise StackError("the candidate's Trino did not start: " + "; ".join(errors))
-        self.say(
-            f"{len(exams)} candidate Trino servers (file-based access control) up in "
-            f"{time.monotonic() - started:.0f}s"
-        )
+                self._trinos[e.platform_id] = self._pool.submit(trino, e)
+        modelled = [
+            e
+            for e in full
+            if self.plan.dbt
+            and (self.plan.dbt_for is None or e.candidate.name in self.plan.dbt_for)
+        ]
+        if not (self.plan.superset and modelled):
+            return
+        first = self._superset_exam = modelled[0]
+        first.systems.add("superset")
+
+        def superset() -> PlatformSuperset:
+            started = time.monotonic()
+            done = PlatformSuperset.start(self.session.workdir / "superset", self.session.run_id)
+            self.say(
+                f"{first.label}: the candidate's Superset (web server, Celery worker and beat) "
+                f"up in {time.monotonic() - started:.0f}s"
+            )
+            return done
+
+        self._superset_future = self._pool.submit(superset)
+
+    def ready_trino(self, e: Exam) -> PlatformTrino:
+        if e.trino is None:
+            e.trino = self._trinos[e.platform_id].result()
+        return e.trino
+
+    def ready_superset(self) -> PlatformSuperset:
+        if self.superset is None:
+            assert self._superset_future is not None
+            self.superset = self._superset_future.result()
+        return self.superset
+
+    def stop_background(self) -> None:
+        """Every Trino and Superset started in the background, once its start ended."""
+        for e in self.exams:
+            future = self._trinos.get(e.platform_id)
+            if future is not None:
+                with contextlib.suppress(Exception):
+                    future.result().stop()
+        if self._superset_future is not None:
+            with contextlib.suppress(Exception):
+                self._superset_future.result().stop()
+        self._pool.shutdown(wait=True)
 
     def part1(self, e: Exam) -> None:
         s = self.session
@@ -403,7 +420,7 @@ class Rehearsal:
             # its commits); the faults keep targeting the exam's batch table
             assets["flink_job"] = flink.job_name(e.index)
             assets["sink_table"] = e.lake.qualified(FLINK_SINK)
-        if e.trino is not None:
+        if "trino" in e.systems:
             assets["pii_column"] = f"{e.lake.qualified(SINK)}.email"
         cdc = e.cdc
         if cdc is not None:
@@ -456,8 +473,8 @@ class Rehearsal:
             return f"{sink}: {self.plan.commits} append commits, {e.lake.count(SINK)} rows in Trino"
 
         self.step(e, 1, "candidate", "load the sink table", "Iceberg catalog + Trino", build_sink)
-        if e.trino is not None:
-            self.governance_steps(e, e.trino)
+        if "trino" in e.systems:
+            self.governance_steps(e, self.ready_trino(e))
         kubes = self.kubes
         if e.kube and kubes is not None:
             if c.deploy == "manual":
@@ -578,8 +595,8 @@ class Rehearsal:
                 f"inserted {key} (a negative amount) into {dbt.source_dataset}; row.broken signed"
             )
 
-        superset = self.superset
-        if superset is not None and self._superset_exam is e:
+        if self._superset_exam is e:
+            superset = self.ready_superset()
             schema = dbt.project.target.schema
 
             def chart() -> str:
