@@ -65,11 +65,23 @@ SYSTEMS_EXPECTED: Mapping[str, Mapping[str, str]] = {
     "superset": SUPERSET_EXPECTED,
 }
 
-#: the criteria each optional real system grades, and the flag that turns it off
+#: the criteria each optional real system grades, and what a rehearsal without it lacks
+#: (said as what the criterion needs)
 SYSTEM_CRITERIA: Mapping[str, tuple[str, tuple[str, ...]]] = {
-    "flink": ("--no-flink", tuple(FLINK_EXPECTED)),
-    "trino": ("--no-trino", tuple(TRINO_EXPECTED)),
-    "superset": ("--no-superset", tuple(SUPERSET_EXPECTED)),
+    "flink": (
+        "a Flink job of the candidate's (off: --no-flink, or not for these candidates)",
+        tuple(FLINK_EXPECTED),
+    ),
+    "trino": (
+        "the candidate's own Trino with file-based access control (off: --no-trino, or not "
+        "for these candidates)",
+        tuple(TRINO_EXPECTED),
+    ),
+    "superset": (
+        "the candidate's Superset with a chart and an alert on the dbt model (off: "
+        "--no-superset, or no dbt model built: --no-dbt)",
+        tuple(SUPERSET_EXPECTED),
+    ),
 }
 
 #: where each rehearsed criterion's evidence comes from, named when it is missed

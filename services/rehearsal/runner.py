@@ -750,12 +750,10 @@ class Rehearsal:
                 )
         self.report.not_rehearsed = dict(NOT_REHEARSED)
         ran = {name for e in self.exams for name in e.systems}
-        for system, (flag, cids) in SYSTEM_CRITERIA.items():
+        for system, (needs, cids) in SYSTEM_CRITERIA.items():
             if system not in ran:
                 for cid in cids:
-                    self.report.not_rehearsed[cid] = (
-                        f"{system} did not run in this rehearsal ({flag} or not for these candidates)"
-                    )
+                    self.report.not_rehearsed[cid] = needs
         self.report.not_injectable = dict(NOT_INJECTABLE)
 
 

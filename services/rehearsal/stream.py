@@ -59,7 +59,8 @@ def changes(start: int, count: int) -> list[dict[str, object]]:
         {"before": None, "after": row(i, 10.0 + i % 90), "op": "c", "source": src}
         for i in range(start, start + count)
     ]
-    out.append({"before": row(start, 10.0), "after": row(start, 99.5), "op": "u", "source": src})
+    first = row(start, 10.0 + start % 90)  # as created above
+    out.append({"before": first, "after": row(start, 99.5), "op": "u", "source": src})
     return out
 
 

@@ -24,6 +24,7 @@ from services.rehearsal.candidates import (
 )
 from services.rehearsal.faults import INJECTORS, NOT_INJECTABLE, injector
 from services.rehearsal.report import CriterionVerdict, RehearsalReport, StepRecord
+from services.rehearsal.stream import CUSTOMERS, changes
 from services.rubrics import resolver
 
 pytestmark = pytest.mark.unit
@@ -54,7 +55,7 @@ def test_every_rubric_criterion_is_expected_or_listed_as_not_rehearsed() -> None
     assert set(NOT_REHEARSED) <= ids
     # a criterion a real system grades is rehearsed, not listed as needing that system
     assert not set(systems) & set(NOT_REHEARSED)
-    assert {c for _flag, cids in SYSTEM_CRITERIA.values() for c in cids} == set(systems)
+    assert {c for _needs, cids in SYSTEM_CRITERIA.values() for c in cids} == set(systems)
     assert set(systems) <= set(EVIDENCE_PATH)
     # what is neither is decided by other criteria (overall.*) or by the self-grade
     left = ids - rehearsed - set(NOT_REHEARSED)
@@ -141,3 +142,12 @@ def test_a_system_criterion_is_expected_only_where_that_system_ran() -> None:
     assert "p1.exactly_once" not in alo.expectations(full=True, systems={"trino"})
     nomask = variant("no-column-mask").expectations(full=True, systems={"trino"})
     assert nomask["p1.column_masking"] == "expired"
+
+
+def test_the_flink_input_is_debezium_shaped_creates_then_an_update() -> None:
+    records = changes(100, 3)
+    assert [r["op"] for r in records] == ["c", "c", "c", "u"]
+    assert [r["after"]["order_id"] for r in records] == [100, 101, 102, 100]  # type: ignore[index]
+    assert records[-1]["before"] == records[0]["after"]  # the update's before is the create
+    # every customer the join looks up exists in the dimension table
+    assert {r["after"]["customer_id"] for r in records} <= set(CUSTOMERS)  # type: ignore[index]
