@@ -21,8 +21,10 @@ def _say(message: str) -> None:
 
 @click.command(
     "rehearse",
-    help="Rehearse the exam on real systems: scripted candidates build the lakehouse part "
-    "of the reference solution on the stack's Iceberg catalog and Trino, faults are "
+    help="Rehearse the exam on real systems: scripted candidates build the reference "
+    "solution's pipeline (Debezium on Kafka Connect, a Flink job with a lookup join "
+    "writing Iceberg, dbt on Trino, the candidate's Trino with a column mask, a Superset "
+    "chart and alert, deploys through a Kubernetes API server) on the stack, faults are "
     "injected on those systems for real and announced by signed fault.injected events, "
     "the real collectors and the submission endpoint carry what happens to the grader "
     "worker, and every criterion's live grade is checked against what the candidate "
@@ -36,7 +38,7 @@ def _say(message: str) -> None:
     default=("reference",),
     show_default=True,
     help="Scripted candidates (repeatable): reference, no-maintenance, wrong-root-cause, "
-    "layer-only, manual-apply, no-dbt-test.",
+    "layer-only, manual-apply, no-dbt-test, at-least-once, no-column-mask.",
 )
 @click.option(
     "--fault",
@@ -70,6 +72,29 @@ def _say(message: str) -> None:
     help="Debezium on Kafka Connect with a source PostgreSQL for the first exam (jars "
     "fetched with mvn on first use).",
 )
+@click.option(
+    "--flink/--no-flink",
+    default=True,
+    show_default=True,
+    help="A Flink session (MiniCluster) running each candidate's job on their first exam: "
+    "lookup join, checkpoints, Iceberg sink (jars fetched with mvn and the job compiled "
+    "on first use).",
+)
+@click.option(
+    "--trino/--no-trino",
+    "candidate_trino",
+    default=True,
+    show_default=True,
+    help="The candidate's own Trino (file-based access control, event listener) on the "
+    "first exam of each candidate: one 1 GB JVM each.",
+)
+@click.option(
+    "--superset/--no-superset",
+    default=True,
+    show_default=True,
+    help="The candidate's Superset with a chart and an alert on the dbt model, on the "
+    "first exam with dbt (needs --dbt; the Superset venv is built on first use).",
+)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--keep", is_flag=True, help="Keep the rehearsal's topics and tables.")
 @click.option(
@@ -86,6 +111,9 @@ def rehearse(
     kube: bool | None,
     dbt: bool,
     cdc: bool,
+    flink: bool,
+    candidate_trino: bool,
+    superset: bool,
     json_path: Path | None,
     keep: bool,
     timeout: float,
@@ -113,6 +141,9 @@ def rehearse(
             kube=kube,
             dbt=dbt,
             cdc=cdc,
+            flink=flink,
+            trino=candidate_trino,
+            superset=superset,
         )
         settings = SessionSettings(
             config.catalog_uri,

@@ -203,8 +203,9 @@ NOT_INJECTABLE: dict[str, str] = {
     "restart of the shared Trino; a session property would fault only the injector's session",
     "wrong_join_order": "needs join-order hints a candidate's dashboards send; Trino's "
     "join_reordering_strategy is per session, so nothing the candidate runs would see it",
-    "compaction_race": "needs a streaming writer committing while optimize runs (Flink); "
-    "the lakehouse table here has no concurrent writer",
+    "compaction_race": "a streaming writer runs here (the Flink job of a candidate's first "
+    "exam), but optimize losing a race with its commit is a timing accident (Iceberg's "
+    "Flink committer retries the conflict): no injector can make it happen on demand",
     "model_regressed": "needs the candidate's dbt project on the platform (a dbt run)",
     "test_missing": "needs the candidate's dbt project on the platform (a dbt run)",
     "wrong_backfill_partition": "no Spark or Airflow runs here",

@@ -16,7 +16,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from services.collectors import k8s_audit, openlineage
+from services.collectors import k8s_audit, openlineage, trino_events
 from services.collectors.webhook import ReceiverSettings
 from services.collectors.webhook_auth import secret_env
 from services.collectors.webhook_run import BackgroundReceiver, build_receiver
@@ -60,19 +60,20 @@ def available() -> KubeBinaries | None:
 
 
 class PushReceiver:
-    """proctor's k8s-audit and OpenLineage receiver for the rehearsal's platforms, with
+    """proctor's k8s-audit, OpenLineage and Trino query-event receiver for the rehearsal's platforms, with
     each platform's own derived secret (the receivers' default)."""
 
     def __init__(
         self, client: ClientSettings, platforms: Sequence[str], heartbeat_s: float = 5.0
     ) -> None:
         self.receiver = build_receiver(
-            [k8s_audit.SOURCE, openlineage.SOURCE],
+            [k8s_audit.SOURCE, openlineage.SOURCE, trino_events.SOURCE],
             client,
             ReceiverSettings(platforms=tuple(platforms), heartbeat_s=heartbeat_s),
             env={
                 secret_env(k8s_audit.NAME): secrets.token_hex(16),
                 secret_env(openlineage.NAME): secrets.token_hex(16),
+                secret_env(trino_events.NAME): secrets.token_hex(16),
             },
         )
         self._background = BackgroundReceiver(self.receiver)

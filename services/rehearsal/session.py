@@ -26,9 +26,12 @@ from typing import Any
 from confluent_kafka import Consumer, TopicPartition
 
 from services.collectors import dbt as dbt_collector
+from services.collectors import flink as flink_collector
 from services.collectors import iceberg as iceberg_collector
 from services.collectors import offsets as offsets_collector
 from services.collectors import registry as registry_collector
+from services.collectors import superset as superset_collector
+from services.collectors import trino_rules as trino_rules_collector
 from services.collectors.polling import Collector, Poller, PositionStore
 from services.collectors.webhook_guard import StaticRoster
 from services.contract.dlq import DeadLetter
@@ -253,6 +256,28 @@ class RehearsalSession:
         """The real dbt collector on the platform's dbt target directory."""
         settings = dbt_collector.Settings(path=target_dir)
         self.watch(dbt_collector.build(settings, platform_id), interval_s)
+
+    def watch_flink(self, platform_id: str, url: str, job_name: str, interval_s: float) -> Poller:
+        """The real Flink collector on the session's REST API, for the platform's job."""
+        settings = flink_collector.Settings(url=url, job_name_pattern=job_name)
+        return self.watch(flink_collector.build(settings, platform_id), interval_s)
+
+    def watch_trino_rules(
+        self, platform_id: str, access_control: Path, interval_s: float
+    ) -> Poller:
+        """The real Trino rules collector, reading the rules where the candidate's Trino
+        does (its access-control.properties)."""
+        settings = trino_rules_collector.Settings(access_control=access_control)
+        return self.watch(trino_rules_collector.build(settings, platform_id), interval_s)
+
+    def watch_superset(
+        self, platform_id: str, url: str, username: str, password_env: str, interval_s: float
+    ) -> Poller:
+        """The real Superset collector on the candidate's Superset REST API."""
+        settings = superset_collector.Settings(
+            url=url, username=username, password_env=password_env
+        )
+        return self.watch(superset_collector.build(settings, platform_id), interval_s)
 
     def watch_cdc(
         self, platform_id: str, bootstrap: str, topic: str, interval_s: float
