@@ -21,7 +21,15 @@ from services.core.events import Event
 from services.core.facts.base import Fact, FactSpec
 from services.core.heartbeats import Coverage
 from services.core.matching import clock as clock_text
-from services.core.model import CriterionResult, ExamResult, Outcome, State, Transition
+from services.core.model import (
+    NO_FACTS,
+    CriterionResult,
+    ExamFacts,
+    ExamResult,
+    Outcome,
+    State,
+    Transition,
+)
 from services.core.review import CLOSED_STATE, OPEN_STATE, REVIEW_PART, review_notes
 from services.core.rubric import Rubric
 from services.core.rules.base import NEVER, Query, evaluate
@@ -496,6 +504,7 @@ class ExamState:
                     reason=new if new is not None else f"No longer applies: {old}",
                     evidence=(),
                     event_ts_ms=trigger_ms,
+                    facts=self.exam_facts(REVIEW_PART),
                 )
             )
         self.notes = now
@@ -524,6 +533,22 @@ class ExamState:
             reason=r.reason,
             evidence=r.evidence,
             event_ts_ms=r.decided_ms if r.decided_ms is not None else trigger_ms,
+            facts=self.exam_facts(r.part),
+        )
+
+    def exam_facts(self, part: str) -> ExamFacts:
+        """The part's window and the exam's fault as the context says now."""
+        window = self.ctx.windows.get(part)
+        fault = self.ctx.fault
+        if window is None and fault is None:
+            return NO_FACTS
+        return ExamFacts(
+            part_opened_ms=None if window is None else window.anchor_ms,
+            part_closes_ms=None if window is None else window.close_ms,
+            part_extended_minutes=0 if window is None else window.extended_minutes,
+            fault_layer="" if fault is None else fault.layer,
+            fault_kind="" if fault is None else fault.kind,
+            fault_ms=None if fault is None else fault.ts_ms,
         )
 
     def result(self, clock: int, extra_review: Iterable[str] = ()) -> ExamResult:

@@ -71,6 +71,28 @@ TRANSITIONS_SCHEMA = Schema(
     NestedField(18, "source_partition", IntegerType(), required=True),
     NestedField(19, "source_offset", LongType(), required=True),
     NestedField(20, "seq", LongType(), required=True, doc="Per-platform order of changes."),
+    *(
+        NestedField(21, "part_opened_at", TimestamptzType(), required=False,
+                    doc="When the row's part box opened (its anchor event)."),
+        NestedField(22, "part_closes_at", TimestamptzType(), required=False,
+                    doc="When it closes: limit plus extensions, part.ended or exam.ended."),
+        NestedField(23, "part_extended_minutes", IntegerType(), required=False,
+                    doc="Minutes added to the part by accepted part.extended events."),
+        NestedField(24, "fault_layer", StringType(), required=False, doc="Injected fault."),
+        NestedField(25, "fault_kind", StringType(), required=False),
+        NestedField(26, "fault_injected_at", TimestamptzType(), required=False),
+    ),
+)  # fmt: skip
+
+#: the exam facts columns (added after the first release: a table made before them
+#: gets them on ``ensure_table``)
+FACT_COLUMNS = (
+    "part_opened_at",
+    "part_closes_at",
+    "part_extended_minutes",
+    "fault_layer",
+    "fault_kind",
+    "fault_injected_at",
 )
 
 #: One partition per day of event time: an exam's rows sit together and the scoreboard's
@@ -112,11 +134,15 @@ def ensure_table(catalog: Catalog, identifier: str) -> Table:
             },
         )
     for _ in range(5):
-        if all(table.properties.get(k) == v for k, v in OWN_RETRIES.items()):
+        missing = [c for c in FACT_COLUMNS if c not in {f.name for f in table.schema().fields}]
+        if not missing and all(table.properties.get(k) == v for k, v in OWN_RETRIES.items()):
             return table
         try:
             with table.transaction() as tx:
                 tx.set_properties(OWN_RETRIES)
+                if missing:
+                    with tx.update_schema() as update:
+                        update.union_by_name(TRANSITIONS_SCHEMA)
         except CommitFailedException:
             pass  # another worker changed the table meanwhile: look again
         table = catalog.load_table(identifier)
@@ -130,6 +156,15 @@ ARROW_SCHEMA: pa.Schema = TRANSITIONS_SCHEMA.as_arrow()
 
 def _ts(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _extended(r: TransitionRow) -> int | None:
+    """Minutes added to the row's part; null when the row has no open part."""
+    return None if r.facts.part_opened_ms is None else r.facts.part_extended_minutes
+
+
+def _opt_ts(ms: int | None) -> datetime | None:
+    return None if ms is None else _ts(ms)
 
 
 def _evidence_array(rows: Sequence[TransitionRow], list_type: pa.DataType) -> pa.Array:
@@ -160,11 +195,11 @@ def _evidence_array(rows: Sequence[TransitionRow], list_type: pa.DataType) -> pa
     return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), struct, type=list_type)
 
 
-def _timestamps(ms: list[int], type_: pa.DataType) -> pa.Array:
-    """Epoch milliseconds as the schema's timestamp type (microseconds, UTC)."""
+def _timestamps(ms: Sequence[int | None], type_: pa.DataType) -> pa.Array:
+    """Epoch milliseconds (None: null) as the schema's timestamp type (microseconds, UTC)."""
     unit = getattr(type_, "unit", "us")
     factor = {"ms": 1, "us": 1000, "ns": 1_000_000}[unit]
-    return pa.array([m * factor for m in ms], pa.int64()).cast(type_)
+    return pa.array([None if m is None else m * factor for m in ms], pa.int64()).cast(type_)
 
 
 def to_arrow(
@@ -194,15 +229,23 @@ def to_arrow(
         "source_partition": [r.source.partition for r in rows],
         "source_offset": [r.source.offset for r in rows],
         "seq": [r.seq for r in rows],
+        "part_extended_minutes": [_extended(r) for r in rows],
+        "fault_layer": [r.facts.fault_layer or None for r in rows],
+        "fault_kind": [r.facts.fault_kind or None for r in rows],
+    }
+    times = {
+        "event_ts": lambda r: r.event_ts_ms,
+        "graded_at": lambda r: r.graded_at_ms,
+        "part_opened_at": lambda r: r.facts.part_opened_ms,
+        "part_closes_at": lambda r: r.facts.part_closes_ms,
+        "fault_injected_at": lambda r: r.facts.fault_ms,
     }
     arrays: list[pa.Array] = []
     for f in schema:
         if f.name == "evidence":
             arrays.append(_evidence_array(rows, f.type))
-        elif f.name == "event_ts":
-            arrays.append(_timestamps([r.event_ts_ms for r in rows], f.type))
-        elif f.name == "graded_at":
-            arrays.append(_timestamps([r.graded_at_ms for r in rows], f.type))
+        elif f.name in times:
+            arrays.append(_timestamps([times[f.name](r) for r in rows], f.type))
         else:
             arrays.append(pa.array(columns[f.name], type=f.type))
     return pa.Table.from_arrays(arrays, schema=schema)
@@ -236,6 +279,12 @@ def to_arrow_by_row(
                 "source_partition": r.source.partition,
                 "source_offset": r.source.offset,
                 "seq": r.seq,
+                "part_opened_at": _opt_ts(r.facts.part_opened_ms),
+                "part_closes_at": _opt_ts(r.facts.part_closes_ms),
+                "part_extended_minutes": _extended(r),
+                "fault_layer": r.facts.fault_layer or None,
+                "fault_kind": r.facts.fault_kind or None,
+                "fault_injected_at": _opt_ts(r.facts.fault_ms),
             }
             for r in rows
         ],

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.core.events import SourcePosition
-from services.core.model import Transition
+from services.core.model import NO_FACTS, ExamFacts, Transition
 
 #: criterion states of the contract (schemas/grading.criterion_transition.avsc)
 STATES: frozenset[str] = frozenset({"pending", "met", "partial", "failed", "expired", "unknown"})
@@ -89,6 +89,8 @@ class TransitionRow:
     #: per-platform sequence of changes: orders the changes of one criterion for "latest"
     seq: int
     evidence: tuple[Evidence, ...] = field(default_factory=tuple)
+    #: the part window and fault the engine knew at the change (scoreboard columns)
+    facts: ExamFacts = field(default=NO_FACTS, compare=False)
     _id: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -137,6 +139,7 @@ class TransitionRow:
             "source": [self.source.topic, self.source.partition, self.source.offset],
             "seq": self.seq,
             "evidence": [e.as_dict() for e in self.evidence],
+            "facts": facts_to_json(self.facts),
         }
 
     @classmethod
@@ -160,6 +163,7 @@ class TransitionRow:
             source=SourcePosition(str(topic), int(partition), int(offset)),
             seq=int(obj["seq"]),
             evidence=tuple(Evidence.from_dict(e) for e in obj["evidence"]),
+            facts=facts_from_json(obj.get("facts")),
         )
 
     def to_state_record(self) -> dict[str, Any]:
@@ -219,4 +223,30 @@ def to_row(
         source=source,
         seq=seq,
         evidence=evidence,
+        facts=t.facts,
+    )
+
+
+def facts_to_json(f: ExamFacts) -> dict[str, Any]:
+    return {
+        "part_opened_ms": f.part_opened_ms,
+        "part_closes_ms": f.part_closes_ms,
+        "part_extended_minutes": f.part_extended_minutes,
+        "fault_layer": f.fault_layer,
+        "fault_kind": f.fault_kind,
+        "fault_ms": f.fault_ms,
+    }
+
+
+def facts_from_json(obj: Mapping[str, Any] | None) -> ExamFacts:
+    """Facts from a pending record; a record written before they existed has none."""
+    if not obj:
+        return NO_FACTS
+    return ExamFacts(
+        part_opened_ms=obj.get("part_opened_ms"),
+        part_closes_ms=obj.get("part_closes_ms"),
+        part_extended_minutes=int(obj.get("part_extended_minutes") or 0),
+        fault_layer=str(obj.get("fault_layer") or ""),
+        fault_kind=str(obj.get("fault_kind") or ""),
+        fault_ms=obj.get("fault_ms"),
     )
