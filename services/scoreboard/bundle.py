@@ -41,7 +41,7 @@ DASHBOARD_SLUG = "proctor-scoreboard"
 COHORT_SLUG = "proctor-cohort"
 CANDIDATE_SLUG = "proctor-candidate"
 #: the datasets a candidate's login reads, each under a row-level security rule
-CANDIDATE_TABLES = ("candidate_criteria", "part_windows", "exam_faults")
+CANDIDATE_TABLES = ("candidate_criteria", "part_windows", "exam_faults", "collector_status")
 
 
 @dataclass(frozen=True)
