@@ -211,7 +211,8 @@ def create_exam_scores_view(
         cur.fetchall()
     cur.execute(review_reasons_sql(catalog, namespace, table))
     cur.fetchall()
-    for statement in board_views_sql(catalog, namespace, table):
+    beats = HEARTBEATS_TABLE if _has_table(conn, catalog, namespace, HEARTBEATS_TABLE) else None
+    for statement in board_views_sql(catalog, namespace, table, beats):
         cur.execute(statement)
         cur.fetchall()
 
@@ -223,14 +224,37 @@ ROOT_CAUSE_CRITERION = "p2.root_cause_90min"
 BOARD_VIEWS = ("part_windows", "exam_faults", "candidate_criteria", "stuck_criteria")
 
 
+#: the scoreboard's table of collectors' heartbeats (services/scoreboard/health.py): when
+#: it exists, a platform's newest heartbeat also moves its exam's clock
+HEARTBEATS_TABLE = "collector_health"
+
+
 def part_windows_sql(
-    catalog: str, namespace: str, table: str = "criterion_transitions", view: str = "part_windows"
+    catalog: str,
+    namespace: str,
+    table: str = "criterion_transitions",
+    view: str = "part_windows",
+    heartbeats: str | None = None,
 ) -> str:
     """Each opened part of each exam: when its box opened and closes, the minutes added by
-    extensions and the minutes left now, from the latest row of that part that carries
-    the window (the engine writes the window it knew on every row of the part)."""
+    extensions and the minutes left, from the latest row of that part that carries the
+    window (the engine writes the window it knew on every row of the part).
+
+    "Now" is the wall clock, or, when the exam's events run ahead of it (a simulation or
+    a rehearsal on its own clock), the latest event time known of the exam: its latest
+    decision, and with ``heartbeats`` (the scoreboard's heartbeat table) its platform's
+    newest collector heartbeat, which keeps coming when no criterion changes. A box is
+    closed once that clock has passed it, as the grader closed it."""
     cat, ns = _check(catalog, "catalog"), _check(namespace, "namespace")
     src = f"{cat}.{ns}.{_check(table, 'table')}"
+    beat = beats = ""
+    if heartbeats is not None:
+        hsrc = f"{cat}.{ns}.{_check(heartbeats, 'table')}"
+        beats = (
+            f"\n    LEFT JOIN (SELECT platform_id AS beat_platform, max(last_heartbeat_at) AS beat"
+            f" FROM {hsrc} GROUP BY platform_id) b ON b.beat_platform = t.platform_id"
+        )
+        beat = ", coalesce(max(b.beat), max(event_ts))"
     return f"""CREATE OR REPLACE VIEW {cat}.{ns}.{_check(view, "view")}
 COMMENT 'Each opened part of each exam: opened, closes, minutes extended and left'
 AS
@@ -242,16 +266,22 @@ WITH ranked AS (
            ) AS rn
     FROM {src}
     WHERE part IS NOT NULL AND part_opened_at IS NOT NULL
+),
+clocks AS (
+    SELECT exam_id AS clock_exam,
+           greatest(current_timestamp, max(event_ts){beat}) AS clock_at
+    FROM {src} t{beats} GROUP BY exam_id
 )
 SELECT exam_id, candidate_id, platform_id, part,
        part_opened_at AS opened_at, part_closes_at AS closes_at,
        coalesce(part_extended_minutes, 0) AS extended_minutes,
-       CASE WHEN part_closes_at <= current_timestamp THEN 0
-            ELSE CAST(ceiling(date_diff('second', current_timestamp, part_closes_at) / 60e0)
+       CASE WHEN part_closes_at <= clock_at THEN 0
+            ELSE CAST(ceiling(date_diff('second', clock_at, part_closes_at) / 60e0)
                       AS integer) END AS minutes_left,
-       CASE WHEN part_closes_at <= current_timestamp THEN 'closed' ELSE 'open' END
-           AS window_state
-FROM ranked WHERE rn = 1"""
+       CASE WHEN part_closes_at <= clock_at THEN 'closed' ELSE 'open' END AS window_state,
+       clock_at
+FROM ranked JOIN clocks ON clocks.clock_exam = ranked.exam_id
+WHERE rn = 1"""
 
 
 def exam_faults_sql(
@@ -354,11 +384,14 @@ GROUP BY part, criterion_id"""
 
 
 def board_views_sql(
-    catalog: str, namespace: str, table: str = "criterion_transitions"
+    catalog: str,
+    namespace: str,
+    table: str = "criterion_transitions",
+    heartbeats: str | None = None,
 ) -> list[str]:
     """The scoreboard's views in creation order (each reads the ones before it)."""
     return [
-        part_windows_sql(catalog, namespace, table),
+        part_windows_sql(catalog, namespace, table, heartbeats=heartbeats),
         exam_faults_sql(catalog, namespace, table),
         candidate_criteria_sql(catalog, namespace),
         stuck_criteria_sql(catalog, namespace),
