@@ -25,7 +25,8 @@ from tests.e2e.test_scoreboard_browser import _driver, _login, graded_exam
 
 __all__ = ["graded_exam"]  # the fixture, imported for this module
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+# the live demo alone takes 5-10 minutes on a busy 2-core machine
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 COHORT_PNG = REPO_ROOT / "docs" / "scoreboard-cohort.png"
 CANDIDATE_PNG = REPO_ROOT / "docs" / "scoreboard-candidate.png"

@@ -47,7 +47,8 @@ def test_every_dataset_runs_on_trino_with_its_declared_columns(
     for path, ds in load_bundle().datasets.items():
         source = ds["sql"] or f"SELECT * FROM {TRINO_CATALOG}.{ds['schema']}.{ds['table_name']}"
         names, _ = _run(trino_connection, f"SELECT * FROM ({source}) d LIMIT 0")
-        assert names == [c["column_name"] for c in ds["columns"]], path
+        physical = [c["column_name"] for c in ds["columns"] if not c.get("expression")]
+        assert names == physical, path  # calculated columns are Superset's, not Trino's
 
 
 def _row(
