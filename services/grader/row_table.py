@@ -246,6 +246,9 @@ def to_arrow(
             arrays.append(_evidence_array(rows, f.type))
         elif f.name in times:
             arrays.append(_timestamps([times[f.name](r) for r in rows], f.type))
+        elif f.name not in columns and f.nullable:
+            # an optional column a newer version added to the table: this one writes nulls
+            arrays.append(pa.nulls(len(rows), f.type))
         else:
             arrays.append(pa.array(columns[f.name], type=f.type))
     return pa.Table.from_arrays(arrays, schema=schema)

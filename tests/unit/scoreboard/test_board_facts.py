@@ -131,3 +131,18 @@ def test_the_collector_watch_keeps_the_latest_beat_by_event_time() -> None:
         3000, False, "timeout", "proctor_side"
     )  # fmt: skip
     assert flink.heartbeats == 3
+
+
+def test_a_column_a_newer_version_added_is_written_as_nulls() -> None:
+    import pyarrow as pa
+
+    from services.grader.row_table import ARROW_SCHEMA
+
+    _, out = _graded(0)
+    row = to_row(out[0], 1, SourcePosition("platform.x", 0, 3), None, 1)
+    wider = ARROW_SCHEMA.append(pa.field("confidence", pa.float64(), nullable=True))
+    got = to_arrow([row], wider).to_pylist()[0]
+    assert got["confidence"] is None and got["criterion_id"] == row.criterion_id
+    required = ARROW_SCHEMA.append(pa.field("must_have", pa.float64(), nullable=False))
+    with pytest.raises(KeyError):
+        to_arrow([row], required)
