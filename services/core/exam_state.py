@@ -24,7 +24,9 @@ from services.core.facts.base import Fact, FactSpec
 from services.core.heartbeats import Coverage
 from services.core.matching import clock as clock_text
 from services.core.model import (
+    NO_FACTS,
     CriterionResult,
+    ExamFacts,
     ExamResult,
     Outcome,
     QueueEntry,
@@ -532,6 +534,7 @@ class ExamState:
                     event_ts_ms=trigger_ms,
                     confidence=entry.confidence if entry is not None else None,
                     queue=entry,
+                    facts=self.exam_facts(REVIEW_PART),
                 )
             )
         self.notes = now
@@ -586,6 +589,22 @@ class ExamState:
             evidence=r.evidence,
             event_ts_ms=r.decided_ms if r.decided_ms is not None else trigger_ms,
             confidence=r.confidence,
+            facts=self.exam_facts(r.part),
+        )
+
+    def exam_facts(self, part: str) -> ExamFacts:
+        """The part's window and the exam's fault as the context says now."""
+        window = self.ctx.windows.get(part)
+        fault = self.ctx.fault
+        if window is None and fault is None:
+            return NO_FACTS
+        return ExamFacts(
+            part_opened_ms=None if window is None else window.anchor_ms,
+            part_closes_ms=None if window is None else window.close_ms,
+            part_extended_minutes=0 if window is None else window.extended_minutes,
+            fault_layer="" if fault is None else fault.layer,
+            fault_kind="" if fault is None else fault.kind,
+            fault_ms=None if fault is None else fault.ts_ms,
         )
 
     def result(self, clock: int, extra_review: Iterable[str] = ()) -> ExamResult:

@@ -91,6 +91,26 @@ class CriterionResult:
 
 
 @dataclass(frozen=True, slots=True)
+class ExamFacts:
+    """What the engine knew of an exam's clock and fault when it made a transition.
+
+    ``part_closes_ms`` is when the row's part box closes (the earliest of its limit plus
+    accepted extensions, its ``part.ended`` and the exam's end); all None/empty while the
+    part has not opened or the row is not a part's (overall verdicts, review notes).
+    """
+
+    part_opened_ms: int | None = None
+    part_closes_ms: int | None = None
+    part_extended_minutes: int = 0
+    fault_layer: str = ""
+    fault_kind: str = ""
+    fault_ms: int | None = None
+
+
+NO_FACTS = ExamFacts()
+
+
+@dataclass(frozen=True, slots=True)
 class Transition:
     """One change of a criterion's state, as the service publishes it."""
 
@@ -112,6 +132,10 @@ class Transition:
     confidence: float | None = None
     #: a review-queue note (``review:judge:<criterion>``): what waits or was decided
     queue: QueueEntry | None = None
+    #: the exam's facts when the change was made, for the scoreboard (columns, not
+    #: text): the row's part window (opened, closes, minutes added by extensions) and
+    #: the injected fault. Not part of what the change *is*: equality leaves them out.
+    facts: ExamFacts = field(default=NO_FACTS, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,6 +97,30 @@ TRANSITIONS_SCHEMA = Schema(
         NestedField(field_id, name, StringType(), required=False, doc=doc)
         for field_id, (name, doc) in enumerate(TRACE_COLUMNS.items(), start=29)
     ),
+    *(
+        NestedField(field_id, name, type_, required=False, doc=doc)
+        for field_id, name, type_, doc in (
+            (31, "part_opened_at", TimestamptzType(),
+             "When the row's part box opened (its anchor event)."),
+            (32, "part_closes_at", TimestamptzType(),
+             "When it closes: limit plus extensions, part.ended or exam.ended."),
+            (33, "part_extended_minutes", IntegerType(),
+             "Minutes added to the part by accepted part.extended events."),
+            (34, "fault_layer", StringType(), "Injected fault."),
+            (35, "fault_kind", StringType(), None),
+            (36, "fault_injected_at", TimestamptzType(), None),
+        )
+    ),
+)  # fmt: skip
+
+#: the exam facts columns (the scoreboard's; added to an older table on load)
+FACT_COLUMNS = (
+    "part_opened_at",
+    "part_closes_at",
+    "part_extended_minutes",
+    "fault_layer",
+    "fault_kind",
+    "fault_injected_at",
 )
 #: columns added after the table's first version (added to an older table on load)
 ADDED_COLUMNS = tuple(f for f in TRANSITIONS_SCHEMA.fields if f.field_id >= 21)
@@ -159,7 +183,7 @@ def ensure_table(catalog: Catalog, identifier: str) -> Table:
 
 def _with_added_columns(catalog: Catalog, identifier: str, table: Table) -> Table:
     """An older table gains the optional columns added since (confidence, review queue,
-    trace)."""
+    trace, exam facts)."""
     for _ in range(5):
         have = {f.name for f in table.schema().fields}
         missing = [f for f in ADDED_COLUMNS if f.name not in have]
@@ -180,6 +204,15 @@ ARROW_SCHEMA: pa.Schema = TRANSITIONS_SCHEMA.as_arrow()
 
 def _ts(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _extended(r: TransitionRow) -> int | None:
+    """Minutes added to the row's part; null when the row has no open part."""
+    return None if r.facts.part_opened_ms is None else r.facts.part_extended_minutes
+
+
+def _opt_ts(ms: int | None) -> datetime | None:
+    return None if ms is None else _ts(ms)
 
 
 def _evidence_array(rows: Sequence[TransitionRow], list_type: pa.DataType) -> pa.Array:
@@ -210,11 +243,11 @@ def _evidence_array(rows: Sequence[TransitionRow], list_type: pa.DataType) -> pa
     return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), struct, type=list_type)
 
 
-def _timestamps(ms: list[int], type_: pa.DataType) -> pa.Array:
-    """Epoch milliseconds as the schema's timestamp type (microseconds, UTC)."""
+def _timestamps(ms: Sequence[int | None], type_: pa.DataType) -> pa.Array:
+    """Epoch milliseconds (None: null) as the schema's timestamp type (microseconds, UTC)."""
     unit = getattr(type_, "unit", "us")
     factor = {"ms": 1, "us": 1000, "ns": 1_000_000}[unit]
-    return pa.array([m * factor for m in ms], pa.int64()).cast(type_)
+    return pa.array([None if m is None else m * factor for m in ms], pa.int64()).cast(type_)
 
 
 def to_arrow(
@@ -254,15 +287,26 @@ def to_arrow(
         "decision_reason": [(r.queue.decision_reason or None) if r.queue else None for r in rows],
         "trace_id": [r.trace_id for r in rows],
         "grade_span_id": [r.grade_span_id for r in rows],
+        "part_extended_minutes": [_extended(r) for r in rows],
+        "fault_layer": [r.facts.fault_layer or None for r in rows],
+        "fault_kind": [r.facts.fault_kind or None for r in rows],
+    }
+    times = {
+        "event_ts": lambda r: r.event_ts_ms,
+        "graded_at": lambda r: r.graded_at_ms,
+        "part_opened_at": lambda r: r.facts.part_opened_ms,
+        "part_closes_at": lambda r: r.facts.part_closes_ms,
+        "fault_injected_at": lambda r: r.facts.fault_ms,
     }
     arrays: list[pa.Array] = []
     for f in schema:
         if f.name == "evidence":
             arrays.append(_evidence_array(rows, f.type))
-        elif f.name == "event_ts":
-            arrays.append(_timestamps([r.event_ts_ms for r in rows], f.type))
-        elif f.name == "graded_at":
-            arrays.append(_timestamps([r.graded_at_ms for r in rows], f.type))
+        elif f.name in times:
+            arrays.append(_timestamps([times[f.name](r) for r in rows], f.type))
+        elif f.name not in columns and f.nullable:
+            # an optional column a newer version added to the table: this one writes nulls
+            arrays.append(pa.nulls(len(rows), f.type))
         else:
             arrays.append(pa.array(columns[f.name], type=f.type))
     return pa.Table.from_arrays(arrays, schema=schema)
@@ -306,6 +350,12 @@ def to_arrow_by_row(
                 "decision_reason": (r.queue.decision_reason or None) if r.queue else None,
                 "trace_id": r.trace_id,
                 "grade_span_id": r.grade_span_id,
+                "part_opened_at": _opt_ts(r.facts.part_opened_ms),
+                "part_closes_at": _opt_ts(r.facts.part_closes_ms),
+                "part_extended_minutes": _extended(r),
+                "fault_layer": r.facts.fault_layer or None,
+                "fault_kind": r.facts.fault_kind or None,
+                "fault_injected_at": _opt_ts(r.facts.fault_ms),
             }
             for r in rows
         ],

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.core.events import SourcePosition
-from services.core.model import QueueEntry, Transition
+from services.core.model import NO_FACTS, ExamFacts, QueueEntry, Transition
 
 #: a record's trace id and its grading span's id (see :class:`TransitionRow`)
 Trace = tuple[str | None, str | None]
@@ -103,6 +103,8 @@ class TransitionRow:
     trace_id: str | None = None
     #: id of the span that graded the source record, when spans are recorded
     grade_span_id: str | None = None
+    #: the part window and fault the engine knew at the change (scoreboard columns)
+    facts: ExamFacts = field(default=NO_FACTS, compare=False)
     _id: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -155,6 +157,7 @@ class TransitionRow:
             "queue": _queue_obj(self.queue),
             "trace_id": self.trace_id,
             "grade_span_id": self.grade_span_id,
+            "facts": facts_to_json(self.facts),
         }
 
     @classmethod
@@ -183,6 +186,7 @@ class TransitionRow:
             # rows kept by a worker before rows carried their trace: none
             trace_id=obj.get("trace_id"),
             grade_span_id=obj.get("grade_span_id"),
+            facts=facts_from_json(obj.get("facts")),
         )
 
     def to_state_record(self) -> dict[str, Any]:
@@ -268,4 +272,30 @@ def to_row(
         queue=t.queue,
         trace_id=trace[0],
         grade_span_id=trace[1],
+        facts=t.facts,
+    )
+
+
+def facts_to_json(f: ExamFacts) -> dict[str, Any]:
+    return {
+        "part_opened_ms": f.part_opened_ms,
+        "part_closes_ms": f.part_closes_ms,
+        "part_extended_minutes": f.part_extended_minutes,
+        "fault_layer": f.fault_layer,
+        "fault_kind": f.fault_kind,
+        "fault_ms": f.fault_ms,
+    }
+
+
+def facts_from_json(obj: Mapping[str, Any] | None) -> ExamFacts:
+    """Facts from a pending record; a record written before they existed has none."""
+    if not obj:
+        return NO_FACTS
+    return ExamFacts(
+        part_opened_ms=obj.get("part_opened_ms"),
+        part_closes_ms=obj.get("part_closes_ms"),
+        part_extended_minutes=int(obj.get("part_extended_minutes") or 0),
+        fault_layer=str(obj.get("fault_layer") or ""),
+        fault_kind=str(obj.get("fault_kind") or ""),
+        fault_ms=obj.get("fault_ms"),
     )

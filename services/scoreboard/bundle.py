@@ -37,6 +37,11 @@ KINDS: tuple[tuple[str, str, str], ...] = (
     ("dashboards", "Dashboard", "dashboard"),
 )
 DASHBOARD_SLUG = "proctor-scoreboard"
+#: the proctor's pages: every candidate of the cohort, and one candidate
+COHORT_SLUG = "proctor-cohort"
+CANDIDATE_SLUG = "proctor-candidate"
+#: the datasets a candidate's login reads, each under a row-level security rule
+CANDIDATE_TABLES = ("candidate_criteria", "part_windows", "exam_faults", "collector_status")
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,7 @@ def problems(bundle: Bundle) -> list[str]:
                 out.append(f"{path}: uses column {col!r}, which {ds_path} does not have")
         if ch.get("viz_type") != (ch.get("params") or {}).get("viz_type"):
             out.append(f"{path}: viz_type differs from params.viz_type")
+    anywhere: set[Any] = set()
     for path, dash in bundle.dashboards.items():
         position = dash.get("position") or {}
         placed = {
@@ -115,16 +121,29 @@ def problems(bundle: Bundle) -> list[str]:
             for node in position.values()
             if isinstance(node, dict) and node.get("type") == "CHART"
         }
+        anywhere |= placed
         for uuid in placed - set(charts):
             out.append(f"{path}: places chart {uuid}, which is not bundled")
-        for uuid in set(charts) - placed:
-            out.append(f"{path}: does not place chart {charts[uuid]}")
+        for flt in (dash.get("metadata") or {}).get("native_filter_configuration") or []:
+            for target in flt.get("targets") or []:
+                ds_path = datasets.get(target.get("datasetUuid"))
+                if ds_path is None:
+                    out.append(f"{path}: filter {flt.get('name')} targets an unbundled dataset")
+                    continue
+                cols = {c["column_name"] for c in bundle.datasets[ds_path].get("columns") or []}
+                if (target.get("column") or {}).get("name") not in cols:
+                    out.append(f"{path}: filter {flt.get('name')} names a column {ds_path} lacks")
+            for root in (flt.get("scope") or {}).get("rootPath") or []:
+                if root not in position:
+                    out.append(f"{path}: filter {flt.get('name')} is scoped to a missing {root}")
         for key, node in position.items():
             if not isinstance(node, dict):
                 continue
             for child in node.get("children", []):
                 if child not in position:
                     out.append(f"{path}: {key} has a missing child {child}")
+    for uuid in set(charts) - anywhere:
+        out.append(f"no dashboard places chart {charts[uuid]}")
     return out
 
 

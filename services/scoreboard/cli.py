@@ -72,25 +72,54 @@ def watch_cmd(interval: float, exams: tuple[str, ...], once: bool) -> None:
 @click.option("--beat-file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--once", is_flag=True, help="Take one sample and exit.")
 def sample(interval: float, group: str, beat_file: Path | None, once: bool) -> None:
-    """Sample the grader's lag and the dead letters into grading.pipeline_health."""
+    """Sample the grader's lag and the dead letters into grading.pipeline_health, and each
+    platform's collectors' heartbeats into grading.collector_health."""
     from services.connections import open_catalog
+    from services.contract.schemas import topic_name
     from services.contract.settings import ClientSettings
+    from services.contract.wire import WireCodec, registry_client
     from services.logs import setup_logging
-    from services.scoreboard.health import HealthSampler, ensure_health_table, group_consumer
+    from services.scoreboard.health import (
+        COLLECTORS_SCHEMA,
+        COLLECTORS_TABLE,
+        HEARTBEAT_TOPIC,
+        CollectorWatch,
+        HealthSampler,
+        ensure_health_table,
+        group_consumer,
+    )
 
     loaded = load_settings()
     setup_logging(loaded.telemetry.log_level)
     settings = ClientSettings.of(loaded)
     try:
-        table = ensure_health_table(open_catalog(loaded.catalog))
+        catalog = open_catalog(loaded.catalog)
+        table = ensure_health_table(catalog)
+        beats_table = ensure_health_table(catalog, COLLECTORS_TABLE, COLLECTORS_SCHEMA)
     except ProctorError as exc:
         _fail(exc)
         return
-    consumer = group_consumer(
-        settings.bootstrap, group, {k: str(v) for k, v in settings.kafka_security.items()}
+    security = {k: str(v) for k, v in settings.kafka_security.items()}
+    consumer = group_consumer(settings.bootstrap, group, security)
+    # its own group, never committed: it assigns every partition from the start
+    beats_consumer = group_consumer(settings.bootstrap, f"{group}-scoreboard-collectors", security)
+    codec = WireCodec(
+        registry_client(settings.registry_url, basic_auth_user_info=settings.registry_user_info),
+        topic_prefix=settings.topic_prefix,
+    )
+    watch = CollectorWatch(
+        beats_consumer,
+        lambda m: codec.decode(m.value(), m.topic(), m.partition(), m.offset()),
+        topic_name(HEARTBEAT_TOPIC, settings.topic_prefix),
     )
     sampler = HealthSampler(
-        consumer, table, group, prefix=settings.topic_prefix, interval_s=interval
+        consumer,
+        table,
+        group,
+        prefix=settings.topic_prefix,
+        interval_s=interval,
+        collectors=watch,
+        collectors_table=beats_table,
     )
 
     def beat(n: int) -> None:
@@ -107,3 +136,4 @@ def sample(interval: float, group: str, beat_file: Path | None, once: bool) -> N
         sampler.run(stop, beat)
     finally:
         consumer.close()
+        beats_consumer.close()

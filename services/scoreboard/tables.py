@@ -18,7 +18,12 @@ from typing import Any
 
 from services.connections import open_catalog, trino_connect
 from services.errors import StackError
-from services.scoreboard.health import ensure_health_table
+from services.scoreboard.health import (
+    COLLECTORS_SCHEMA,
+    COLLECTORS_TABLE,
+    collector_status_sql,
+    ensure_health_table,
+)
 from services.settings import CatalogSettings, TrinoSettings
 
 NAMESPACE = "grading"
@@ -37,7 +42,8 @@ class GraderTables:
 def ensure_scoreboard_tables(
     catalog_settings: CatalogSettings, trino: TrinoSettings, grader: GraderTables
 ) -> None:
-    """criterion_transitions (as the grader makes it), the exam_scores view, pipeline_health."""
+    """criterion_transitions (as the grader makes it), the grader's views, pipeline_health,
+    collector_health and its view collector_status."""
     try:
         catalog = open_catalog(catalog_settings)
     except Exception as exc:  # SQLAlchemy's errors when the catalog database is down
@@ -45,6 +51,7 @@ def ensure_scoreboard_tables(
     try:
         grader.ensure_table(catalog, TRANSITIONS)
         ensure_health_table(catalog)
+        ensure_health_table(catalog, COLLECTORS_TABLE, COLLECTORS_SCHEMA)
     except Exception as exc:  # pyiceberg and SQLAlchemy raise many unrelated types
         raise StackError(f"cannot create the scoreboard's Iceberg tables: {exc}") from exc
     finally:
@@ -55,7 +62,10 @@ def ensure_scoreboard_tables(
     with contextlib.closing(trino_connect(trino)) as conn:
         try:
             grader.create_view(conn, trino.catalog, NAMESPACE)
+            cur = conn.cursor()
+            cur.execute(collector_status_sql(trino.catalog))
+            cur.fetchall()
         except Exception as exc:  # the Trino client raises several unrelated types
             raise StackError(
-                f"cannot create the view {NAMESPACE}.exam_scores in Trino: {exc}"
+                f"cannot create the scoreboard's views in {NAMESPACE} in Trino: {exc}"
             ) from exc

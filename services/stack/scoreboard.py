@@ -123,5 +123,35 @@ def status() -> None:
         sys.exit(1)
 
 
-for _command in (up, down, status):
+@click.command("grant")
+@click.argument("candidate")
+def grant(candidate: str) -> None:
+    """Give CANDIDATE a Superset login that sees only their own rows (row-level security).
+
+    The user is named after the candidate; the password comes from
+    PROCTOR_SUPERSET_CANDIDATE_PASSWORD, else one is made and printed once. Running it
+    again resets the password and brings the rule up to date. Superset must be up.
+    """
+    import os
+    import secrets
+
+    from services.stack.superset import SupersetComponent
+
+    superset = SupersetComponent(StackConfig.from_env())
+    if superset.pid() is None or not superset.healthy():
+        _fail(StackError("Superset is not running: `proctor scoreboard up` first"))
+        return
+    given = os.environ.get("PROCTOR_SUPERSET_CANDIDATE_PASSWORD")
+    password = given or secrets.token_urlsafe(18)
+    try:
+        superset.grant_candidate(candidate, password)
+    except StackError as exc:
+        _fail(exc)
+        return
+    click.echo(f"{candidate} may log in at {superset.address} and sees only their own rows")
+    if not given:
+        click.echo(f"password (shown once): {password}")
+
+
+for _command in (up, down, status, grant):
     scoreboard.add_command(_command)

@@ -39,6 +39,7 @@ SUPERSET_VERSION = "6.1.0"
 HERE = Path(__file__).resolve().parents[1] / "scoreboard"
 REQUIREMENTS = HERE / "requirements-superset.txt"
 ADMIN_SCRIPT = HERE / "superset_admin.py"
+CANDIDATE_SCRIPT = HERE / "superset_candidate.py"
 CACHE_DIR = Path.home() / ".cache" / "proctor"
 
 PORT_ENV = "PROCTOR_SUPERSET_PORT"
@@ -316,7 +317,23 @@ class SupersetComponent(Component):
             f"dashboard {dashboard.get('id')}"
         )
 
-    def dashboard_url(self) -> str:
+    def grant_candidate(self, candidate_id: str, password: str) -> str:
+        """A login for one candidate that sees only their rows of the candidate page's
+        datasets (role ``candidate:<id>``, a row-level security rule); Superset running."""
+        from services.scoreboard.bundle import CANDIDATE_TABLES
+
+        return self._run(
+            [str(self.bin("python")), "-I", str(CANDIDATE_SCRIPT)],
+            f"give candidate {candidate_id!r} a login",
+            env={
+                **self.environment(),
+                "PROCTOR_SUPERSET_CANDIDATE": candidate_id,
+                "PROCTOR_SUPERSET_CANDIDATE_PASSWORD": password,
+                "PROCTOR_SUPERSET_CANDIDATE_TABLES": ",".join(CANDIDATE_TABLES),
+            },
+        ).strip()
+
+    def dashboard_url(self, slug: str | None = None) -> str:
         from services.scoreboard.bundle import DASHBOARD_SLUG
 
-        return f"{self.address}/superset/dashboard/{DASHBOARD_SLUG}/"
+        return f"{self.address}/superset/dashboard/{slug or DASHBOARD_SLUG}/"

@@ -38,6 +38,11 @@ ENVIRONMENT_READERS = {
     "ensure_local_trust), exported for the worker it starts, as the demo does",
     "services/scoreboard/superset_admin.py": "runs inside Superset's own virtualenv with "
     "python -I (it cannot import proctor); the stack hands it the admin user and password",
+    "services/scoreboard/superset_candidate.py": "runs inside Superset's own virtualenv like "
+    "superset_admin.py; `proctor scoreboard grant` hands it the candidate and password",
+    "services/rehearsal/dashboards.py": "the rehearsal's candidate Superset password, handed "
+    "to its Superset collector by variable name (collectors read secrets from the "
+    "environment) and removed at stop",
 }
 
 
