@@ -25,7 +25,8 @@ def queue_query(
     catalog: str, namespace: str, status: str | None, candidates: Sequence[str]
 ) -> tuple[str, list[Any]]:
     """The SELECT of the queue's rows (parameters bound by the driver, never spliced)."""
-    from services.grader.views import QUEUE_COLUMNS, QUEUE_VIEW, _check
+    from services.grader.sql_names import _check
+    from services.grader.views import QUEUE_COLUMNS, QUEUE_VIEW
 
     sql = (
         f"SELECT {QUEUE_COLUMNS} FROM {_check(catalog, 'catalog')}."

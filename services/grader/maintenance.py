@@ -21,7 +21,7 @@ from pyiceberg.table import Table
 
 from services.errors import SinkError
 from services.grader import offsets as off
-from services.grader.views import _check
+from services.grader.sql_names import _check
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,9 @@ import zipfile
 import pytest
 import yaml
 
+from services.grader.board_views import BOARD_VIEWS
 from services.grader.row_table import TRANSITIONS_SCHEMA
-from services.grader.views import BOARD_VIEWS, exam_scores_sql
+from services.grader.views import exam_scores_sql
 from services.scoreboard.bundle import (
     KINDS,
     ROOT,
