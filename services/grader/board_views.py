@@ -115,6 +115,27 @@ FROM ranked LEFT JOIN found ON found.found_exam = ranked.exam_id
 WHERE rn = 1"""
 
 
+#: the verified roster's snapshot (services/scoreboard/roster_table.py writes it): which
+#: cohort each platform sits in, for the pages' cohort filter
+ROSTER_TABLE = "cohort_roster"
+
+
+def roster_table_sql(catalog: str, namespace: str, table: str = ROSTER_TABLE) -> str:
+    """The roster snapshot's table, made empty if absent so the views can always join it
+    (no cohort until the scoreboard's sampler, holding the proctor's keyring, fills it)."""
+    cat, ns = _check(catalog, "catalog"), _check(namespace, "namespace")
+    return f"""CREATE TABLE IF NOT EXISTS {cat}.{ns}.{_check(table, "table")} (
+    platform_id varchar NOT NULL,
+    candidate_id varchar NOT NULL,
+    exam_id varchar NOT NULL,
+    cohort varchar,
+    revoked boolean NOT NULL,
+    generation integer NOT NULL,
+    snapshot_at timestamp(6) with time zone NOT NULL
+)
+COMMENT 'The verified roster as last read: platform, candidate, exam and cohort'"""
+
+
 #: how the scoreboard orders and colours states (the Superset charts colour by name)
 STATE_ORDER = ("met", "partial", "pending", "unknown", "expired", "failed")
 
@@ -124,7 +145,8 @@ def candidate_criteria_sql(
 ) -> str:
     """The per-candidate page: every criterion's current state with its reason, evidence
     (topic, partition, offset and event id of each deciding event), its part's window
-    and minutes left, and the exam's fault and minutes to root cause."""
+    and minutes left, the exam's fault and minutes to root cause, and the cohort the
+    verified roster puts its platform in (null until the roster snapshot holds it)."""
     cat, ns = _check(catalog, "catalog"), _check(namespace, "namespace")
     cur = f"{cat}.{ns}.{_check(scores, 'view')}"
     order = " ".join(f"WHEN '{s}' THEN {i}" for i, s in enumerate(STATE_ORDER, 1))
@@ -147,15 +169,17 @@ SELECT s.exam_id, s.candidate_id, s.platform_id,
        w.extended_minutes AS part_extended_minutes, w.minutes_left,
        coalesce(w.window_state, CASE WHEN s.part IS NULL THEN NULL ELSE 'not open' END)
            AS window_state,
-       f.fault, f.fault_injected_at, f.root_cause_at, f.root_cause_minutes
+       f.fault, f.fault_injected_at, f.root_cause_at, f.root_cause_minutes,
+       r.cohort
 FROM {cur} s
 LEFT JOIN {cat}.{ns}.part_windows w ON w.exam_id = s.exam_id AND w.part = s.part
-LEFT JOIN {cat}.{ns}.exam_faults f ON f.exam_id = s.exam_id"""
+LEFT JOIN {cat}.{ns}.exam_faults f ON f.exam_id = s.exam_id
+LEFT JOIN {cat}.{ns}.{ROSTER_TABLE} r ON r.platform_id = s.platform_id"""
 
 
 def stuck_criteria_sql(catalog: str, namespace: str, view: str = "stuck_criteria") -> str:
-    """Where the cohort got stuck: per criterion, how many exams reached its part's end
-    without meeting it (and in which state), beside how many met it."""
+    """Where the cohort got stuck: per cohort and criterion, how many exams reached its
+    part's end without meeting it (and in which state), beside how many met it."""
     cat, ns = _check(catalog, "catalog"), _check(namespace, "namespace")
     return f"""CREATE OR REPLACE VIEW {cat}.{ns}.{_check(view, "view")}
 COMMENT 'Per criterion: exams whose part closed without it met, by state'
@@ -170,10 +194,11 @@ SELECT part, criterion_id,
        count_if(window_state = 'closed' AND state = 'unknown') AS unknown_at_close,
        array_join(array_sort(array_agg(candidate_id)
                    FILTER (WHERE window_state = 'closed' AND state <> 'met')), ', ')
-           AS stuck_candidates
+           AS stuck_candidates,
+       cohort
 FROM {cat}.{ns}.candidate_criteria
 WHERE part <> 'overall'
-GROUP BY part, criterion_id"""
+GROUP BY cohort, part, criterion_id"""
 
 
 def board_views_sql(
@@ -184,6 +209,7 @@ def board_views_sql(
 ) -> list[str]:
     """The scoreboard's views in creation order (each reads the ones before it)."""
     return [
+        roster_table_sql(catalog, namespace),
         part_windows_sql(catalog, namespace, table, heartbeats=heartbeats),
         exam_faults_sql(catalog, namespace, table),
         candidate_criteria_sql(catalog, namespace),

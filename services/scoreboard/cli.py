@@ -72,8 +72,10 @@ def watch_cmd(interval: float, exams: tuple[str, ...], once: bool) -> None:
 @click.option("--beat-file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--once", is_flag=True, help="Take one sample and exit.")
 def sample(interval: float, group: str, beat_file: Path | None, once: bool) -> None:
-    """Sample the grader's lag and the dead letters into grading.pipeline_health, and each
-    platform's collectors' heartbeats into grading.collector_health."""
+    """Sample the grader's lag and the dead letters into grading.pipeline_health, each
+    platform's collectors' heartbeats into grading.collector_health and, with the
+    proctor's keyring (PROCTOR_TRUSTED_KEYS), the verified roster into
+    grading.cohort_roster (the pages' cohort filter)."""
     from services.connections import open_catalog
     from services.contract.schemas import topic_name
     from services.contract.settings import ClientSettings
@@ -112,6 +114,23 @@ def sample(interval: float, group: str, beat_file: Path | None, once: bool) -> N
         lambda m: codec.decode(m.value(), m.topic(), m.partition(), m.offset()),
         topic_name(HEARTBEAT_TOPIC, settings.topic_prefix),
     )
+    roster = None
+    if loaded.trust.trusted_keys:
+        from services.scoreboard.roster_table import RosterSnapshot, ensure_roster_table
+        from services.trust.keys import Keyring
+        from services.trust.roster import RosterView
+
+        try:
+            view = RosterView(settings, Keyring.from_file(loaded.trust.trusted_keys))
+            roster = RosterSnapshot(view, ensure_roster_table(catalog))
+        except ProctorError as exc:
+            _fail(exc)
+            return
+    else:
+        click.echo(
+            "no PROCTOR_TRUSTED_KEYS: the roster is not sampled, the pages show no cohort",
+            err=True,
+        )
     sampler = HealthSampler(
         consumer,
         table,
@@ -120,6 +139,7 @@ def sample(interval: float, group: str, beat_file: Path | None, once: bool) -> N
         interval_s=interval,
         collectors=watch,
         collectors_table=beats_table,
+        roster=roster,
     )
 
     def beat(n: int) -> None:

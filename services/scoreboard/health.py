@@ -41,6 +41,7 @@ from pyiceberg.types import BooleanType, LongType, NestedField, StringType, Time
 
 from services.contract.schemas import DLQ_TOPIC, INPUT_TOPICS, topic_name
 from services.errors import ProctorError, StackError
+from services.scoreboard.roster_table import RosterSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -319,6 +320,7 @@ class HealthSampler:
         now: Callable[[], datetime] = lambda: datetime.now(tz=UTC),
         collectors: CollectorWatch | None = None,
         collectors_table: Table | None = None,
+        roster: RosterSnapshot | None = None,
     ) -> None:
         self.consumer = consumer
         self.table = table
@@ -330,9 +332,12 @@ class HealthSampler:
         self.commits = 0
         self.collectors = collectors
         self.collectors_table = collectors_table
+        self.roster = roster
 
     def once(self) -> int:
         at = self.now()
+        if self.roster is not None:
+            self.roster.once()
         if self.collectors is not None and self.collectors_table is not None:
             self.collectors.poll(max(1.0, self.interval_s / 2))
             beats = self.collectors.rows()
@@ -351,7 +356,8 @@ class HealthSampler:
     def _expire(self) -> None:
         """A commit every few seconds makes many snapshots: keep the last hour's."""
         cutoff = int(time.time() * 1000) - 3_600_000
-        for table in (self.table, self.collectors_table):
+        roster_table = self.roster.table if self.roster is not None else None
+        for table in (self.table, self.collectors_table, roster_table):
             if table is None:
                 continue
             try:
