@@ -44,11 +44,11 @@ def _initiated_by(value: Any) -> str:
     return opt_str(by, "username", "initiatedBy") or "unknown"
 
 
-def _resources(value: Any) -> list[dict[str, Any]]:
+def _resources(value: Any, where: str = "resources") -> list[dict[str, Any]]:
     out = []
-    for i, item in enumerate(as_list(value, "resources")):
-        res = as_object(item, f"resources[{i}]")
-        path = f"resources[{i}]"
+    for i, item in enumerate(as_list(value, where)):
+        res = as_object(item, f"{where}[{i}]")
+        path = f"{where}[{i}]"
         out.append(
             {
                 "kind": req_str(res, "kind", path),
@@ -58,6 +58,24 @@ def _resources(value: Any) -> list[dict[str, Any]]:
                 "status": opt_str(res, "status", path),
             }
         )
+    return out
+
+
+def _with_managed(resources: list[dict[str, Any]], managed: Any) -> list[dict[str, Any]]:
+    """The sync's resources plus every resource the app manages that is Synced now.
+
+    Two operations finishing in the same second share one notification (its ``oncePer``
+    is the finish time), and the body shows the later one's ``syncResult``: a self-heal
+    of one resource right after a sync left the first sync's other resources, and their
+    namespaces, out (seen on the real Argo CD). The app's ``status.resources`` lists what
+    it manages with its sync status; a Synced one is deployed by Argo CD at the revision."""
+    seen = {(r["group"], r["kind"], r["namespace"], r["name"]) for r in resources}
+    out = list(resources)
+    for r in _resources(managed, "managed"):
+        key = (r["group"], r["kind"], r["namespace"], r["name"])
+        if r["status"] == "Synced" and key not in seen:
+            seen.add(key)
+            out.append(r)
     return out
 
 
@@ -121,16 +139,20 @@ def parse(inbound: Inbound) -> Parsed:
         )
     app_key = _app_key(doc, app)
     revision, revisions = _revisions(doc)
+    phase = _enum(doc, "phase", PHASES, None)
+    resources = _resources(doc.get("resources"))
+    if phase == "Succeeded":
+        resources = _with_managed(resources, doc.get("managed"))
     data = {
         "app": app,
         "project": opt_str(doc, "project", "") or "default",
         "revision": revision,
         "sync_status": _enum(doc, "syncStatus", SYNC_STATUSES, "Unknown"),
         "health_status": _enum(doc, "healthStatus", HEALTH_STATUSES, "Unknown"),
-        "phase": _enum(doc, "phase", PHASES, None),
+        "phase": phase,
         "initiated_by": _initiated_by(doc.get("initiatedBy")),
         "finished_at": None if finished_ms is None else ms_to_rfc3339(finished_ms),
-        "resources": _resources(doc.get("resources")),
+        "resources": resources,
         "revisions": revisions,
     }
     natural = f"{app_key}@{started or ''}/{finished or ''}"

@@ -226,3 +226,32 @@ def test_reconciled_notification_without_its_facts_is_refused(
 ) -> None:
     with pytest.raises(PayloadError, match=reason):
         parse(Inbound("basecamp-alice", reconciled_body(**changes)))
+
+
+def test_a_later_operation_in_the_same_second_does_not_hide_the_syncs_resources() -> None:
+    """Two operations finishing in one second share one notification, whose syncResult is
+    the later one's (a self-heal of one resource, seen on the real Argo CD): the resources
+    the app manages and reports Synced are added; OutOfSync ones and a failed sync's are
+    not."""
+    doc = json.loads(body("automated-succeeded"))
+    doc["resources"] = [
+        {"group": "", "kind": "ConfigMap", "namespace": "pipeline", "name": "lookup-table",
+         "status": "Synced"},
+    ]  # fmt: skip
+    doc["managed"] = [
+        {"group": "", "version": "v1", "kind": "ConfigMap", "namespace": "pipeline",
+         "name": "lookup-table", "status": "Synced", "health": {"status": "Healthy"}},
+        {"group": "", "version": "v1", "kind": "ConfigMap", "namespace": "flink",
+         "name": "ms-api", "status": "Synced"},
+        {"group": "apps", "version": "v1", "kind": "Deployment", "namespace": "serving",
+         "name": "api", "status": "OutOfSync"},
+    ]  # fmt: skip
+    event = one(json.dumps(doc).encode())
+    got = [(r["namespace"], r["name"]) for r in event.data["resources"]]
+    assert got == [("pipeline", "lookup-table"), ("flink", "ms-api")]
+    doc["phase"] = "Failed"
+    failed = one(json.dumps(doc).encode())
+    assert [r["name"] for r in failed.data["resources"]] == ["lookup-table"]
+    doc["phase"], doc["managed"] = "Succeeded", {"not": "a list"}
+    with pytest.raises(PayloadError, match="managed: expected a JSON array"):
+        parse(Inbound("basecamp-alice", json.dumps(doc).encode()))
