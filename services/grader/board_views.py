@@ -192,8 +192,8 @@ SELECT part, criterion_id,
        count_if(window_state = 'closed' AND state = 'partial') AS partial_at_close,
        count_if(window_state = 'closed' AND state IN ('failed', 'expired')) AS failed_at_close,
        count_if(window_state = 'closed' AND state = 'unknown') AS unknown_at_close,
-       array_join(array_sort(array_agg(candidate_id)
-                   FILTER (WHERE window_state = 'closed' AND state <> 'met')), ', ')
+       array_join(array_sort(array_distinct(array_agg(candidate_id)
+                   FILTER (WHERE window_state = 'closed' AND state <> 'met'))), ', ')
            AS stuck_candidates,
        cohort
 FROM {cat}.{ns}.candidate_criteria
