@@ -36,13 +36,12 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import yaml
 
 from services.errors import StackError
-from services.stack.component import stop_process_group
+from services.stack.component import StartedOnEnter, stop_process_group
 from services.stack.kubernetes import HOST, KubeCluster, free_port, kubectl_env
 
 ARGOCD_VERSION = os.environ.get("PROCTOR_ARGOCD_VERSION", "v3.6.2")
@@ -111,7 +110,7 @@ def _git(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
 
 
 @dataclass
-class GitDaemon:
+class GitDaemon(StartedOnEnter):
     """A bare repository served read-only by ``git daemon`` on loopback, and a work clone
     that commits and pushes to it (through the file system, as a merged pull request)."""
 
@@ -223,22 +222,6 @@ class GitDaemon:
         stop_process_group(self._proc, term_wait_s=10)
         self._proc = None
 
-    def __enter__(self) -> GitDaemon:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
 
 @dataclass(frozen=True, slots=True)
 class NotificationSink:
@@ -296,7 +279,7 @@ def application(
 
 
 @dataclass
-class ArgoCD:
+class ArgoCD(StartedOnEnter):
     """Redis, the repo server, the application controller and the notifications controller
     of one Argo CD, on loopback ports, stopped by the process groups it started."""
 
@@ -534,22 +517,6 @@ class ArgoCD:
         for name in ("notifications", "application-controller", "repo-server", "redis"):
             stop_process_group(self._procs.get(name), term_wait_s=15)
         self._procs.clear()
-
-    def __enter__(self) -> ArgoCD:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _redis_ping(port: int) -> bool:

@@ -46,7 +46,7 @@ from typing import Any
 from services.errors import StackError
 from services.platform.source_db import ORDERS_TABLE, OrderLoad, SourceDatabase
 from services.stack import jvm, maven
-from services.stack.component import stop_process_group
+from services.stack.component import StartedOnEnter, stop_process_group
 from services.stack.config import StackConfig
 from services.stack.kafka import KAFKA_VERSION, LOG4J_VERSION
 from services.stack.kubernetes import free_port
@@ -469,7 +469,7 @@ def apicurio_v2_url(config: StackConfig) -> str:
 
 # The worker ---------------------------------------------------------------------------------
 @dataclass
-class ConnectWorker:
+class ConnectWorker(StartedOnEnter):
     """A Kafka Connect standalone worker on a free loopback port, stopped by its pid."""
 
     workdir: Path
@@ -565,22 +565,6 @@ class ConnectWorker:
         process group this worker started and nothing else."""
         proc, self._proc = self._proc, None
         stop_process_group(proc, 30.0)
-
-    def __enter__(self) -> ConnectWorker:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 # The whole candidate's CDC -------------------------------------------------------------------

@@ -34,14 +34,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal
 
 import httpx
 
 from services.errors import StackError
 from services.stack import maven
-from services.stack.component import stop_process_group
+from services.stack.component import StartedOnEnter, stop_process_group
 from services.stack.config import StackConfig
 from services.stack.jvm import java
 from services.stack.kubernetes import free_port
@@ -260,7 +259,7 @@ def _escape(value: str) -> str:
 
 
 @dataclass
-class FlinkSession:
+class FlinkSession(StartedOnEnter):
     """One JVM with a MiniCluster session; started and stopped by the pid it started."""
 
     workdir: Path
@@ -441,22 +440,6 @@ class FlinkSession:
             except subprocess.TimeoutExpired:
                 stop_process_group(proc, 20.0)
         self._http.close()
-
-    def __enter__(self) -> FlinkSession:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 # Faults a rehearsal injects, each returning the undo that puts the job back ------------

@@ -30,7 +30,6 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
@@ -39,7 +38,7 @@ from trino.dbapi import Connection
 from services.errors import StackError
 from services.stack import jvm
 from services.stack import trino as stack_trino
-from services.stack.component import stop_process_group
+from services.stack.component import StartedOnEnter, stop_process_group
 from services.stack.config import StackConfig
 
 HOST = "127.0.0.1"
@@ -184,7 +183,7 @@ class Answer:
 
 # The server ---------------------------------------------------------------------------------
 @dataclass
-class CandidateTrino:
+class CandidateTrino(StartedOnEnter):
     """A Trino coordinator-worker with file-based access control, stopped by its own pid."""
 
     workdir: Path
@@ -323,22 +322,6 @@ class CandidateTrino:
         """SIGTERM, then SIGKILL, to exactly the process this server started."""
         proc, self._proc = self._proc, None
         stop_process_group(proc, 30.0)
-
-    def __enter__(self) -> CandidateTrino:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # Queries and rules ----------------------------------------------------------------------
     def connect(self, user: str) -> Connection:

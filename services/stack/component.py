@@ -18,6 +18,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 from services.errors import StackError
 from services.stack.config import StackConfig
@@ -208,6 +210,33 @@ class Component(ABC):
         except OSError:
             return "(no log yet)"
         return "\n".join(text.splitlines()[-lines:])
+
+
+class StartedOnEnter:
+    """A process owner used as a context manager: started on enter (a start that fails
+    stops what it had started before raising), stopped on exit."""
+
+    def start(self) -> object:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
 
 
 def run_setup(

@@ -29,7 +29,6 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -37,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from services.errors import StackError
+from services.stack.component import StartedOnEnter
 
 KUBE_VERSION = os.environ.get("PROCTOR_KUBE_VERSION", "v1.37.2")
 REPO = Path(__file__).resolve().parents[2]
@@ -271,7 +271,7 @@ class TlsFront:
 
 
 @dataclass
-class KubeCluster:
+class KubeCluster(StartedOnEnter):
     """kine + kube-apiserver on loopback ports, stopped by the pids it started."""
 
     workdir: Path
@@ -430,22 +430,6 @@ class KubeCluster:
         if self._front is not None:
             self._front.close()
             self._front = None
-
-    def __enter__(self) -> KubeCluster:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _port_open(port: int) -> bool:
