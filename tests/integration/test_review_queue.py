@@ -25,7 +25,6 @@ import pytest
 from click.testing import CliRunner
 from confluent_kafka import Producer
 from pyiceberg.catalog import Catalog
-from pyiceberg.catalog.sql import SqlCatalog
 
 from services.cli import cli
 from services.contract.schemas import topic_name
@@ -35,7 +34,6 @@ from services.offline.replay import replay_events
 from services.offline.scenarios import ExamBuilder
 from services.rubrics import resolver
 from services.settings import JudgeSettings
-from services.stack.catalog import load_catalog, trino_connect
 from tests.integration.grader.live import TRINO_CATALOG, LiveExam, live_exam
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -44,32 +42,25 @@ THRESHOLD = "0.99"
 WHO = ("alice", "bob")
 
 
-@pytest.fixture(scope="module")
-def catalog(stack: Any) -> Iterator[Catalog]:
-    cat = load_catalog(stack.require("postgres"))
-    yield cat
-    if isinstance(cat, SqlCatalog):
-        cat.engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def trino(stack: Any) -> Iterator[Any]:
-    with contextlib.closing(trino_connect(stack.require("trino"))) as conn:
-        yield conn
-
-
 @pytest.fixture
 def live(
     stack: Any,
     kafka_bootstrap: str,
     registry_url: str,
-    catalog: Catalog,
-    trino: Any,
+    iceberg_catalog: Catalog,
+    trino_connection: Any,
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> Iterator[LiveExam]:
     with live_exam(
-        "rq", request.node.name, kafka_bootstrap, registry_url, catalog, trino, tmp_path, 20
+        "rq",
+        request.node.name,
+        kafka_bootstrap,
+        registry_url,
+        iceberg_catalog,
+        trino_connection,
+        tmp_path,
+        20,
     ) as exam_:
         yield exam_
 
@@ -122,7 +113,7 @@ def until(read: Any, ok: Any, what: str, live: LiveExam, timeout_s: float = 180)
 
 
 def test_low_confidence_text_verdicts_wait_for_a_proctor(
-    live: LiveExam, trino: Any, monkeypatch: pytest.MonkeyPatch
+    live: LiveExam, trino_connection: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     conn = ["--bootstrap", live.bootstrap, "--registry-url", live.registry_url,
             "--prefix", live.prefix]  # fmt: skip
@@ -152,7 +143,7 @@ def test_low_confidence_text_verdicts_wait_for_a_proctor(
     live.start_worker(PROCTOR_REVIEW_THRESHOLD=THRESHOLD)
     live.wait_ready()
     got = until(
-        lambda: queue(trino, live.namespace),
+        lambda: queue(trino_connection, live.namespace),
         lambda q: set(q) == set(expected),
         "the review queue",
         live,
@@ -167,7 +158,7 @@ def test_low_confidence_text_verdicts_wait_for_a_proctor(
         digest = hashlib.sha256(contents[c.review.artifact_event_id].encode()).hexdigest()
         assert row["text_digest"] == digest
         assert row["queued_at"] is not None and row["decided_at"] is None
-    before = scores(trino, live.namespace)
+    before = scores(trino_connection, live.namespace)
     assert {before[(f"rq-{w}", "p3.senior_tone")][1] for w in WHO} == {"review"}
 
     listed = run("review", "list", "--namespace", live.namespace, "--json", remote=False)
@@ -211,7 +202,7 @@ def test_low_confidence_text_verdicts_wait_for_a_proctor(
         "--at", at(431))  # fmt: skip
     alice, bob = ("rq-alice", "p3.senior_tone"), ("rq-bob", "p3.senior_tone")
     decided = until(
-        lambda: queue(trino, live.namespace),
+        lambda: queue(trino_connection, live.namespace),
         lambda q: q[alice]["status"] == "confirmed" and q[bob]["status"] == "overridden",
         "the decisions",
         live,
@@ -229,7 +220,7 @@ def test_low_confidence_text_verdicts_wait_for_a_proctor(
     letters = [d for d in live.dead_letters(1) if d.raw_value == live.codec.encode(forged)]
     assert [d.error_class for d in letters] == ["unauthenticated"], live.dead_letters(0, 1)
     after = until(
-        lambda: scores(trino, live.namespace),
+        lambda: scores(trino_connection, live.namespace),
         lambda s: s[bob][0] == "failed",
         "bob's override in exam_scores",
         live,

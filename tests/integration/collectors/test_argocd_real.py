@@ -12,7 +12,6 @@ scripts/build-kube.sh's (built when missing).
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import time
@@ -23,26 +22,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, TopicPartition
-from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from services.collectors import argocd, gitops
 from services.collectors.webhook import ReceiverSettings
 from services.collectors.webhook_auth import secret_env
 from services.collectors.webhook_payload import Inbound
 from services.collectors.webhook_run import BackgroundReceiver, build_receiver
-from services.contract.registry import Registry
-from services.contract.schemas import TOPICS_BY_NAME, load_contract, topic_name
-from services.contract.settings import ClientSettings
-from services.contract.topics import admin_client, delete_topics, ensure_topics
-from services.contract.wire import WireCodec, registry_client
 from services.core.events import Event
 from services.core.simple_judge import KeywordJudge
 from services.offline.replay import replay_events
 from services.offline.scenarios import ExamBuilder
 from services.platform.argocd import NotificationSink, application
 from services.rubrics import resolver
-from tests.integration.collectors.conftest import Env
+from tests.integration.collectors.conftest import Env, contract_env
 
 if TYPE_CHECKING:
     from tests.platform_fixtures.argocd import ArgoPlatform
@@ -77,39 +69,10 @@ def service(name: str, ns: str) -> str:
     )
 
 
-def _wait_for_leaders(settings: ClientSettings, topics: list[str]) -> None:
-    consumer = Consumer(settings.kafka_config(**{"group.id": f"wait-{uuid.uuid4().hex}"}))
-    deadline = time.monotonic() + 60
-    try:
-        for name in topics:
-            for p in consumer.list_topics(name, timeout=10).topics[name].partitions:
-                while True:
-                    try:
-                        consumer.get_watermark_offsets(TopicPartition(name, p), timeout=5)
-                        break
-                    except KafkaException:
-                        assert time.monotonic() < deadline, f"{name}/{p} has no leader"
-                        time.sleep(0.1)
-    finally:
-        consumer.close()
-
-
 @pytest.fixture(scope="module")
 def env(kafka_bootstrap: str, registry_url: str) -> Iterator[Env]:
-    prefix = f"it-argo-{uuid.uuid4().hex[:8]}."
-    settings = ClientSettings(kafka_bootstrap, registry_url, prefix)
-    contract = load_contract()
-    client = registry_client(registry_url)
-    admin = admin_client(kafka_bootstrap)
-    ensure_topics(admin, prefix=prefix, specs=[TOPICS_BY_NAME[t] for t in TOPICS])
-    Registry(client, registry_url, contract, prefix).register_all(TYPES)
-    _wait_for_leaders(settings, [topic_name(t, prefix) for t in TOPICS])
-    yield Env(prefix, settings, WireCodec(client, contract, topic_prefix=prefix))
-    delete_topics(admin, [topic_name(t, prefix) for t in TOPICS])
-    for t in TYPES:
-        for permanent in (False, True):
-            with contextlib.suppress(SchemaRegistryError):
-                client.delete_subject(contract.schema(t).subject(prefix), permanent=permanent)
+    with contract_env(kafka_bootstrap, registry_url, "argo", TOPICS, TYPES) as e:
+        yield e
 
 
 @dataclass
