@@ -210,6 +210,21 @@ def override(
             f"{criterion_id!r} cannot be overridden: name a criterion such as p2.root_cause "
             "(overall verdicts follow from the criteria)"
         )
+    return _decision(e, criterion_id, state, reason, by, kind, now_ms)
+
+
+def confirm(e: RosterEntry, criterion_id: str, reason: str, by: str, now_ms: int) -> list[Event]:
+    """grade.overridden, kind confirm (state graded): the proctor signs off the grader's
+    decision on a criterion the review queue holds; the grader's state stands."""
+    if not criterion_id.strip() or criterion_id.startswith("overall."):
+        raise CohortError(f"{criterion_id!r} is not a criterion the review queue holds")
+    return _decision(e, criterion_id, "graded", reason, by, "confirm", now_ms)
+
+
+def _decision(
+    e: RosterEntry, criterion_id: str, state: str, reason: str, by: str, kind: str, now_ms: int
+) -> list[Event]:
+    """The grade.overridden of a proctor's decision, once it says why and who."""
     if not reason.strip():
         raise CohortError("say why (--reason): the candidate and a reviewer will read it")
     if not by.strip():
@@ -225,30 +240,6 @@ def override(
             reason=reason,
             by=by,
             kind=kind,
-        )
-    ]
-
-
-def confirm(e: RosterEntry, criterion_id: str, reason: str, by: str, now_ms: int) -> list[Event]:
-    """grade.overridden, kind confirm (state graded): the proctor signs off the grader's
-    decision on a criterion the review queue holds; the grader's state stands."""
-    if not criterion_id.strip() or criterion_id.startswith("overall."):
-        raise CohortError(f"{criterion_id!r} is not a criterion the review queue holds")
-    if not reason.strip():
-        raise CohortError("say why (--reason): the candidate and a reviewer will read it")
-    if not by.strip():
-        raise CohortError("say who decided (--by)")
-    return [
-        _event(
-            "grade.overridden",
-            e,
-            now_ms,
-            None,
-            criterion_id=criterion_id,
-            state="graded",
-            reason=reason,
-            by=by,
-            kind="confirm",
         )
     ]
 
